@@ -1,0 +1,83 @@
+"""The ``camaudit`` command: a click group whose commands parse, call the library and print.
+
+Each area's commands live in a module of this package (``scan.py``, ``lab.py``, ...); the
+group imports them lazily so that ``camaudit --help`` stays fast. Library errors
+(:class:`camaudit.errors.CamauditError`) become one clear line on stderr and the exit code the
+contract names (DESIGN.md section 7); no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import CamauditError
+
+CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
+
+#: command name -> (module, attribute, one-line help shown in `camaudit --help`)
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "scan": ("scan", "scan", "Sweep, probe, identify and record the cameras in TARGETS."),
+    "scans": ("scan", "scans", "List past scans in the store."),
+    "show": ("scan", "show", "Show one scan, or what the store knows about one address."),
+}
+
+
+class LazyGroup(click.Group):
+    """A group that imports a command's module only when that command runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        spec = COMMANDS.get(cmd_name)
+        if spec is None:
+            return None
+        module = importlib.import_module(f"{__name__}.{spec[0]}")
+        command: click.Command = getattr(module, spec[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
+@click.version_option(__version__, prog_name="camaudit")
+def cli() -> None:
+    """camaudit: find the IP cameras on internal networks, identify their makers (Hikvision,
+    Dahua and their rebrands above all), verify whether they can reach the internet, and
+    report it with the evidence.
+
+    Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 usage,
+    configuration or input error; 3 the run failed or was interrupted.
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: run the group, turning camaudit errors into messages and exit codes."""
+    try:
+        code = cli.main(args=argv, prog_name="camaudit", standalone_mode=False)
+        # Commands return their exit code (0 or 1, DESIGN.md section 7); None means 0.
+        sys.exit(code if isinstance(code, int) else 0)
+    except click.exceptions.Abort:
+        click.echo("camaudit: interrupted", err=True)
+        sys.exit(3)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(2 if exc.exit_code in (1, 2) else exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except CamauditError as exc:
+        click.echo(f"camaudit: error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("camaudit: interrupted", err=True)
+        sys.exit(3)
+    except BrokenPipeError:
+        sys.exit(0)

@@ -1,0 +1,157 @@
+"""Configuration: built-in defaults, then an optional TOML file, then command-line overrides,
+into frozen dataclasses. ``config/camaudit.toml`` documents every value."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+DEFAULT_PORTS: tuple[int, ...] = (
+    21, 23, 80, 81, 88, 443, 554, 2020, 5000, 5554, 8000, 8080, 8443, 8554, 8899,
+    34567, 37777, 37778,
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class SweepConfig:
+    ports: tuple[int, ...] = DEFAULT_PORTS
+    concurrency: int = 500
+    rate: float = 5000.0
+    per_host: int = 4
+    connect_timeout: float = 1.5
+    engine: str = "builtin"  # builtin | nmap
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeConfig:
+    timeout: float = 5.0
+    max_response_bytes: int = 65536
+    body_bytes: int = 4096
+    host_concurrency: int = 64
+
+
+@dataclass(frozen=True, slots=True)
+class ScanConfig:
+    targets: tuple[str, ...] = ()
+    exclude: tuple[str, ...] = ()
+    allow_public: bool = False
+    max_hosts: int = 65_536
+    sweep: SweepConfig = field(default_factory=SweepConfig)
+    probe: ProbeConfig = field(default_factory=ProbeConfig)
+    sweep_only: bool = False
+    db_path: str = "camaudit.db"
+
+    def digest(self) -> str:
+        """A short hash of everything that shapes the scan, stored with it."""
+        blob = json.dumps(dataclasses.asdict(self), sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def parse_ports(text: str) -> tuple[int, ...]:
+    """Parse ``80,443,8000-8010`` into sorted unique ports; ConfigError on anything else."""
+    ports: set[int] = set()
+    for part in text.replace(" ", "").split(","):
+        if not part:
+            continue
+        try:
+            if "-" in part:
+                low_text, high_text = part.split("-", 1)
+                low, high = int(low_text), int(high_text)
+                if low > high:
+                    raise ValueError
+                ports.update(range(low, high + 1))
+            else:
+                ports.add(int(part))
+        except ValueError:
+            raise ConfigError(f"{part!r} is not a port or a port range (example: 80,443,8000-8010)") from None
+    if not ports:
+        raise ConfigError("the port list is empty")
+    bad = [p for p in ports if not 1 <= p <= 65535]
+    if bad:
+        raise ConfigError(f"port {bad[0]} is outside 1-65535")
+    return tuple(sorted(ports))
+
+
+def _check_positive(section: str, name: str, value: Any, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"[{section}] {name} must be a positive number, not {value!r}")
+
+
+def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    changes: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"[{section}] has no setting {key!r}; known: {', '.join(sorted(known))}")
+        if key == "ports":
+            if isinstance(value, str):
+                value = parse_ports(value)
+            elif isinstance(value, list) and all(isinstance(p, int) for p in value):
+                value = parse_ports(",".join(str(p) for p in value))
+            else:
+                raise ConfigError(f"[{section}] ports must be a list of port numbers")
+        elif key == "engine":
+            if value not in ("builtin", "nmap"):
+                raise ConfigError(f"[{section}] engine must be 'builtin' or 'nmap', not {value!r}")
+        elif isinstance(getattr(base, key), bool):
+            if not isinstance(value, bool):
+                raise ConfigError(f"[{section}] {key} must be true or false")
+        elif isinstance(getattr(base, key), int | float):
+            _check_positive(section, key, value, allow_zero=key == "rate")
+            value = type(getattr(base, key))(value)
+        changes[key] = value
+    return dataclasses.replace(base, **changes)
+
+
+def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
+    """Defaults, then the TOML file at ``path`` (if any), then ``overrides``.
+
+    ``overrides`` are flat names: ``ports``, ``concurrency``, ``rate``, ``per_host``,
+    ``connect_timeout``, ``engine`` go to the sweep; ``probe_timeout`` to the probes; the rest
+    to the scan itself. ``None`` values are ignored (an option the user did not give).
+    """
+    config = ScanConfig()
+    if path is not None:
+        try:
+            data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from exc
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from exc
+        unknown = set(data) - {"scan", "probe"}
+        if unknown:
+            raise ConfigError(f"configuration file {str(path)!r} has unknown section [{sorted(unknown)[0]}]")
+        scan_values = dict(data.get("scan", {}))
+        sweep_keys = {f.name for f in dataclasses.fields(SweepConfig)}
+        sweep_values = {k: scan_values.pop(k) for k in list(scan_values) if k in sweep_keys}
+        config = dataclasses.replace(
+            _apply("scan", ScanConfig, config, {k: v for k, v in scan_values.items()}),
+            sweep=_apply("scan", SweepConfig, config.sweep, sweep_values),
+            probe=_apply("probe", ProbeConfig, config.probe, dict(data.get("probe", {}))),
+        )
+    sweep_over = {k: v for k, v in overrides.items() if v is not None and k in _SWEEP_KEYS}
+    probe_over = {
+        k.removeprefix("probe_"): v for k, v in overrides.items() if v is not None and k.startswith("probe_")
+    }
+    scan_over = {
+        k: (tuple(v) if isinstance(v, list) else v)
+        for k, v in overrides.items()
+        if v is not None and k not in _SWEEP_KEYS and not k.startswith("probe_")
+    }
+    return dataclasses.replace(
+        config,
+        **scan_over,
+        sweep=_apply("option", SweepConfig, config.sweep, sweep_over),
+        probe=_apply("option", ProbeConfig, config.probe, probe_over),
+    )
+
+
+_SWEEP_KEYS = {f.name for f in dataclasses.fields(SweepConfig)}

@@ -1,0 +1,177 @@
+"""The data that flows between camaudit's stages (DESIGN.md sections 1, 3 and 4).
+
+Observations are raw evidence; everything else is derived from them and links back to them.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: The observation vocabulary (DESIGN.md section 3). A contract: users' scripts rely on it.
+OBSERVATION_KINDS: frozenset[str] = frozenset(
+    {
+        "mac",
+        "open_port",
+        "http_server",
+        "http_www_authenticate",
+        "http_headers",
+        "http_title",
+        "http_body",
+        "favicon_mmh3",
+        "favicon_md5",
+        "tls_cert",
+        "rtsp_server",
+        "rtsp_www_authenticate",
+        "rtsp_response",
+        "onvif_probe_match",
+        "onvif_device_info",
+        "sadp",
+        "dhip",
+        "isapi_device_info",
+        "dahua_cgi",
+        "mdns",
+        "upnp",
+        "snmp_sysdescr",
+        "telnet_banner",
+        "ftp_banner",
+    }
+)
+
+#: Values are bounded: a device controls them, and the store and reports must stay small.
+MAX_OBSERVATION_VALUE = 16 * 1024
+
+DEVICE_TYPES: frozenset[str] = frozenset({"camera", "nvr", "dvr", "doorbell", "encoder", "other"})
+
+
+def utc_now() -> str:
+    """An ISO 8601 UTC timestamp with microseconds, the one format the store uses."""
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
+
+
+def bounded_text(value: str | bytes, limit: int = MAX_OBSERVATION_VALUE) -> str:
+    """Decode leniently and cut to ``limit`` characters: device text is untrusted."""
+    if isinstance(value, bytes):
+        value = value[: limit * 4].decode("utf-8", errors="replace")
+    value = value.replace("\x00", "\ufffd")
+    return value[:limit]
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One piece of raw evidence about one address (and port, when it has one)."""
+
+    address: str
+    kind: str
+    value: str
+    port: int | None = None
+    source: str = ""
+    observed_at: str = field(default_factory=utc_now)
+
+    def __post_init__(self) -> None:
+        if self.kind not in OBSERVATION_KINDS:
+            raise ValueError(f"unknown observation kind {self.kind!r}")
+        if len(self.value) > MAX_OBSERVATION_VALUE:
+            object.__setattr__(self, "value", self.value[:MAX_OBSERVATION_VALUE])
+
+    def brief(self) -> dict[str, Any]:
+        """The contract's JSON shape: kind, value, port."""
+        return {"kind": self.kind, "value": self.value, "port": self.port}
+
+
+@dataclass(slots=True)
+class Host:
+    """What one scan learned about one address."""
+
+    address: str
+    ports: list[int] = field(default_factory=list)
+    mac: str | None = None
+    observations: list[Observation] = field(default_factory=list)
+    #: Probes that could not finish (timeouts, resets, oversized answers), said plainly.
+    problems: list[str] = field(default_factory=list)
+    identity: Identity | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {
+            "address": self.address,
+            "ports": sorted(self.ports),
+            "observations": [o.brief() for o in self.observations],
+        }
+        if self.mac:
+            doc["mac"] = self.mac
+        if self.problems:
+            doc["problems"] = list(self.problems)
+        if self.identity is not None:
+            doc["identity"] = self.identity.to_json()
+        return doc
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureHit:
+    """One signature that matched, and the observation it matched."""
+
+    signature: str
+    kind: str
+    value: str
+    port: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"id": self.signature, "kind": self.kind, "value": self.value, "port": self.port}
+
+
+@dataclass(slots=True)
+class Identity:
+    """Who made a device, by the evidence (DESIGN.md section 4, a contract)."""
+
+    vendor: str = "unknown"
+    brand: str | None = None
+    device_type: str | None = None
+    model: str | None = None
+    firmware: str | None = None
+    serial: str | None = None
+    confidence: float = 0.0
+    covered: bool = False
+    advisories: list[str] = field(default_factory=list)
+    signatures: list[SignatureHit] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["confidence"] = round(self.confidence, 3)
+        doc["signatures"] = [s.to_json() for s in self.signatures]
+        return doc
+
+
+@dataclass(slots=True)
+class ScanResult:
+    """The outcome of one run of the pipeline."""
+
+    scan_id: str
+    status: str
+    started_at: str
+    finished_at: str | None
+    targets: list[str]
+    hosts: list[Host] = field(default_factory=list)
+    #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
+    notes: list[str] = field(default_factory=list)
+    addresses_scanned: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "scan_id": self.scan_id,
+            "status": self.status,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "targets": self.targets,
+            "addresses_scanned": self.addresses_scanned,
+            "notes": self.notes,
+            "hosts": [h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))],
+        }
+
+
+def _addr_key(address: str) -> tuple[int, int]:
+    import ipaddress
+
+    ip = ipaddress.ip_address(address)
+    return (ip.version, int(ip))
