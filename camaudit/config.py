@@ -141,7 +141,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
     probe_over = {
         k.removeprefix("probe_"): v for k, v in overrides.items() if v is not None and k.startswith("probe_")
     }
-    scan_over = {
+    scan_over: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v)
         for k, v in overrides.items()
         if v is not None and k not in _SWEEP_KEYS and not k.startswith("probe_")

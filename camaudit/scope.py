@@ -10,7 +10,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 
 from .errors import ScopeError
@@ -22,7 +22,7 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 DEFAULT_MAX_HOSTS = 65_536
 
 
-class AddressClass(str, Enum):
+class AddressClass(StrEnum):
     INTERNAL = "internal"  # an organisation's own space (RFC 1918, ULA, ...)
     LOCAL = "local"  # this host or this link: loopback, link-local, multicast, unspecified
     AMBIGUOUS = "ambiguous"  # CGNAT: ISP-side space unless the organisation says otherwise

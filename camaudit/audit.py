@@ -1,0 +1,241 @@
+"""The library's entry point: ``run_scan(config) -> ScanResult`` drives the stages of
+DESIGN.md section 1 and writes each one to the store as it goes.
+
+scope -> sweep -> discover -> probe -> interrogate -> identify -> store
+
+Interruption (Ctrl-C, SIGTERM, or the caller's ``stop`` event) ends the current stage promptly;
+what was found is already in the store and the scan is marked ``interrupted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import logging
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from .config import ScanConfig
+from .errors import CamauditError, ScanFailed
+from .model import Host, Observation, ScanResult, utc_now
+from .scope import build_scope
+from .store import Store, open_store
+
+log = logging.getLogger(__name__)
+
+#: progress(stage, done, total): stage is "sweep", "probe", ...; total may be 0 when unknown.
+ProgressCallback = Callable[[str, int, int], None]
+
+#: How often sweep results are flushed to the store, so an interruption loses at most this much.
+_FLUSH_SECONDS = 0.5
+
+
+class _StopSignals:
+    """Turn SIGINT and SIGTERM into a stop event for the duration of a scan (main thread only),
+    so every stage can finish its bookkeeping instead of dying mid-write."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self.stop = stop
+        self._previous: dict[int, Any] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        if self.stop.is_set() and signum == signal.SIGINT:
+            # A second Ctrl-C: the user means it. Restore the default and raise.
+            self.restore()
+            raise KeyboardInterrupt
+        log.warning("received %s: stopping the scan and keeping what was found", signal.Signals(signum).name)
+        self.stop.set()
+
+    def __enter__(self) -> _StopSignals:
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                self._previous[signum] = signal.signal(signum, self._handler)
+        return self
+
+    def restore(self) -> None:
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
+        self._previous.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.restore()
+
+
+class _SweepWriter:
+    """Collects open ports from the sweep and writes them in small batches."""
+
+    def __init__(self, store: Store, scan_id: str) -> None:
+        self.store, self.scan_id = store, scan_id
+        self.pending: list[tuple[str, int]] = []
+        self.last_flush = time.monotonic()
+
+    def __call__(self, address: str, port: int) -> None:
+        self.pending.append((address, port))
+        if time.monotonic() - self.last_flush >= _FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            batch, self.pending = self.pending, []
+            self.store.add_services(self.scan_id, batch)
+        self.last_flush = time.monotonic()
+
+
+def run_scan(
+    config: ScanConfig,
+    *,
+    progress: ProgressCallback | None = None,
+    stop: threading.Event | None = None,
+) -> ScanResult:
+    """Run one scan as ``config`` says and record it in ``config.db_path``.
+
+    Raises ScopeError/ConfigError (before anything is written) for bad input, StoreError when the
+    database cannot be used. Otherwise returns a ScanResult whose ``status`` is ``complete``,
+    ``interrupted`` or ``failed``.
+    """
+    scope = build_scope(
+        config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
+    )
+    addresses = scope.addresses()
+    stop = stop or threading.Event()
+    store = open_store(config.db_path)
+    scan_id = store.start_scan(
+        targets=list(config.targets),
+        exclude=list(config.exclude),
+        config=dataclasses.asdict(config),
+        config_hash=config.digest(),
+        addresses=len(addresses),
+    )
+    result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses))
+    status, error = "failed", None
+    try:
+        with _StopSignals(stop):
+            _run_stages(config, store, result, addresses, progress, stop)
+        status = "interrupted" if stop.is_set() else "complete"
+    except KeyboardInterrupt:
+        status = "interrupted"
+    except CamauditError:
+        status = "failed"
+        raise
+    except Exception as exc:  # an unexpected fault: record it, then report it plainly
+        log.exception("scan %s failed", scan_id)
+        error = f"{type(exc).__name__}: {exc}"
+        raise ScanFailed(f"the scan failed: {error} (scan {scan_id} keeps what was found)") from exc
+    finally:
+        result.status = status
+        result.finished_at = utc_now()
+        with contextlib.suppress(CamauditError):
+            store.finish_scan(scan_id, status, notes=result.notes, error=error)
+        store.close()
+    return result
+
+
+def _run_stages(
+    config: ScanConfig,
+    store: Store,
+    result: ScanResult,
+    addresses: Sequence[str],
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    hosts: dict[str, Host] = {}
+
+    # 1. The port sweep.
+    writer = _SweepWriter(store, result.scan_id)
+    sweep_progress = (lambda done, total: progress("sweep", done, total)) if progress else None
+    sweep = _sweep_function(config.sweep.engine)
+    try:
+        swept = sweep(addresses, config.sweep, on_open=writer, progress=sweep_progress, stop=stop)
+    finally:
+        writer.flush()
+    result.notes.extend(swept.notes)
+    for address, ports in swept.open_ports.items():
+        hosts[address] = Host(address, ports=sorted(ports))
+    if config.sweep_only or stop.is_set():
+        result.hosts = list(hosts.values())
+        return
+
+    # 2. Probes of each open service, host by host, written as each host finishes.
+    asyncio.run(_probe_hosts(config, store, result.scan_id, hosts, progress, stop))
+
+    # 3. Identification from the evidence gathered so far.
+    _identify_hosts(store, result.scan_id, hosts)
+    result.hosts = list(hosts.values())
+
+
+def _sweep_function(engine: str) -> Callable[..., Any]:
+    if engine == "nmap":
+        from .discovery.nmap import nmap_sweep
+
+        return nmap_sweep
+    from .discovery.tcp import sweep
+
+    return sweep
+
+
+async def _probe_hosts(
+    config: ScanConfig,
+    store: Store,
+    scan_id: str,
+    hosts: dict[str, Host],
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    from .probes import probe_host
+
+    todo = [h for h in hosts.values() if h.ports]
+    limit = asyncio.Semaphore(config.probe.host_concurrency)
+    done = 0
+
+    async def one(host: Host) -> None:
+        nonlocal done
+        async with limit:
+            if stop.is_set():
+                return
+            report = await probe_host(host.address, host.ports, config.probe)
+            host.observations.extend(report.observations)
+            host.problems.extend(report.problems)
+            # Writing is quick and local; doing it inline keeps the order of evidence simple.
+            store.add_observations(scan_id, report.observations)
+            done += 1
+            if progress:
+                progress("probe", done, len(todo))
+
+    tasks = [asyncio.create_task(one(h)) for h in todo]
+    watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        watcher.cancel()
+
+
+async def _cancel_on_stop(tasks: Sequence[asyncio.Task[None]], stop: threading.Event) -> None:
+    # The stop event is a threading.Event set by a signal handler or another thread; waiting on
+    # it in a worker thread would keep asyncio.run() from returning, so poll it at 10 Hz.
+    while not stop.is_set():  # noqa: ASYNC110
+        await asyncio.sleep(0.1)
+    for task in tasks:
+        task.cancel()
+
+
+def _identify_hosts(store: Store, scan_id: str, hosts: dict[str, Host]) -> None:
+    try:
+        from .fingerprint import identify
+    except ImportError:  # identification not installed in this build
+        return
+    for host in hosts.values():
+        evidence = _with_ports(host)
+        host.identity = identify(evidence)
+        mac = next((o.value for o in host.observations if o.kind == "mac"), None)
+        store.add_identity(scan_id, host.address, host.identity, mac=mac)
+
+
+def _with_ports(host: Host) -> list[Observation]:
+    """Open ports are evidence too (``open_port``), though the store keeps them as services."""
+    ports = [Observation(host.address, "open_port", f"tcp/{p}", p, "sweep") for p in host.ports]
+    return ports + host.observations
+

@@ -1,0 +1,214 @@
+"""`camaudit scan`, `camaudit scans`, `camaudit show`."""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import Counter
+from typing import Any
+
+import click
+
+from ..audit import run_scan
+from ..config import load_config, parse_ports
+from ..errors import ConfigError
+from ..store import open_store
+from .output import DB_OPTION, JSON_OPTION, print_json, progress_bar
+
+
+def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
+    if value is None:
+        return None
+    try:
+        return parse_ports(value)
+    except ConfigError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--exclude", multiple=True, help="Addresses, networks, ranges or @file to leave out (repeatable).")
+@DB_OPTION
+@JSON_OPTION
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A camaudit.toml with your defaults.")
+@click.option("--ports", callback=_ports, help="TCP ports to sweep, e.g. 80,554,8000-8010 (default: the camera list).")
+@click.option("--engine", type=click.Choice(["builtin", "nmap"]), help="Port sweep engine (default builtin).")
+@click.option("--rate", type=click.FloatRange(min=0), help="New connections per second, all targets (0 = no cap).")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Open connections at once, all targets.")
+@click.option("--per-host", type=click.IntRange(min=1), help="Open connections at once to one address.")
+@click.option("--connect-timeout", type=click.FloatRange(min=0.01), help="Seconds to wait for a TCP handshake.")
+@click.option("--probe-timeout", type=click.FloatRange(min=0.1), help="Seconds one service probe may take.")
+@click.option("--sweep-only", is_flag=True, help="Stop after the port sweep: a quick port inventory, like nmap -sT.")
+@click.option("--allow-public", is_flag=True, help="Allow public (internet) addresses as targets.")
+@click.option("--max-hosts", type=click.IntRange(min=1), help="Raise the cap on addresses per scan (default 65,536).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+def scan(
+    targets: tuple[str, ...],
+    exclude: tuple[str, ...],
+    db_path: str,
+    as_json: bool,
+    config_path: str | None,
+    ports: tuple[int, ...] | None,
+    engine: str | None,
+    rate: float | None,
+    concurrency: int | None,
+    per_host: int | None,
+    connect_timeout: float | None,
+    probe_timeout: float | None,
+    sweep_only: bool,
+    allow_public: bool,
+    max_hosts: int | None,
+    quiet: bool,
+) -> int:
+    """Sweep, probe, identify and record the cameras in TARGETS.
+
+    TARGETS are addresses, CIDR networks, ranges (10.0.0.1-10.0.0.50 or 10.0.0.1-50) and @FILE
+    lists (one target per line). Public addresses are refused unless --allow-public.
+
+    Example:
+
+        camaudit scan 10.20.0.0/24 --db audit.db
+    """
+    config = load_config(
+        config_path,
+        targets=list(targets),
+        exclude=list(exclude),
+        db_path=db_path,
+        ports=ports,
+        engine=engine,
+        rate=rate,
+        concurrency=concurrency,
+        per_host=per_host,
+        connect_timeout=connect_timeout,
+        probe_timeout=probe_timeout,
+        sweep_only=sweep_only or None,
+        allow_public=allow_public or None,
+        max_hosts=max_hosts,
+    )
+    with progress_bar(not quiet) as progress:
+        result = run_scan(config, progress=progress)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        _print_summary(result.to_json(), db_path)
+    return 0 if result.status == "complete" else 3
+
+
+def _print_summary(doc: dict[str, Any], db_path: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    table = Table(title=f"scan {doc['scan_id']} ({doc['status']})", title_justify="left")
+    for column in ("address", "open ports", "vendor", "brand", "model", "firmware", "confidence"):
+        table.add_column(column)
+    for host in doc["hosts"]:
+        ident = host.get("identity") or {}
+        table.add_row(
+            host["address"],
+            ",".join(str(p) for p in host["ports"]),
+            ident.get("vendor") or "",
+            ident.get("brand") or "",
+            ident.get("model") or "",
+            ident.get("firmware") or "",
+            f"{ident['confidence']:.2f}" if ident else "",
+        )
+    console.print(table)
+    vendors = Counter((h.get("identity") or {}).get("vendor", "not identified") for h in doc["hosts"])
+    console.print(
+        f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
+        + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
+    )
+    for note in doc["notes"]:
+        console.print(f"note: {note}", style="yellow")
+    if doc["status"] != "complete":
+        console.print(f"the scan is {doc['status']}; what it found is kept in {db_path}", style="bold red")
+    else:
+        console.print(f"recorded in {db_path}")
+
+
+@click.command()
+@DB_OPTION
+@JSON_OPTION
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def scans(db_path: str, as_json: bool, limit: int) -> int:
+    """List past scans in the store, newest first."""
+    with open_store(db_path, create=False) as store:
+        rows = store.scans(limit=limit)
+    if as_json:
+        print_json({"scans": [_scan_json(r) for r in rows]})
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table()
+    for column in ("scan id", "started", "status", "targets", "addresses", "hosts"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(row.id, row.started_at[:19].replace("T", " "), row.status, " ".join(row.targets)[:40],
+                      f"{row.addresses_scanned:,}", str(row.hosts))
+    Console().print(table)
+    return 0
+
+
+def _scan_json(row: Any) -> dict[str, Any]:
+    return {
+        "scan_id": row.id,
+        "started_at": row.started_at,
+        "finished_at": row.finished_at,
+        "status": row.status,
+        "targets": row.targets,
+        "addresses_scanned": row.addresses_scanned,
+        "hosts": row.hosts,
+        "notes": row.notes,
+        "camaudit_version": row.camaudit_version,
+    }
+
+
+@click.command()
+@click.argument("ref")
+@DB_OPTION
+@JSON_OPTION
+def show(ref: str, db_path: str, as_json: bool) -> int:
+    """Show one scan (by id, id prefix or `latest`), or an address's history across scans."""
+    with open_store(db_path, create=False) as store:
+        if _is_address(ref):
+            history = store.address_history(ref)
+            if as_json:
+                print_json({"address": ref, "history": history})
+            else:
+                _print_history(ref, history)
+            return 0
+        row = store.scan(ref)
+        hosts = store.hosts_of_scan(row.id)
+    doc = _scan_json(row) | {"hosts": hosts}
+    if as_json:
+        print_json(doc)
+    else:
+        _print_summary({**doc, "scan_id": row.id}, db_path)
+        for host in hosts:
+            click.echo(f"\n{host['address']}  ports {','.join(map(str, host['ports']))}")
+            for obs in host["observations"]:
+                value = obs["value"].replace("\r", "").replace("\n", " | ")
+                click.echo(f"  {obs['kind']:<22} {('tcp/' + str(obs['port'])) if obs['port'] else '':<10} {value[:100]}")
+    return 0
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _print_history(address: str, history: list[dict[str, Any]]) -> None:
+    if not history:
+        click.echo(f"no scan recorded anything for {address}")
+        return
+    for entry in history:
+        host = entry["host"] or {}
+        ident = host.get("identity") or {}
+        click.echo(
+            f"{entry['started_at'][:19].replace('T', ' ')}  scan {entry['scan_id']}  {entry['status']:<11} "
+            f"ports {','.join(map(str, host.get('ports', [])))}  {ident.get('vendor', '')} {ident.get('model') or ''}"
+        )

@@ -1,0 +1,490 @@
+"""The evidence store: SQLite written through sqlite-utils, behind numbered migrations.
+
+Every stage writes here as it goes, so an interrupted scan keeps what it found. Scan ids are
+UUIDs and every row carries its scan id, so stores written by agents on different segments
+merge without collision. WAL mode and ``BEGIN IMMEDIATE`` writes with a generous busy timeout
+let two scans write to one database at once, each landing whole.
+
+Tables (migration 1): scans, hosts, services, observations. Later migrations add identities,
+devices and sightings (2). Readable by Datasette as it is.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import logging
+import os
+import socket
+import sqlite3
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from hashlib import sha256
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+from . import __version__
+from .errors import StoreError, UsageError
+from .model import Identity, Observation, utc_now
+
+log = logging.getLogger(__name__)
+
+SCAN_STATUSES = ("running", "complete", "interrupted", "failed")
+BUSY_TIMEOUT_MS = 60_000
+
+migrations = Migrations("camaudit")
+
+
+@migrations(name="0001_scans_hosts_services_observations")
+def _m0001(db: sqlite_utils.Database) -> None:
+    db.table("scans").create(
+        {
+            "id": str,
+            "started_at": str,
+            "finished_at": str,
+            "status": str,
+            "targets": str,  # JSON list, as given
+            "exclude": str,  # JSON list
+            "config_hash": str,
+            "config": str,  # JSON of the effective configuration
+            "camaudit_version": str,
+            "host": str,  # the machine the scan ran on
+            "addresses_scanned": int,
+            "notes": str,  # JSON list of plain-language notes
+            "error": str,
+        },
+        pk="id",
+    )
+    db.table("hosts").create(
+        {"scan_id": str, "address": str, "mac": str, "first_seen": str, "last_seen": str},
+        pk=("scan_id", "address"),
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db.table("services").create(
+        {"scan_id": str, "address": str, "proto": str, "port": int, "state": str, "seen_at": str},
+        pk=("scan_id", "address", "proto", "port"),
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db.table("observations").create(
+        {
+            "id": str,  # content hash: the same evidence in the same scan is stored once
+            "scan_id": str,
+            "address": str,
+            "port": int,
+            "kind": str,
+            "value": str,
+            "source": str,
+            "observed_at": str,
+        },
+        pk="id",
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db.table("observations").create_index(["scan_id", "address"])
+    db.table("observations").create_index(["address"])
+    db.table("services").create_index(["address"])
+    db.table("hosts").create_index(["address"])
+
+
+@migrations(name="0002_devices_identities_sightings")
+def _m0002(db: sqlite_utils.Database) -> None:
+    db.table("devices").create(
+        {
+            "id": str,  # serial:<serial>, else mac:<mac>, else addr:<address>
+            "first_seen": str,
+            "last_seen": str,
+            "serial": str,
+            "mac": str,
+            "vendor": str,
+            "brand": str,
+            "model": str,
+        },
+        pk="id",
+    )
+    db.table("identities").create(
+        {
+            "scan_id": str,
+            "address": str,
+            "device_id": str,
+            "vendor": str,
+            "brand": str,
+            "device_type": str,
+            "model": str,
+            "firmware": str,
+            "serial": str,
+            "confidence": float,
+            "covered": int,
+            "advisories": str,  # JSON list of CVE ids
+            "signatures": str,  # JSON list of {id, kind, value, port}
+            "conflicts": str,  # JSON list
+            "identified_at": str,
+        },
+        pk=("scan_id", "address"),
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+    db.table("sightings").create(
+        {"scan_id": str, "device_id": str, "address": str, "seen_at": str},
+        pk=("scan_id", "device_id", "address"),
+        foreign_keys=[("scan_id", "scans", "id"), ("device_id", "devices", "id")],
+    )
+    db.table("identities").create_index(["device_id"])
+    db.table("sightings").create_index(["device_id"])
+
+
+def device_key(*, serial: str | None, mac: str | None, address: str) -> str:
+    """A device's identity across scans: serial, else MAC, else address (DESIGN.md section 6)."""
+    if serial:
+        return f"serial:{serial.strip().upper()}"
+    if mac:
+        return f"mac:{mac.strip().lower()}"
+    return f"addr:{address}"
+
+
+def observation_id(scan_id: str, obs: Observation) -> str:
+    digest = sha256(
+        "\x1f".join([scan_id, obs.address, str(obs.port), obs.kind, obs.value, obs.source]).encode()
+    )
+    return digest.hexdigest()[:32]
+
+
+@dataclass(frozen=True, slots=True)
+class ScanRow:
+    id: str
+    started_at: str
+    finished_at: str | None
+    status: str
+    targets: list[str]
+    addresses_scanned: int
+    hosts: int
+    notes: list[str]
+    camaudit_version: str
+    error: str | None
+
+
+class Store:
+    """One evidence database. Open with :func:`open_store`; use as a context manager."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        try:
+            conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode != "wal":
+                log.debug("journal mode is %s, not wal", mode)
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+        self.db = sqlite_utils.Database(conn)
+        self._migrate()
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self.db.conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _migrate(self) -> None:
+        # Two processes opening a new database at once must not both create its tables:
+        # an advisory lock on the database file serialises migration (SQLite's own locks are
+        # POSIX fcntl locks; flock is independent of them on Linux).
+        try:
+            fd = os.open(self.path, os.O_RDWR)
+        except OSError as exc:
+            raise StoreError(f"cannot open the database {self.path}: {exc.strerror}") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                migrations.apply(self.db)
+            except sqlite3.DatabaseError as exc:
+                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+        finally:
+            os.close(fd)  # closing releases the lock
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite_utils.Database]:
+        """One write transaction, taken with BEGIN IMMEDIATE so concurrent writers queue on the
+        busy timeout instead of failing on a lock upgrade."""
+        conn = self.db.conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+        try:
+            yield self.db
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        else:
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.OperationalError as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+
+    # -- scans -----------------------------------------------------------------------------
+
+    def start_scan(
+        self,
+        *,
+        targets: Sequence[str],
+        exclude: Sequence[str] = (),
+        config: dict[str, Any] | None = None,
+        config_hash: str = "",
+        addresses: int = 0,
+    ) -> str:
+        scan_id = str(uuid.uuid4())
+        with self.write() as db:
+            db.table("scans").insert(
+                {
+                    "id": scan_id,
+                    "started_at": utc_now(),
+                    "finished_at": None,
+                    "status": "running",
+                    "targets": json.dumps(list(targets)),
+                    "exclude": json.dumps(list(exclude)),
+                    "config_hash": config_hash,
+                    "config": json.dumps(config or {}, sort_keys=True, default=str),
+                    "camaudit_version": __version__,
+                    "host": socket.gethostname(),
+                    "addresses_scanned": addresses,
+                    "notes": "[]",
+                    "error": None,
+                }
+            )
+        return scan_id
+
+    def finish_scan(self, scan_id: str, status: str, *, notes: Sequence[str] = (), error: str | None = None) -> None:
+        if status not in SCAN_STATUSES:
+            raise ValueError(f"unknown scan status {status!r}")
+        with self.write() as db:
+            db.table("scans").update(
+                scan_id,
+                {"status": status, "finished_at": utc_now(), "notes": json.dumps(list(notes)), "error": error},
+            )
+
+    # -- evidence --------------------------------------------------------------------------
+
+    def add_services(self, scan_id: str, found: Iterable[tuple[str, int]], proto: str = "tcp") -> None:
+        now = utc_now()
+        rows = [
+            {"scan_id": scan_id, "address": a, "proto": proto, "port": p, "state": "open", "seen_at": now}
+            for a, p in found
+        ]
+        if not rows:
+            return
+        hosts = [{"scan_id": scan_id, "address": a, "first_seen": now, "last_seen": now} for a in {r["address"] for r in rows}]
+        with self.write() as db:
+            db.table("hosts").insert_all(hosts, pk=("scan_id", "address"), ignore=True)
+            db.table("services").insert_all(rows, pk=("scan_id", "address", "proto", "port"), ignore=True)
+
+    def add_observations(self, scan_id: str, observations: Iterable[Observation]) -> None:
+        rows = []
+        macs: dict[str, str] = {}
+        for obs in observations:
+            rows.append(
+                {
+                    "id": observation_id(scan_id, obs),
+                    "scan_id": scan_id,
+                    "address": obs.address,
+                    "port": obs.port,
+                    "kind": obs.kind,
+                    "value": obs.value,
+                    "source": obs.source,
+                    "observed_at": obs.observed_at,
+                }
+            )
+            if obs.kind == "mac":
+                macs[obs.address] = obs.value
+        if not rows:
+            return
+        now = utc_now()
+        with self.write() as db:
+            db.table("hosts").insert_all(
+                [{"scan_id": scan_id, "address": r["address"], "first_seen": now, "last_seen": now} for r in rows],
+                pk=("scan_id", "address"),
+                ignore=True,
+            )
+            for address, mac in macs.items():
+                db.table("hosts").update((scan_id, address), {"mac": mac, "last_seen": now})
+            db.table("observations").insert_all(rows, pk="id", ignore=True)
+
+    def add_identity(self, scan_id: str, address: str, identity: Identity, *, mac: str | None = None) -> str:
+        """Record a device's identity for this scan and its sighting; returns the device id."""
+        now = utc_now()
+        device_id = device_key(serial=identity.serial, mac=mac, address=address)
+        with self.write() as db:
+            existing = db.execute("select first_seen from devices where id = ?", [device_id]).fetchone()
+            db.table("devices").upsert(
+                {
+                    "id": device_id,
+                    "first_seen": existing[0] if existing else now,
+                    "last_seen": now,
+                    "serial": identity.serial,
+                    "mac": mac,
+                    "vendor": identity.vendor,
+                    "brand": identity.brand,
+                    "model": identity.model,
+                },
+                pk="id",
+            )
+            db.table("identities").upsert(
+                {
+                    "scan_id": scan_id,
+                    "address": address,
+                    "device_id": device_id,
+                    "vendor": identity.vendor,
+                    "brand": identity.brand,
+                    "device_type": identity.device_type,
+                    "model": identity.model,
+                    "firmware": identity.firmware,
+                    "serial": identity.serial,
+                    "confidence": round(identity.confidence, 3),
+                    "covered": int(identity.covered),
+                    "advisories": json.dumps(identity.advisories),
+                    "signatures": json.dumps([s.to_json() for s in identity.signatures]),
+                    "conflicts": json.dumps(identity.conflicts),
+                    "identified_at": now,
+                },
+                pk=("scan_id", "address"),
+            )
+            db.table("sightings").upsert(
+                {"scan_id": scan_id, "device_id": device_id, "address": address, "seen_at": now},
+                pk=("scan_id", "device_id", "address"),
+            )
+        return device_id
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def scans(self, limit: int | None = None) -> list[ScanRow]:
+        sql = (
+            "select s.*, (select count(*) from hosts h where h.scan_id = s.id) as host_count "
+            "from scans s order by s.started_at desc"
+        )
+        if limit:
+            sql += f" limit {int(limit)}"
+        return [self._scan_row(row) for row in self.db.query(sql)]
+
+    def scan(self, scan_ref: str) -> ScanRow:
+        """Find a scan by id, unique id prefix, or ``latest``. UsageError when there is none."""
+        if scan_ref == "latest":
+            rows = self.scans(limit=1)
+            if not rows:
+                raise UsageError(f"{self.path} holds no scans yet")
+            return rows[0]
+        matches = list(
+            self.db.query(
+                "select s.*, (select count(*) from hosts h where h.scan_id = s.id) as host_count "
+                "from scans s where s.id like ? order by s.started_at desc",
+                [scan_ref.replace("%", "").replace("_", "") + "%"],
+            )
+        )
+        if not matches:
+            raise UsageError(f"no scan {scan_ref!r} in {self.path}; `camaudit scans` lists them")
+        if len(matches) > 1 and matches[0]["id"] != scan_ref:
+            raise UsageError(f"{scan_ref!r} matches {len(matches)} scans; give more of the id")
+        return self._scan_row(matches[0])
+
+    def hosts_of_scan(self, scan_id: str) -> list[dict[str, Any]]:
+        """Each host of a scan with its open ports and observations, in address order."""
+        hosts: dict[str, dict[str, Any]] = {}
+        for row in self.db.query("select address, mac from hosts where scan_id = ?", [scan_id]):
+            hosts[row["address"]] = {"address": row["address"], "mac": row["mac"], "ports": [], "observations": []}
+        for row in self.db.query(
+            "select address, port from services where scan_id = ? and proto = 'tcp' order by port", [scan_id]
+        ):
+            hosts.setdefault(row["address"], {"address": row["address"], "mac": None, "ports": [], "observations": []})
+            hosts[row["address"]]["ports"].append(row["port"])
+        for row in self.db.query(
+            "select address, port, kind, value, source, observed_at from observations where scan_id = ? "
+            "order by observed_at, rowid",
+            [scan_id],
+        ):
+            hosts.setdefault(row["address"], {"address": row["address"], "mac": None, "ports": [], "observations": []})
+            hosts[row["address"]]["observations"].append(
+                {"kind": row["kind"], "value": row["value"], "port": row["port"], "source": row["source"]}
+            )
+        for row in self.db.query("select * from identities where scan_id = ?", [scan_id]):
+            if row["address"] in hosts:
+                hosts[row["address"]]["identity"] = identity_from_row(row)
+        return sorted(hosts.values(), key=lambda h: _address_sort_key(h["address"]))
+
+    def address_history(self, address: str) -> list[dict[str, Any]]:
+        """What every scan recorded for one address, newest first."""
+        result = []
+        for scan in self.db.query(
+            "select distinct s.id, s.started_at, s.status from scans s join hosts h on h.scan_id = s.id "
+            "where h.address = ? order by s.started_at desc",
+            [address],
+        ):
+            host = next((h for h in self.hosts_of_scan(scan["id"]) if h["address"] == address), None)
+            result.append({"scan_id": scan["id"], "started_at": scan["started_at"], "status": scan["status"], "host": host})
+        return result
+
+    def _scan_row(self, row: dict[str, Any]) -> ScanRow:
+        return ScanRow(
+            id=row["id"],
+            started_at=row["started_at"],
+            finished_at=row["finished_at"],
+            status=row["status"],
+            targets=json.loads(row["targets"] or "[]"),
+            addresses_scanned=row["addresses_scanned"] or 0,
+            hosts=row.get("host_count", 0),
+            notes=json.loads(row["notes"] or "[]"),
+            camaudit_version=row["camaudit_version"],
+            error=row["error"],
+        )
+
+
+def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's identity JSON from an ``identities`` row."""
+    return {
+        "vendor": row["vendor"],
+        "brand": row["brand"],
+        "device_type": row["device_type"],
+        "model": row["model"],
+        "firmware": row["firmware"],
+        "serial": row["serial"],
+        "confidence": row["confidence"],
+        "covered": bool(row["covered"]),
+        "advisories": json.loads(row["advisories"] or "[]"),
+        "signatures": json.loads(row["signatures"] or "[]"),
+        "conflicts": json.loads(row["conflicts"] or "[]"),
+        "device_id": row["device_id"],
+    }
+
+
+def _address_sort_key(address: str) -> tuple[int, int]:
+    import ipaddress
+
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return (9, 0)
+    return (ip.version, int(ip))
+
+
+def open_store(path: str | Path, *, create: bool = True) -> Store:
+    """Open (and migrate) the store at ``path``. With ``create=False`` a missing file is a
+    UsageError rather than a new empty database (for commands that only read)."""
+    path = Path(path)
+    if not create and not path.exists():
+        raise UsageError(f"no database at {path}; run `camaudit scan` first or name one with --db")
+    if path.exists() and path.is_dir():
+        raise UsageError(f"{path} is a folder, not a database file")
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.exists():
+        raise UsageError(f"the folder {parent} does not exist")
+    return Store(path)
