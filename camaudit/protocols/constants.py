@@ -40,7 +40,9 @@ WSD_MAX_LEN = 32_767
 # Each datagram is repeated this many more times; the first repeat waits a random delay in
 # [UDP_MIN_DELAY, UDP_MAX_DELAY], and each following wait doubles, capped at UDP_UPPER_DELAY.
 # Repeats carry the same MessageID, so a responder answers once (lab.md section 4).
-MULTICAST_UDP_REPEAT = 1
+# Values as christgau/wsdd uses them (STYLE.md section C: MULTICAST_UDP_REPEAT 4 and
+# UNICAST_UDP_REPEAT 2 transmissions in all, i.e. 3 and 1 repeats after the first send).
+MULTICAST_UDP_REPEAT = 3
 UNICAST_UDP_REPEAT = 1
 UDP_MIN_DELAY = 0.050
 UDP_MAX_DELAY = 0.250

@@ -1,0 +1,76 @@
+"""Discovery as one call: UDP discovery (unicast, and multicast when asked) plus an optional ARP
+sweep, run concurrently. The scan pipeline calls :func:`discover` and merges its observations
+into hosts; ``camaudit discover`` prints them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from ..model import Observation
+from .arp import ArpResult, arp_sweep
+from .udp import UdpDiscoveryResult, choose_interfaces, list_interfaces, udp_discover
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class DiscoveryResult:
+    observations: list[Observation] = field(default_factory=list)  # address = the replying device
+    notes: list[str] = field(default_factory=list)
+
+
+async def discover(
+    addresses: Sequence[str],
+    *,
+    interfaces: Sequence[str] = (),
+    multicast: bool = False,
+    arp: bool = False,
+    timeout: float = 2.0,
+    rate: float = 2000.0,
+) -> DiscoveryResult:
+    """Run WS-Discovery, SADP and DHIP against ``addresses`` (unicast to each), by multicast on
+    ``interfaces`` when ``multicast`` is set (default: the interfaces whose IPv4 network holds a
+    target), and an ARP sweep of the attached targets when ``arp`` is set (root only).
+    ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s."""
+    if timeout <= 0:
+        raise UsageError("the discovery timeout must be a positive number of seconds")
+    if rate <= 0:
+        raise UsageError("the discovery rate must be a positive number of packets per second")
+    notes: list[str] = []
+    if interfaces:
+        known = {i.name for i in list_interfaces()}
+        for name in interfaces:
+            if name not in known:
+                raise UsageError(
+                    f"no network interface named {name!r} (have: {', '.join(sorted(known))})"
+                )
+    chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
+    if multicast and not chosen and not interfaces:
+        notes.append("multicast discovery skipped: no local interface is on a target network")
+    udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate)
+    if arp:
+        udp_result, arp_result = await asyncio.gather(
+            udp_task, arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)
+        )
+    else:
+        udp_result, arp_result = await udp_task, ArpResult()
+    return _merge(udp_result, arp_result, notes)
+
+
+def _merge(udp: UdpDiscoveryResult, arp: ArpResult, notes: list[str]) -> DiscoveryResult:
+    observations = list(udp.observations)
+    have = {(o.address, o.kind, o.value) for o in observations}
+    for obs in arp.observations:
+        if (obs.address, obs.kind, obs.value) not in have:
+            observations.append(obs)
+            have.add((obs.address, obs.kind, obs.value))
+    all_notes = []
+    for note in notes + udp.notes + arp.notes:
+        if note not in all_notes:
+            all_notes.append(note)
+    return DiscoveryResult(observations=observations, notes=all_notes)

@@ -1,0 +1,508 @@
+"""One asyncio datagram driver for the three UDP discovery protocols (WS-Discovery, SADP, DHIP).
+
+What it does, per protocol:
+
+* unicast to every target address (multicast does not cross routers), paced at ``rate``
+  datagrams per second over all protocols;
+* multicast on the chosen interfaces, only when asked: one socket per interface, with
+  ``IP_MULTICAST_IF`` by ifindex and TTL 1 (lab.md section 4), loopback of our own datagrams off;
+* the SOAP-over-UDP 1.1 Appendix I repeat schedule (constants.py), repeats carrying the same
+  MessageID so that responders answer once;
+* correlation (a ProbeMatch counts only when its ``RelatesTo`` is one of our fresh MessageIDs)
+  and de-duplication (identical datagrams, repeated reply MessageIDs, and identical evidence);
+* every reply becomes :class:`camaudit.model.Observation` s: ``onvif_probe_match`` / ``sadp`` /
+  ``dhip`` with the raw reply, ``mac`` when the reply names one, and ``open_port`` ``udp/N``.
+
+The total time is bounded: sending takes about (datagrams / rate) and the driver then listens for
+``timeout`` seconds after the last datagram. Device bytes go only to the pure parsers in
+:mod:`camaudit.protocols`, which never raise on them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import fcntl
+import hashlib
+import ipaddress
+import logging
+import os
+import random
+import socket
+import struct
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..errors import UsageError
+from ..model import Observation, utc_now
+from ..protocols import dhip, sadp, wsd
+from ..protocols.constants import (
+    DHIP_MULTICAST_V4,
+    DHIP_PORT,
+    MULTICAST_TTL,
+    MULTICAST_UDP_REPEAT,
+    SADP_MULTICAST_V4,
+    SADP_PORT,
+    SOURCE_DHIP,
+    SOURCE_SADP,
+    SOURCE_WSD,
+    UDP_MAX_DELAY,
+    UDP_MIN_DELAY,
+    UDP_UPPER_DELAY,
+    UNICAST_UDP_REPEAT,
+    WSD_MULTICAST_V4,
+    WSD_PORT,
+)
+
+log = logging.getLogger(__name__)
+
+PROTOCOLS: tuple[str, ...] = ("wsd", "sadp", "dhip")
+
+#: WS-Discovery Probes sent to each destination: one per type, because a device matches a Probe
+#: only when it is of *every* listed type (WS-Discovery 2005/04 section 5.1), and older ONVIF
+#: firmware announces only ``dn:NetworkVideoTransmitter``.
+WSD_PROBE_TYPE_SETS: tuple[str, ...] = ("dn:NetworkVideoTransmitter", "tds:Device")
+
+#: Replies beyond this many are dropped unread: a flood must not grow memory without bound.
+MAX_REPLIES = 100_000
+
+_KIND = {"wsd": "onvif_probe_match", "sadp": "sadp", "dhip": "dhip"}
+_SOURCE = {"wsd": SOURCE_WSD, "sadp": SOURCE_SADP, "dhip": SOURCE_DHIP}
+_PORT = {"wsd": WSD_PORT, "sadp": SADP_PORT, "dhip": DHIP_PORT}
+_GROUP = {"wsd": WSD_MULTICAST_V4, "sadp": SADP_MULTICAST_V4, "dhip": DHIP_MULTICAST_V4}
+
+# Linux ioctls and interface flags (<linux/sockios.h>, <net/if.h>).
+_SIOCGIFFLAGS = 0x8913
+_SIOCGIFADDR = 0x8915
+_SIOCGIFNETMASK = 0x891B
+_IFF_UP = 0x1
+_IFF_LOOPBACK = 0x8
+_IFF_MULTICAST = 0x1000
+
+
+# --- interfaces ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Interface:
+    """A local network interface and its primary IPv4 network (None when it has no address)."""
+
+    name: str
+    index: int
+    up: bool
+    loopback: bool
+    multicast: bool
+    network: ipaddress.IPv4Interface | None
+
+    @property
+    def usable_for_discovery(self) -> bool:
+        return self.up and self.multicast and not self.loopback and self.network is not None
+
+
+def list_interfaces() -> list[Interface]:
+    """This namespace's interfaces, read with ioctls (fast, no subprocess, no scapy)."""
+    found: list[Interface] = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for index, name in socket.if_nameindex():
+            flags_raw = _ioctl(sock, _SIOCGIFFLAGS, name)
+            flags = struct.unpack_from("H", flags_raw, 16)[0] if flags_raw else 0
+            addr_raw = _ioctl(sock, _SIOCGIFADDR, name)
+            mask_raw = _ioctl(sock, _SIOCGIFNETMASK, name)
+            network = None
+            if addr_raw and mask_raw:
+                addr = socket.inet_ntoa(addr_raw[20:24])
+                mask = socket.inet_ntoa(mask_raw[20:24])
+                network = ipaddress.IPv4Interface(f"{addr}/{mask}")
+            found.append(
+                Interface(
+                    name=name,
+                    index=index,
+                    up=bool(flags & _IFF_UP),
+                    loopback=bool(flags & _IFF_LOOPBACK),
+                    multicast=bool(flags & _IFF_MULTICAST),
+                    network=network,
+                )
+            )
+    return found
+
+
+def _ioctl(sock: socket.socket, request: int, name: str) -> bytes | None:
+    try:
+        return fcntl.ioctl(sock.fileno(), request, struct.pack("16s16s", name.encode()[:15], b""))
+    except OSError:
+        return None  # EADDRNOTAVAIL: no IPv4 address; ENODEV: it went away meanwhile
+
+
+def choose_interfaces(
+    names: Sequence[str], addresses: Sequence[str], *, notes: list[str] | None = None
+) -> list[Interface]:
+    """The interfaces to multicast on: the named ones, or by default every multicast-capable,
+    non-loopback interface whose IPv4 network holds a target address. A named interface that
+    does not exist is a usage error; one that cannot multicast is skipped with a note."""
+    notes = notes if notes is not None else []
+    available = {i.name: i for i in list_interfaces()}
+    if names:
+        chosen = []
+        for name in names:
+            iface = available.get(name)
+            if iface is None:
+                raise UsageError(
+                    f"no network interface named {name!r} (have: {', '.join(sorted(available))})"
+                )
+            if not iface.usable_for_discovery:
+                notes.append(
+                    f"interface {name} skipped for multicast: it is down, loopback, "
+                    "not multicast-capable or has no IPv4 address"
+                )
+                continue
+            chosen.append(iface)
+        return chosen
+    targets = _v4_ints(addresses)
+    chosen = []
+    for iface in available.values():
+        if not iface.usable_for_discovery or iface.network is None:
+            continue
+        net = iface.network.network
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        if any(lo <= t <= hi for t in targets):
+            chosen.append(iface)
+    return chosen
+
+
+def _v4_ints(addresses: Iterable[str]) -> list[int]:
+    values = []
+    for text in addresses:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            continue
+        if ip.version == 4:
+            values.append(int(ip))
+    return values
+
+
+def check_sender_allowed() -> None:
+    """Multicast and ARP senders call this first. When ``CAMAUDIT_REQUIRE_LAB_NETNS=1`` (the
+    lab and the test suite set it) they refuse to run outside a ``clab-*`` namespace; otherwise
+    it does nothing: multicast on a real network is what an audit is for."""
+    if os.environ.get("CAMAUDIT_REQUIRE_LAB_NETNS") != "1":
+        return
+    from ..lab.netns import assert_in_lab_namespace  # lab code only loads when asked for
+
+    assert_in_lab_namespace()
+
+
+# --- the driver ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class UdpDiscoveryResult:
+    observations: list[Observation] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    datagrams_sent: int = 0
+    replies: int = 0
+    ignored: int = 0  # datagrams: malformed, oversized, hostile, foreign MessageID, non-camera
+    ignored_sources: set[str] = field(default_factory=set)
+
+
+@dataclass(slots=True)
+class _Dest:
+    """One destination of one protocol. Only ids are kept (payloads are rebuilt when sent), so
+    a large sweep does not hold every datagram in memory; repeats reuse the same ids."""
+
+    transport: asyncio.DatagramTransport
+    proto: str
+    addr: tuple[str, int]
+    ids: tuple[str, ...]
+
+    def payloads(self) -> list[bytes]:
+        if self.proto == "wsd":
+            return [
+                wsd.build_probe(types, message_id=mid)[0]
+                for types, mid in zip(WSD_PROBE_TYPE_SETS, self.ids, strict=True)
+            ]
+        if self.proto == "sadp":
+            return [sadp.build_probe(self.ids[0])[0]]
+        return [_DHIP_PROBE]
+
+
+_DHIP_PROBE = dhip.build_probe()[0]
+
+
+class _Receiver(asyncio.DatagramProtocol):
+    def __init__(self, collector: _Collector, proto: str, label: str) -> None:
+        self.collector = collector
+        self.proto = proto
+        self.label = label
+
+    def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
+        self.collector.handle(self.proto, data, addr)
+
+    def error_received(self, exc: Exception) -> None:
+        self.collector.send_error(self.label, exc)
+
+
+#: (de-duplication key, observation value, MACs the reply names)
+_Parsed = tuple[tuple[str, ...], str, list[str | None]]
+
+
+class _Collector:
+    """Correlates, de-duplicates and turns replies into observations."""
+
+    def __init__(self, result: UdpDiscoveryResult) -> None:
+        self.result = result
+        self.wsd_ids: set[str] = set()
+        self.seen_datagrams: set[tuple[str, str, bytes]] = set()
+        self.seen_reply_ids: set[tuple[str, str]] = set()
+        self.seen_evidence: set[tuple[str, str, int | None, str]] = set()
+        self.evidence_keys: set[tuple[str, ...]] = set()
+        self.errors: dict[str, str] = {}
+
+    def send_error(self, label: str, exc: Exception) -> None:
+        # Unreachable networks and refused ports are routine in a sweep; say each kind once.
+        if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
+            return
+        self.errors.setdefault(label, str(exc))
+
+    def handle(self, proto: str, data: bytes, addr: tuple[str | object, ...]) -> None:
+        result = self.result
+        if result.replies >= MAX_REPLIES:
+            return
+        result.replies += 1
+        source = str(addr[0]).split("%", 1)[0]
+        src_port = addr[1] if len(addr) > 1 and isinstance(addr[1], int) else None
+        digest = hashlib.blake2b(data, digest_size=16).digest()
+        if (proto, source, digest) in self.seen_datagrams:
+            return  # the same datagram again: a device answering our repeat, or twice
+        self.seen_datagrams.add((proto, source, digest))
+        now = utc_now()
+        parsed = (self._wsd if proto == "wsd" else self._sadp if proto == "sadp" else self._dhip)(
+            data, source, now
+        )
+        if parsed is None:
+            return
+        key, value, macs = parsed
+        full_key = (source, proto) + key
+        if full_key in self.evidence_keys:
+            return  # the same device evidence again (a second answer with a new MessageID)
+        self.evidence_keys.add(full_key)
+        self._add(source, _KIND[proto], value, _PORT[proto], _SOURCE[proto], now)
+        for mac in macs:
+            if mac:
+                self._add(source, "mac", mac, None, _SOURCE[proto], now)
+        if src_port == _PORT[proto]:
+            self._add(source, "open_port", f"udp/{src_port}", src_port, _SOURCE[proto], now)
+
+    def _wsd(self, data: bytes, source: str, now: str) -> _Parsed | None:
+        reply = wsd.parse_reply(data, source, now)
+        if reply is None:
+            self._ignore(source)
+            return None
+        if reply.relates_to not in self.wsd_ids:
+            log.debug("wsd: %s: RelatesTo %r is not one of our probes", source, reply.relates_to)
+            self._ignore(source)
+            return None
+        if reply.message_id:
+            if (source, reply.message_id) in self.seen_reply_ids:
+                return None
+            self.seen_reply_ids.add((source, reply.message_id))
+        matches = reply.camera_matches
+        if not matches:
+            self._ignore(source)
+            return None
+        key = tuple(
+            "|".join((m.endpoint or "", " ".join(m.scopes), " ".join(m.xaddrs))) for m in matches
+        )
+        return key, reply.raw, [m.mac for m in matches]
+
+    def _sadp(self, data: bytes, source: str, now: str) -> _Parsed | None:
+        reply = sadp.parse_reply(data, source, now)
+        if reply is None:
+            self._ignore(source)
+            return None
+        return (reply.serial or "", reply.mac or "", reply.firmware or ""), reply.raw, [reply.mac]
+
+    def _dhip(self, data: bytes, source: str, now: str) -> _Parsed | None:
+        reply = dhip.parse_reply(data, source, now)
+        if reply is None:
+            self._ignore(source)
+            return None
+        return (reply.serial or "", reply.mac or "", reply.firmware or ""), reply.body, [reply.mac]
+
+    def _ignore(self, source: str) -> None:
+        self.result.ignored += 1
+        self.result.ignored_sources.add(source)
+
+    def _add(self, address: str, kind: str, value: str, port: int | None, src: str, now: str) -> None:
+        key = (address, kind, port, value)
+        if key in self.seen_evidence:
+            return
+        self.seen_evidence.add(key)
+        self.result.observations.append(
+            Observation(address=address, kind=kind, value=value, port=port, source=src, observed_at=now)
+        )
+
+
+def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        if iface is not None:
+            # ip_mreqn {multiaddr, address, ifindex}: pick the interface by index (lab.md 4).
+            mreqn = socket.inet_aton("0.0.0.0") * 2 + struct.pack("i", iface.index)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, MULTICAST_TTL)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _new_ids(proto: str, collector: _Collector) -> tuple[str, ...]:
+    """Fresh ids for one destination: one MessageID per WS-Discovery Probe (recorded for
+    correlation), one Uuid per SADP inquiry, none for DHIP."""
+    if proto == "wsd":
+        ids = tuple(wsd.new_message_id() for _ in WSD_PROBE_TYPE_SETS)
+        collector.wsd_ids.update(ids)
+        return ids
+    if proto == "sadp":
+        return (str(uuid.uuid4()).upper(),)
+    return ()
+
+
+async def udp_discover(
+    addresses: Sequence[str],
+    *,
+    interfaces: Sequence[Interface] = (),
+    protocols: Sequence[str] = PROTOCOLS,
+    timeout: float = 2.0,
+    rate: float = 2000.0,
+) -> UdpDiscoveryResult:
+    """Probe ``addresses`` by unicast and, on each of ``interfaces``, by multicast (pass none
+    for unicast only); listen ``timeout`` seconds after the last datagram."""
+    if timeout <= 0 or rate <= 0:
+        raise UsageError("discovery timeout and rate must be positive")
+    unknown = set(protocols) - set(PROTOCOLS)
+    if unknown:
+        raise UsageError(f"unknown discovery protocol(s): {', '.join(sorted(unknown))}")
+    if interfaces:
+        check_sender_allowed()
+    loop = asyncio.get_running_loop()
+    result = UdpDiscoveryResult()
+    collector = _Collector(result)
+    transports: list[asyncio.DatagramTransport] = []
+    v4, v6 = _split_families(addresses)
+    rounds: list[list[_Dest]] = [[] for _ in range(1 + max(UNICAST_UDP_REPEAT, MULTICAST_UDP_REPEAT))]
+    try:
+        for proto in protocols:
+            for iface in interfaces:
+                label = f"{proto} multicast on {iface.name}"
+                try:
+                    sock = _open_socket(socket.AF_INET, iface=iface)
+                except OSError as exc:
+                    result.notes.append(f"{label} not possible: {exc.strerror or exc}")
+                    continue
+                transport = await _endpoint(loop, sock, collector, proto, label)
+                transports.append(transport)
+                dest = _Dest(transport, proto, (_GROUP[proto], _PORT[proto]), _new_ids(proto, collector))
+                for r in range(1 + MULTICAST_UDP_REPEAT):
+                    rounds[r].append(dest)
+            for family, family_addresses in ((socket.AF_INET, v4), (socket.AF_INET6, v6)):
+                if not family_addresses:
+                    continue
+                label = f"{proto} unicast"
+                try:
+                    sock = _open_socket(family)
+                except OSError as exc:  # e.g. IPv6 targets on a host with IPv6 turned off
+                    family_name = "IPv6" if family == socket.AF_INET6 else "IPv4"
+                    result.notes.append(f"{label} over {family_name} not possible: {exc.strerror or exc}")
+                    continue
+                transport = await _endpoint(loop, sock, collector, proto, label)
+                transports.append(transport)
+                for address in family_addresses:
+                    dest = _Dest(transport, proto, (address, _PORT[proto]), _new_ids(proto, collector))
+                    for r in range(1 + UNICAST_UDP_REPEAT):
+                        rounds[r].append(dest)
+        delay = random.uniform(UDP_MIN_DELAY, UDP_MAX_DELAY)
+        for index, sends in enumerate(rounds):
+            if not sends:
+                continue
+            if index:
+                # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, UDP_UPPER_DELAY)
+            result.datagrams_sent += await _paced_send(sends, rate)
+        await asyncio.sleep(timeout)
+    finally:
+        for transport in transports:
+            transport.close()
+    for label, message in collector.errors.items():
+        result.notes.append(f"{label}: {message}")
+    if result.ignored_sources:
+        count = len(result.ignored_sources)
+        result.notes.append(
+            f"discovery replies from {count} address{'' if count == 1 else 'es'} ignored "
+            "(malformed, oversized, not a camera, or not answering our probes)"
+        )
+    log.debug(
+        "udp discovery: %d datagrams sent, %d replies, %d ignored, %d observations",
+        result.datagrams_sent,
+        result.replies,
+        result.ignored,
+        len(result.observations),
+    )
+    return result
+
+
+async def _endpoint(
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, collector: _Collector, proto: str, label: str
+) -> asyncio.DatagramTransport:
+    try:
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: _Receiver(collector, proto, label), sock=sock
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return transport
+
+
+async def _paced_send(dests: list[_Dest], rate: float) -> int:
+    """Send at most ``rate`` datagrams per second, yielding to the loop between small batches
+    so that replies are read while a large sweep is still going out."""
+    loop = asyncio.get_running_loop()
+    batch = max(1, int(rate / 100))
+    start = loop.time()
+    sent = 0
+    next_pause = batch
+    for dest in dests:
+        if dest.transport.is_closing():
+            continue
+        for payload in dest.payloads():
+            dest.transport.sendto(payload, dest.addr)
+            sent += 1
+        if sent >= next_pause:
+            next_pause = sent + batch
+            await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+    # The last batch also takes its share of time, so that back-to-back rounds keep the rate.
+    wait = start + sent / rate - loop.time()
+    if wait > 0:
+        await asyncio.sleep(wait)
+    return sent
+
+
+def _split_families(addresses: Sequence[str]) -> tuple[list[str], list[str]]:
+    v4: list[str] = []
+    v6: list[str] = []
+    for text in addresses:
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError as exc:
+            raise UsageError(f"{text!r} is not an IP address") from exc
+        if ip.is_multicast or (ip.version == 4 and text == "255.255.255.255"):
+            raise UsageError(f"{text} is a multicast or broadcast address, not a device")
+        (v4 if ip.version == 4 else v6).append(str(ip))
+    return v4, v6

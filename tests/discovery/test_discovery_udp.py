@@ -1,0 +1,379 @@
+"""The UDP discovery driver in loopback mode: unicast only, real sockets, stand-in responders on
+127.80.x.y (this suite's block) answering with bytes built from real captures, some of them
+misbehaving on purpose. No multicast and no ARP ever happen here (the host's namespace)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # the stand-in responders beside us
+from disc_responders import Responder, start  # noqa: E402
+
+from camaudit.discovery import udp
+from camaudit.discovery.arp import NOTE_NO_ROOT, oui_organisation, plan_sweep
+from camaudit.discovery.runner import discover
+from camaudit.errors import UsageError
+from camaudit.protocols import wsd
+from camaudit.protocols.constants import UDP_MAX_DELAY, UDP_MIN_DELAY
+
+T = TypeVar("T")
+REPO = Path(__file__).resolve().parents[2]
+
+
+def run_with(responders: Sequence[Responder], work: Callable[[], Awaitable[T]]) -> T:
+    """Start the responders, run ``work`` in the same loop, stop them."""
+
+    async def main() -> T:
+        transports = [await start(r) for r in responders]
+        try:
+            return await work()
+        finally:
+            for t in transports:
+                t.close()
+
+    return asyncio.run(main())
+
+
+def kinds_at(observations: Sequence[Any], address: str) -> list[str]:
+    return sorted(o.kind for o in observations if o.address == address)
+
+
+def test_good_replies_become_observations() -> None:
+    responders = [
+        Responder("wsd", "127.80.1.1"),
+        Responder("wsd", "127.80.1.2", template="wsd_ipycam.xml"),  # unwrapped ProbeMatch
+        Responder("sadp", "127.80.1.3"),
+        Responder("dhip", "127.80.1.4"),
+    ]
+    targets = ["127.80.1.1", "127.80.1.2", "127.80.1.3", "127.80.1.4", "127.80.1.5"]
+    result = run_with(responders, lambda: discover(targets, timeout=0.4))
+    obs = result.observations
+    assert kinds_at(obs, "127.80.1.1") == ["mac", "onvif_probe_match", "open_port"]
+    assert kinds_at(obs, "127.80.1.2") == ["onvif_probe_match", "open_port"]
+    assert kinds_at(obs, "127.80.1.3") == ["mac", "open_port", "sadp"]
+    assert kinds_at(obs, "127.80.1.4") == ["dhip", "mac", "open_port"]
+    assert kinds_at(obs, "127.80.1.5") == []
+    by = {(o.address, o.kind): o for o in obs}
+    hik = by[("127.80.1.1", "onvif_probe_match")]
+    assert "name/HIKVISION%20DS-2CD2385G1-I" in hik.value and hik.port == 3702
+    assert hik.source == "discovery.wsd"
+    assert by[("127.80.1.1", "mac")].value == "58:50:ed:1f:e3:85"
+    assert by[("127.80.1.3", "sadp")].port == 37020
+    assert "<SoftwareVersion>V5.6.2build 190701</SoftwareVersion>" in by[("127.80.1.3", "sadp")].value
+    dh = by[("127.80.1.4", "dhip")]
+    assert json.loads(dh.value)["params"]["deviceInfo"]["SerialNo"] == "6C01E93PAG69A7D"
+    assert by[("127.80.1.4", "open_port")].value == "udp/37810"
+    assert by[("127.80.1.4", "mac")].value == "08:ed:ed:00:00:03"
+    # Each probe type was sent and answered with RelatesTo = its own fresh MessageID.
+    ids = [mid for _, mid in responders[0].probes]
+    assert len(set(ids)) == 2 and len(ids) == 4
+    assert result.notes == []
+
+
+def test_hostile_and_foreign_replies_are_ignored() -> None:
+    bad = [
+        Responder("wsd", "127.80.2.1", behaviour="foreign"),  # someone else's MessageID
+        Responder("wsd", "127.80.2.2", behaviour="truncated"),
+        Responder("wsd", "127.80.2.3", behaviour="oversized"),
+        Responder("wsd", "127.80.2.4", behaviour="bomb"),
+        Responder("sadp", "127.80.2.5", behaviour="bomb"),
+        Responder("sadp", "127.80.2.6", behaviour="truncated"),
+        Responder("dhip", "127.80.2.7", behaviour="badheader"),
+        Responder("dhip", "127.80.2.8", behaviour="truncated"),
+        Responder("dhip", "127.80.2.9", behaviour="oversized"),
+        Responder("sadp", "127.80.2.10", behaviour="oversized"),
+    ]
+    good = Responder("sadp", "127.80.2.11")
+    targets = [r.address for r in bad] + [good.address]
+    result = run_with([*bad, good], lambda: discover(targets, timeout=0.4))
+    assert {o.address for o in result.observations} == {"127.80.2.11"}
+    # Every bad responder did get probed and did answer (so the drop is the driver's doing).
+    assert all(r.probes for r in bad)
+    (note,) = result.notes
+    assert note.startswith("discovery replies from 10 addresses ignored")
+    assert result.observations and len(result.observations) == 3  # sadp, mac, open_port
+
+
+def test_duplicates_give_one_observation_each() -> None:
+    twice = [Responder(p, "127.80.3.1", behaviour="twice") for p in ("wsd", "sadp", "dhip")]
+    result = run_with(twice, lambda: discover(["127.80.3.1"], timeout=0.4))
+    kinds = [o.kind for o in result.observations]
+    for kind in ("onvif_probe_match", "sadp", "dhip", "open_port"):
+        assert kinds.count(kind) == (3 if kind == "open_port" else 1), kind
+    # One mac per distinct value: SADP and ONVIF both say 58:50:ed:1f:e3:85, DHIP 08:ed:ed:...
+    assert sorted(o.value for o in result.observations if o.kind == "mac") == [
+        "08:ed:ed:00:00:03", "58:50:ed:1f:e3:85"]
+    assert result.notes == []
+
+
+def test_repeat_schedule_follows_soap_over_udp() -> None:
+    responder = Responder("wsd", "127.80.4.1", behaviour="silent")
+    run_with([responder], lambda: udp.udp_discover(["127.80.4.1"], protocols=["wsd"], timeout=0.2))
+    times: dict[str | None, list[float]] = {}
+    for at, mid in responder.probes:
+        times.setdefault(mid, []).append(at)
+    # Two Probes (NVT, tds:Device), each sent once and repeated once with the SAME MessageID.
+    assert len(times) == 2 and all(len(v) == 2 for v in times.values())
+    for first, repeat in times.values():
+        assert UDP_MIN_DELAY - 0.005 <= repeat - first <= UDP_MAX_DELAY + 0.1
+
+
+def test_rate_and_total_time_are_bounded() -> None:
+    targets = [f"127.80.5.{i}" for i in range(1, 101)]
+    started = time.monotonic()
+    result = asyncio.run(udp.udp_discover(targets, timeout=0.2, rate=2000))
+    elapsed = time.monotonic() - started
+    # 100 targets x (2 WS-Discovery + SADP + DHIP) x (1 + 1 repeat) datagrams at 2000/s.
+    assert result.datagrams_sent == 800
+    assert 0.4 + UDP_MIN_DELAY + 0.2 - 0.05 <= elapsed <= 0.4 + UDP_MAX_DELAY + 0.2 + 1.0
+    assert result.observations == []
+
+
+def test_ipv6_targets_go_out_over_ipv6() -> None:
+    # ::1 is this host's own loopback: nobody answers there, but the IPv6 path must not fail.
+    result = asyncio.run(udp.udp_discover(["::1"], protocols=["dhip"], timeout=0.1))
+    assert result.datagrams_sent == 2 and result.observations == [] and result.notes == []
+
+
+def test_all_targets_get_probed_under_a_tight_rate() -> None:
+    responders = [Responder("dhip", f"127.80.6.{i}", behaviour="silent") for i in range(1, 41)]
+    targets = [r.address for r in responders]
+    run_with(responders, lambda: udp.udp_discover(targets, protocols=["dhip"], timeout=0.1, rate=400))
+    assert [len(r.probes) for r in responders] == [2] * 40
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    for kwargs in ({"timeout": 0}, {"rate": -1}):
+        with pytest.raises(UsageError):
+            asyncio.run(discover(["127.80.7.1"], **kwargs))
+    with pytest.raises(UsageError, match="multicast or broadcast"):
+        asyncio.run(udp.udp_discover(["239.255.255.250"], timeout=0.1))
+    with pytest.raises(UsageError, match="unknown discovery protocol"):
+        asyncio.run(udp.udp_discover(["127.80.7.1"], protocols=["ssdp"], timeout=0.1))
+
+
+def test_loopback_is_never_chosen_for_multicast() -> None:
+    # lo holds 127.0.0.0/8, which contains the targets: it must still not be chosen.
+    assert udp.choose_interfaces([], ["127.80.8.1"]) == []
+    notes: list[str] = []
+    assert udp.choose_interfaces(["lo"], ["127.80.8.1"], notes=notes) == []
+    assert notes and "lo skipped" in notes[0]
+    with pytest.raises(UsageError, match="no network interface named"):
+        udp.choose_interfaces(["nosuchif0"], ["127.80.8.1"])
+
+
+def test_multicast_request_without_a_matching_interface_only_notes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Belt and braces: with the lab guard on, any multicast attempt here would be refused.
+    monkeypatch.setenv("CAMAUDIT_REQUIRE_LAB_NETNS", "1")
+    result = asyncio.run(discover(["127.80.8.2"], multicast=True, timeout=0.1))
+    assert any("multicast discovery skipped" in n for n in result.notes)
+
+
+def test_arp_plan_uses_only_attached_non_loopback_segments() -> None:
+    ifaces = udp.list_interfaces()
+    assert plan_sweep(["127.80.9.1"], ifaces) == {}
+    assert plan_sweep(["::1", "not-an-ip"], ifaces) == {}
+
+
+def test_oui_lookup() -> None:
+    assert oui_organisation("44:19:b6:00:00:01") == "Hangzhou Hikvision Digital Technology Co.,Ltd."
+    assert "Dahua" in (oui_organisation("08:ed:ed:00:00:03") or "")
+    assert oui_organisation("02:00:00:00:00:01") is None  # locally administered
+
+
+@pytest.mark.root
+def test_arp_without_root_says_so_once() -> None:
+    code = (
+        "import asyncio, json; from camaudit.discovery.runner import discover; "
+        "r = asyncio.run(discover(['127.80.9.2'], arp=True, timeout=0.2)); print(json.dumps(r.notes))"
+    )
+    proc = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=60, cwd="/", env={**os.environ, "HOME": "/tmp"},
+    )
+    if proc.returncode != 0 and "Permission denied" in proc.stderr:
+        pytest.skip("the unprivileged user cannot read this checkout")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout) == [NOTE_NO_ROOT]
+
+
+# --- the command line ---------------------------------------------------------------------------
+
+
+class ResponderThread:
+    """Responders in a background loop, so a CLI subprocess can be run against them."""
+
+    def __init__(self, responders: Sequence[Responder]) -> None:
+        self.responders = responders
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self.transports = [await start(r) for r in self.responders]
+            self.ready.set()
+
+        self.loop.run_until_complete(main())
+        self.loop.run_forever()
+        for t in self.transports:
+            t.close()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+    def __enter__(self) -> ResponderThread:
+        self.thread.start()
+        assert self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def camaudit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "camaudit", *args],
+        capture_output=True, text=True, timeout=60, cwd=REPO,
+    )
+
+
+def test_cli_discover_json() -> None:
+    responders = [
+        Responder("wsd", "127.80.10.1"),
+        Responder("sadp", "127.80.10.1"),
+        Responder("dhip", "127.80.10.2"),
+        Responder("wsd", "127.80.10.3", behaviour="foreign"),
+    ]
+    with ResponderThread(responders):
+        proc = camaudit("discover", "127.80.10.1-3", "--no-multicast", "--timeout", "0.4", "--json")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["addresses"] == 3 and doc["answered"] == 2
+    hik, dahua = doc["devices"]
+    assert hik["address"] == "127.80.10.1"
+    assert hik["answered"] == ["onvif", "sadp"] or hik["answered"] == ["sadp", "onvif"]
+    assert hik["mac"] == "58:50:ed:1f:e3:85" and "Hikvision" in hik["oui"]
+    assert hik["model"] == "DS-2CD2385G1-I" and hik["firmware"] == "V5.6.2build 190701"
+    assert hik["serial"] == "DS-2CD2385G1-I20200414AAWRE33842150"
+    assert dahua["answered"] == ["dhip"] and dahua["model"] == "IPC-HDW1431T1-S4"
+    assert dahua["firmware"] == "2.800.0000000.13.R"
+    assert {o["kind"] for o in dahua["observations"]} == {"dhip", "mac", "open_port"}
+    assert any("replies from 1 address ignored" in n for n in doc["notes"])
+
+
+def test_cli_discover_table() -> None:
+    with ResponderThread([Responder("dhip", "127.80.11.1")]):
+        proc = camaudit("discover", "127.80.11.1", "127.80.11.2", "--no-multicast", "--timeout", "0.3")
+    assert proc.returncode == 0, proc.stderr
+    header, row = proc.stdout.splitlines()
+    assert header.split()[:4] == ["ADDRESS", "MAC", "OUI", "ANSWERED"]
+    assert row.startswith("127.80.11.1 ") and "dhip" in row and "IPC-HDW1431T1-S4" in row
+
+
+def test_cli_discover_nothing_answers() -> None:
+    proc = camaudit("discover", "127.80.12.1", "--no-multicast", "--timeout", "0.2")
+    assert proc.returncode == 0 and proc.stdout.strip() == "No device answered."
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["8.8.8.8"], "public (internet) address"),
+        (["127.80.13.1", "--timeout", "0", "--no-multicast"], "timeout must be a positive"),
+        (["10.99.0.1", "--interface", "nosuchif0"], "no network interface named"),
+        (["127.80.13.2", "--no-multicast", "--interface", "nosuchif0"], "no network interface named"),
+    ],
+)
+def test_cli_usage_errors_are_one_line(args: list[str], message: str) -> None:
+    proc = camaudit("discover", *args)
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_probe_bytes_sent_on_the_wire_are_valid_probes() -> None:
+    responder = Responder("wsd", "127.80.14.1", behaviour="silent")
+    run_with([responder], lambda: udp.udp_discover(["127.80.14.1"], protocols=["wsd"], timeout=0.1))
+    assert responder.probes and all(mid and mid.startswith("uuid:") for _, mid in responder.probes)
+    assert wsd.build_probe()[1] not in {mid for _, mid in responder.probes}
+
+
+# --- against the lab farm (camaudit.lab.farm, loopback mode) ----------------------------------
+
+FARM_SPEC = [
+    {"address": "127.80.20.1", "profile": "hikvision-ipc", "mac": "44:19:b6:00:20:01",
+     "serial": "DS-2CD2385G1-I20200414AAWRE00000001"},
+    {"address": "127.80.20.2", "profile": "dahua-ipc", "mac": "3c:ef:8c:00:20:02",
+     "serial": "6C01E93PAG00002"},
+    {"address": "127.80.20.3", "profile": "ezviz-camera", "mac": "54:c4:15:00:20:03",
+     "serial": "CS-C6TC-32WFR0120170327CCCH000000003"},
+    # Negative controls: WS-Discovery peers that are not cameras.
+    {"address": "127.80.20.4", "profile": "host-windows", "mac": "02:00:00:00:20:04", "serial": "W1"},
+    {"address": "127.80.20.5", "profile": "host-printer", "mac": "02:00:00:00:20:05", "serial": "P1"},
+    # Misbehaving cameras: their discovery replies must be refused, not crash the run.
+    {"address": "127.80.20.6", "profile": "hikvision-ipc", "mac": "44:19:b6:00:20:06",
+     "serial": "DS-2CD2385G1-I20200414AAWRE00000006", "behaviour": "xml_bomb"},
+    {"address": "127.80.20.7", "profile": "dahua-ipc", "mac": "3c:ef:8c:00:20:07",
+     "serial": "6C01E93PAG00007", "behaviour": "truncated"},
+    {"address": "127.80.20.8", "profile": "hikvision-ipc", "mac": "44:19:b6:00:20:08",
+     "serial": "DS-2CD2385G1-I20200414AAWRE00000008", "behaviour": "malformed"},
+    {"address": "127.80.20.9", "profile": "dahua-ipc", "mac": "3c:ef:8c:00:20:09",
+     "serial": "6C01E93PAG00009", "behaviour": "oversized"},
+]
+
+
+def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
+    pytest.importorskip("camaudit.lab.farm")
+    spec, ready = tmp_path / "spec.json", tmp_path / "ready.json"
+    spec.write_text(json.dumps(FARM_SPEC), encoding="utf-8")
+    farm = subprocess.Popen(
+        [sys.executable, "-m", "camaudit.lab.farm", "--spec", str(spec), "--ready-file", str(ready)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not ready.exists():
+            assert farm.poll() is None, farm.stderr.read().decode() if farm.stderr else ""
+            assert time.monotonic() < deadline, "the farm did not start"
+            time.sleep(0.05)
+        manifest = {d["address"]: d for d in json.loads(ready.read_text(encoding="utf-8"))}
+        proc = camaudit("discover", "127.80.20.1-9", "--no-multicast", "--timeout", "1", "--json")
+    finally:
+        farm.terminate()
+        try:
+            farm.wait(10)
+        except subprocess.TimeoutExpired:
+            farm.kill()
+            farm.wait(5)
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(proc.stdout)
+    found = {d["address"]: d for d in doc["devices"]}
+    assert set(found) == {"127.80.20.1", "127.80.20.2", "127.80.20.3"}
+    expected_answers = {"127.80.20.1": {"onvif", "sadp"}, "127.80.20.2": {"onvif", "dhip"},
+                        "127.80.20.3": {"sadp"}}
+    for address, device in found.items():
+        truth = manifest[address]
+        assert set(device["answered"]) == expected_answers[address]
+        assert device["model"] == truth["model"]
+        assert device["serial"] == truth["serial"]
+        assert device["mac"] == truth["mac"]
+        # SADP writes "V5.7.18build 240826" where ISAPI has a space (fingerprinting.md 1.1, 5).
+        assert device["firmware"].replace(" ", "") == truth["firmware"].replace(" ", "")
+    assert "Hikvision" in found["127.80.20.3"]["oui"]  # the EZVIZ unit carries a Hikvision OUI
+    assert any("ignored" in note for note in doc["notes"])
