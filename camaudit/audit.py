@@ -159,12 +159,52 @@ def _run_stages(
         result.hosts = list(hosts.values())
         return
 
-    # 2. Probes of each open service, host by host, written as each host finishes.
+    # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
+    #    may be invisible to every method but DHIP, fingerprinting.md section 2).
+    if config.discovery.enabled:
+        found = asyncio.run(_discover(config, addresses, stop))
+        if found is not None:
+            result.notes.extend(found.notes)
+            store.add_observations(result.scan_id, found.observations)
+            for obs in found.observations:
+                host = hosts.setdefault(obs.address, Host(obs.address))
+                host.observations.append(obs)
+                if obs.kind == "mac" and not host.mac:
+                    host.mac = obs.value
+        if progress:
+            progress("discover", 1, 1)
+    if stop.is_set():
+        result.hosts = list(hosts.values())
+        return
+
+    # 3. Probes of each open service, host by host, written as each host finishes.
     asyncio.run(_probe_hosts(config, store, result.scan_id, hosts, progress, stop))
 
-    # 3. Identification from the evidence gathered so far.
+    # 4. Identification from the evidence gathered so far.
     _identify_hosts(store, result.scan_id, hosts)
     result.hosts = list(hosts.values())
+
+
+async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event) -> Any:
+    from .discovery.runner import discover
+
+    task = asyncio.create_task(
+        discover(
+            addresses,
+            interfaces=config.discovery.interfaces,
+            multicast=config.discovery.multicast,
+            arp=config.discovery.arp,
+            timeout=config.discovery.timeout,
+            rate=config.discovery.rate,
+        )
+    )
+    watcher = asyncio.create_task(_cancel_on_stop([task], stop))
+    try:
+        return await task
+    except asyncio.CancelledError:
+        return None
+    finally:
+        watcher.cancel()
 
 
 def _sweep_function(engine: str) -> Callable[..., Any]:
@@ -213,7 +253,7 @@ async def _probe_hosts(
         watcher.cancel()
 
 
-async def _cancel_on_stop(tasks: Sequence[asyncio.Task[None]], stop: threading.Event) -> None:
+async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Event) -> None:
     # The stop event is a threading.Event set by a signal handler or another thread; waiting on
     # it in a worker thread would keep asyncio.run() from returning, so poll it at 10 Hz.
     while not stop.is_set():  # noqa: ASYNC110

@@ -38,6 +38,16 @@ class ProbeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DiscoveryConfig:
+    enabled: bool = True
+    multicast: bool = True  # on interfaces whose network holds a target (never loopback)
+    interfaces: tuple[str, ...] = ()
+    arp: bool = True  # root only; without root the scan says so once and goes on
+    timeout: float = 2.0  # seconds to listen after the last datagram
+    rate: float = 2000.0  # datagrams per second
+
+
+@dataclass(frozen=True, slots=True)
 class ScanConfig:
     targets: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -45,6 +55,7 @@ class ScanConfig:
     max_hosts: int = 65_536
     sweep: SweepConfig = field(default_factory=SweepConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
+    discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     sweep_only: bool = False
     db_path: str = "camaudit.db"
 
@@ -94,10 +105,16 @@ def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> A
         if key == "ports":
             if isinstance(value, str):
                 value = parse_ports(value)
-            elif isinstance(value, list) and all(isinstance(p, int) for p in value):
+            elif isinstance(value, list | tuple) and all(isinstance(p, int) for p in value):
                 value = parse_ports(",".join(str(p) for p in value))
             else:
                 raise ConfigError(f"[{section}] ports must be a list of port numbers")
+        elif key == "interfaces":
+            if isinstance(value, str):
+                value = (value,)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[{section}] interfaces must be a list of interface names")
+            value = tuple(value)
         elif key == "engine":
             if value not in ("builtin", "nmap"):
                 raise ConfigError(f"[{section}] engine must be 'builtin' or 'nmap', not {value!r}")
@@ -126,7 +143,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
             raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from exc
-        unknown = set(data) - {"scan", "probe"}
+        unknown = set(data) - {"scan", "probe", "discovery"}
         if unknown:
             raise ConfigError(f"configuration file {str(path)!r} has unknown section [{sorted(unknown)[0]}]")
         scan_values = dict(data.get("scan", {}))
@@ -136,21 +153,28 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
             _apply("scan", ScanConfig, config, {k: v for k, v in scan_values.items()}),
             sweep=_apply("scan", SweepConfig, config.sweep, sweep_values),
             probe=_apply("probe", ProbeConfig, config.probe, dict(data.get("probe", {}))),
+            discovery=_apply("discovery", DiscoveryConfig, config.discovery, dict(data.get("discovery", {}))),
         )
     sweep_over = {k: v for k, v in overrides.items() if v is not None and k in _SWEEP_KEYS}
     probe_over = {
         k.removeprefix("probe_"): v for k, v in overrides.items() if v is not None and k.startswith("probe_")
     }
+    discovery_over = {
+        k.removeprefix("discovery_"): (tuple(v) if isinstance(v, list) else v)
+        for k, v in overrides.items()
+        if v is not None and k.startswith("discovery_")
+    }
     scan_over: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v)
         for k, v in overrides.items()
-        if v is not None and k not in _SWEEP_KEYS and not k.startswith("probe_")
+        if v is not None and k not in _SWEEP_KEYS and not k.startswith(("probe_", "discovery_"))
     }
     return dataclasses.replace(
         config,
         **scan_over,
         sweep=_apply("option", SweepConfig, config.sweep, sweep_over),
         probe=_apply("option", ProbeConfig, config.probe, probe_over),
+        discovery=_apply("option", DiscoveryConfig, config.discovery, discovery_over),
     )
 
 

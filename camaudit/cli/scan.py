@@ -38,6 +38,9 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--connect-timeout", type=click.FloatRange(min=0.01), help="Seconds to wait for a TCP handshake.")
 @click.option("--probe-timeout", type=click.FloatRange(min=0.1), help="Seconds one service probe may take.")
 @click.option("--sweep-only", is_flag=True, help="Stop after the port sweep: a quick port inventory, like nmap -sT.")
+@click.option("--discovery/--no-discovery", default=None, help="Ask targets by ONVIF WS-Discovery, SADP and DHIP (default on).")
+@click.option("--multicast/--no-multicast", default=None, help="Also discover by multicast on target networks (default on).")
+@click.option("--interface", "interfaces", multiple=True, help="Interface to multicast and ARP on (repeatable).")
 @click.option("--allow-public", is_flag=True, help="Allow public (internet) addresses as targets.")
 @click.option("--max-hosts", type=click.IntRange(min=1), help="Raise the cap on addresses per scan (default 65,536).")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
@@ -55,6 +58,9 @@ def scan(
     connect_timeout: float | None,
     probe_timeout: float | None,
     sweep_only: bool,
+    discovery: bool | None,
+    multicast: bool | None,
+    interfaces: tuple[str, ...],
     allow_public: bool,
     max_hosts: int | None,
     quiet: bool,
@@ -81,6 +87,9 @@ def scan(
         connect_timeout=connect_timeout,
         probe_timeout=probe_timeout,
         sweep_only=sweep_only or None,
+        discovery_enabled=discovery,
+        discovery_multicast=multicast,
+        discovery_interfaces=list(interfaces) or None,
         allow_public=allow_public or None,
         max_hosts=max_hosts,
     )
