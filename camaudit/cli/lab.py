@@ -97,8 +97,6 @@ def up(count: int, subnet: str, mix: str | None, seed: int, manifest: str | None
 def up_netns(count: int, mix: str | None, seed: int, manifest: str | None,
              misbehave: str | None, scenario: str | None) -> int:
     """Serve the lab in network namespaces until SIGINT/SIGTERM (camaudit/lab/netns.py)."""
-    import signal
-
     from ..lab import netns as labns
     from ..lab import scenarios as labsc
     from ..lab.farm import write_json_atomic
@@ -109,10 +107,9 @@ def up_netns(count: int, mix: str | None, seed: int, manifest: str | None,
     specs = plan_devices(count, str(labns.CAMERA_SUBNET), parse_mix(mix), seed,
                          misbehaving=_parse_misbehave(misbehave))
 
-    def interrupted(signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt  # start_netns_lab removes what it built, then we exit 3
-
-    signal.signal(signal.SIGTERM, interrupted)
+    # From here a ^C or SIGTERM only sets a flag, checked once the lab is up: no moment where
+    # a signal could leave namespaces behind.
+    stop = labns.catch_stop_signals()
     started = time.monotonic()
     topo = labsc.start_netns_lab([s.to_json() for s in specs], scenario=scenario)
     try:
@@ -129,7 +126,7 @@ def up_netns(count: int, mix: str | None, seed: int, manifest: str | None,
     except BaseException:
         labns.teardown(topo)
         raise
-    labns.serve_until_signalled(topo)
+    labns.serve_until_signalled(topo, stop=stop)
     click.echo("camaudit lab: stopped; its namespaces and processes are gone.", err=True)
     return 0
 
