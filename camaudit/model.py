@@ -36,6 +36,8 @@ OBSERVATION_KINDS: frozenset[str] = frozenset(
         "snmp_sysdescr",
         "telnet_banner",
         "ftp_banner",
+        # nmap -sV's own service match ("product=...; version=...; ..."), from --nmap-xml input
+        "nmap_service",
     }
 )
 

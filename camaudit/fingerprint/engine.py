@@ -1,0 +1,233 @@
+"""Observations -> one device identity (DESIGN.md section 4).
+
+How evidence combines:
+
+* Every observation (and every part derived from it: the Server header inside a raw response,
+  the title inside a body) is read by the signature files of its kind; per file the first
+  matching signature counts (:mod:`.signatures`).
+* Each maker's score is the noisy-OR of the certainties of the distinct signatures that name it:
+  agreeing signals add up, one signature seen twice counts once.
+* A strong signature (certainty >= 0.9: a SADP or DHIP reply, an ISAPI namespace, structured
+  ONVIF device information, a Dahua CGI answer) decides the maker on its own.
+* Signals naming another maker are reported in ``conflicts`` and lower the confidence:
+  ``confidence = score(winner) * (1 - 0.5 * score(strongest other))``. Without a strong signal,
+  makers scored within 0.05 of each other leave the device ``unknown``.
+* A brand comes from signatures that name one (an OUI registered by Lorex, an ONVIF Manufacturer);
+  it never makes a maker by itself. A brand whose lineage points at another maker is a conflict.
+* Model, firmware, serial and device type come from the highest-certainty signature of the winning
+  maker that gives them. ``covered`` and ``advisories`` follow from the result.
+
+A device the evidence does not name stays ``unknown`` with confidence 0: never a guess shown as fact.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from ..model import Identity, Observation, SignatureHit
+from .advisories import advisories_for
+from .lineage import covered, lineage
+from .signatures import Signature, SignatureSet, default_set
+
+log = logging.getLogger(__name__)
+
+#: How much the strongest contradicting maker lowers the winner's confidence.
+CONFLICT_WEIGHT = 0.5
+#: Scores closer than this, with no strong signal, leave the maker undecided.
+TIE_MARGIN = 0.05
+#: Longest observation value quoted in an identity's signature list.
+QUOTE_LIMIT = 300
+#: Values up to this length are cached with their matches (fleets repeat banners).
+_CACHE_VALUE_LIMIT = 4096
+_CACHE_MAX = 50_000
+
+_FIELDS = ("model", "firmware", "serial", "device_type")
+
+MatchList = tuple[tuple[str, Signature, dict[str, str]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One signature that matched one observation (possibly through a derived part)."""
+
+    signature: Signature
+    fields: dict[str, str]
+    observation: Observation
+
+
+class Engine:
+    """Identification with one compiled signature set and a bounded match cache."""
+
+    def __init__(self, signatures: SignatureSet | None = None) -> None:
+        self.signatures = signatures if signatures is not None else default_set()
+        self._cache: dict[tuple[str, str], MatchList] = {}
+
+    def matches(self, kind: str, value: str) -> MatchList:
+        key = (kind, value)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        found = tuple(self.signatures.match_value(kind, value))
+        if len(value) <= _CACHE_VALUE_LIMIT:
+            if len(self._cache) >= _CACHE_MAX:
+                self._cache.clear()
+            self._cache[key] = found
+        return found
+
+    def hits(self, observations: Iterable[Observation]) -> list[Hit]:
+        result = []
+        for observation in observations:
+            for _kind, signature, fields in self.matches(observation.kind, observation.value):
+                result.append(Hit(signature, fields, observation))
+        return result
+
+    def identify(self, observations: Sequence[Observation]) -> Identity:
+        return decide(self.hits(observations))
+
+
+def decide(hits: Sequence[Hit]) -> Identity:
+    """Combine signature hits into one identity (the rules in the module docstring)."""
+    best: dict[str, dict[str, float]] = {}  # vendor -> signature id -> certainty
+    for hit in hits:
+        vendor = hit.fields.get("vendor")
+        if vendor:
+            per_vendor = best.setdefault(vendor, {})
+            per_vendor[hit.signature.id] = max(per_vendor.get(hit.signature.id, 0.0), hit.signature.certainty)
+    scores = {vendor: _noisy_or(sigs.values()) for vendor, sigs in best.items()}
+    strong = {h.fields["vendor"] for h in hits if h.fields.get("vendor") and h.signature.strong}
+    identity = Identity()
+    winner = _winner(scores, strong, best)
+    if winner is not None:
+        others = [score for vendor, score in scores.items() if vendor != winner]
+        other = max(others, default=0.0)
+        identity.vendor = winner
+        identity.confidence = scores[winner] * (1.0 - CONFLICT_WEIGHT * other)
+    identity.conflicts = _conflicts(hits, identity.vendor, scores)
+    used = _fill_fields(identity, hits)
+    _fill_brand(identity, hits, used)
+    identity.signatures = _signature_list(used)
+    known_vendor = identity.vendor if identity.vendor != "unknown" else None
+    identity.covered = covered().is_covered(known_vendor, identity.brand)
+    identity.advisories = advisories_for(known_vendor, identity.model, identity.firmware)
+    identity.confidence = round(min(max(identity.confidence, 0.0), 1.0), 3)
+    return identity
+
+
+def _noisy_or(certainties: Iterable[float]) -> float:
+    remaining = 1.0
+    for certainty in certainties:
+        remaining *= 1.0 - certainty
+    return 1.0 - remaining
+
+
+def _winner(scores: dict[str, float], strong: set[str], best: dict[str, dict[str, float]]) -> str | None:
+    if not scores:
+        return None
+    if strong:
+        # A strong signal decides; among conflicting strong makers the stronger evidence wins.
+        def strong_key(vendor: str) -> tuple[float, float]:
+            top = max(best[vendor].values())
+            return (top, scores[vendor])
+
+        return sorted(strong, key=strong_key, reverse=True)[0]
+    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+    if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < TIE_MARGIN:
+        return None
+    return ranked[0][0]
+
+
+def _conflicts(hits: Sequence[Hit], winner: str, scores: dict[str, float]) -> list[str]:
+    notes: list[str] = []
+    seen: set[str] = set()
+    for hit in hits:
+        vendor = hit.fields.get("vendor")
+        if not vendor or vendor == winner or hit.signature.id in seen:
+            continue
+        seen.add(hit.signature.id)
+        against = f"the evidence for {winner}" if winner != "unknown" else "other evidence"
+        notes.append(
+            f"{hit.signature.id} ({hit.observation.kind}, certainty {hit.signature.certainty:.2f}) "
+            f"names {vendor}, against {against}"
+        )
+    if winner == "unknown" and len(scores) > 1:
+        ranked = ", ".join(f"{v} {s:.2f}" for v, s in sorted(scores.items(), key=lambda i: -i[1]))
+        notes.append(f"makers too close to call: {ranked}")
+    return notes
+
+
+def _fill_fields(identity: Identity, hits: Sequence[Hit]) -> list[Hit]:
+    """Take each field from the best agreeing hit; return the hits the identity rests on."""
+    winner = identity.vendor
+    agreeing = [h for h in hits if h.fields.get("vendor") == winner] if winner != "unknown" else []
+    neutral = [h for h in hits if not h.fields.get("vendor")]
+    used: list[Hit] = list(agreeing)
+    for name in _FIELDS:
+        for pool in (agreeing, neutral):
+            candidates = [h for h in pool if h.fields.get(name)]
+            if candidates:
+                chosen = max(candidates, key=lambda h: h.signature.certainty)
+                setattr(identity, name, chosen.fields[name])
+                if chosen not in used:
+                    used.append(chosen)
+                break
+    return used
+
+
+def _fill_brand(identity: Identity, hits: Sequence[Hit], used: list[Hit]) -> None:
+    winner = identity.vendor
+    names = lineage()
+    candidates = []
+    for hit in hits:
+        brand = hit.fields.get("brand")
+        vendor = hit.fields.get("vendor")
+        if not brand or brand == winner:
+            continue
+        if winner != "unknown" and vendor and vendor != winner:
+            continue  # a losing maker's brand is already reported as a conflict
+        maker = names.maker_of(brand)
+        if winner != "unknown" and maker is not None and maker != winner:
+            identity.conflicts.append(
+                f"brand {brand} ({hit.signature.id}) is a {maker} brand in lineage.yaml, "
+                f"but the evidence says {winner}"
+            )
+            continue
+        candidates.append(hit)
+    if candidates:
+        chosen = max(candidates, key=lambda h: h.signature.certainty)
+        identity.brand = chosen.fields["brand"]
+        if chosen not in used:
+            used.append(chosen)
+
+
+def _signature_list(used: Sequence[Hit]) -> list[SignatureHit]:
+    result: list[SignatureHit] = []
+    seen: set[tuple[str, str, str, int | None]] = set()
+    for hit in sorted(used, key=lambda h: -h.signature.certainty):
+        observation = hit.observation
+        value = observation.value
+        if len(value) > QUOTE_LIMIT:
+            value = value[:QUOTE_LIMIT] + "…"
+        key = (hit.signature.id, observation.kind, value, observation.port)
+        if key in seen:
+            continue
+        seen.add(key)
+        result.append(SignatureHit(hit.signature.id, observation.kind, value, observation.port))
+    return result
+
+
+_ENGINE: Engine | None = None
+
+
+def default_engine() -> Engine:
+    """The process-wide engine over the shipped signatures (loaded once)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = Engine()
+    return _ENGINE
+
+
+def identify(observations: Sequence[Observation]) -> Identity:
+    """The identity the observations of one device support (the engine API contract)."""
+    return default_engine().identify(observations)

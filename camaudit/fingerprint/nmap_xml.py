@@ -1,0 +1,166 @@
+"""nmap ``-sV`` XML -> observations per host (for ``camaudit identify --nmap-xml``).
+
+What nmap records becomes raw evidence of camaudit's kinds: open ports, the MAC, the Server
+header from the ``http-server-header`` script (a version script, so ``-sV`` runs it), titles,
+certificates and favicons when their scripts ran, the raw responses that nmap keeps in
+``servicefp`` for services it could not name, and nmap's own service match (kind
+``nmap_service``). Parsed with defusedxml: the file may come from anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from defusedxml import ElementTree as SafeET
+
+from ..errors import InputError
+from ..model import Observation, bounded_text
+
+#: Larger files are refused with a message rather than parsed into memory.
+MAX_XML_BYTES = 256 * 1024 * 1024
+
+_FP_RESPONSE = re.compile(r'r\(([A-Za-z0-9_]+),([0-9A-Fa-f]+),"((?:[^"\\]|\\.)*)"\)')
+_FP_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
+_FAVICON_MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
+_SIMPLE_ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "0": "\0"}
+
+
+@dataclass(slots=True)
+class NmapHost:
+    address: str
+    observations: list[Observation] = field(default_factory=list)
+
+
+def parse_file(path: str) -> list[NmapHost]:
+    """Read an nmap XML file; :class:`InputError` with a one-line reason when it cannot be used."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_XML_BYTES + 1)
+    except OSError as exc:
+        raise InputError(f"cannot read nmap XML {path}: {exc.strerror or exc}") from exc
+    if len(data) > MAX_XML_BYTES:
+        raise InputError(f"nmap XML {path} is larger than {MAX_XML_BYTES // (1024 * 1024)} MiB")
+    return parse(data, origin=path)
+
+
+def parse(data: bytes | str, origin: str = "nmap XML") -> list[NmapHost]:
+    """Hosts and their observations from nmap XML text."""
+    try:
+        root = SafeET.fromstring(data)
+    except Exception as exc:  # noqa: BLE001 - malformed or hostile XML: one clear message
+        raise InputError(f"{origin} is not valid nmap XML: {exc}") from exc
+    if root.tag != "nmaprun":
+        raise InputError(f"{origin} is not nmap XML (root element <{root.tag}>, expected <nmaprun>)")
+    return [host for host in (_host(el) for el in root.iter("host")) if host is not None]
+
+
+def _host(element: Any) -> NmapHost | None:
+    address = None
+    mac = None
+    for addr in element.findall("address"):
+        kind = addr.get("addrtype")
+        if kind in ("ipv4", "ipv6") and address is None:
+            address = addr.get("addr")
+        elif kind == "mac":
+            mac = addr.get("addr")
+    if not address:
+        return None
+    host = NmapHost(address)
+
+    def add(kind: str, value: str, port: int | None = None) -> None:
+        if value.strip():
+            host.observations.append(Observation(address, kind, bounded_text(value), port, source="nmap"))
+
+    if mac:
+        add("mac", mac.lower())
+    for port_el in element.iter("port"):
+        state = port_el.find("state")
+        if state is None or state.get("state") != "open":
+            continue
+        protocol = port_el.get("protocol", "tcp")
+        try:
+            port = int(port_el.get("portid", ""))
+        except ValueError:
+            continue
+        add("open_port", f"{protocol}/{port}", port)
+        service = port_el.find("service")
+        name = service.get("name", "") if service is not None else ""
+        if service is not None:
+            lines = [f"{key}={service.get(key)}" for key in
+                     ("name", "product", "version", "extrainfo", "hostname", "devicetype", "ostype") if service.get(key)]
+            if service.get("product"):
+                add("nmap_service", "\n".join(lines).replace("name=", "service=", 1), port)
+            fingerprint = service.get("servicefp")
+            if fingerprint:
+                for probe, response in service_fingerprint_responses(fingerprint):
+                    kind = _response_kind(probe, response, name)
+                    if kind:
+                        add(kind, response, port)
+        for script in port_el.findall("script"):
+            for kind, value in _script_observations(script, name):
+                add(kind, value, port)
+    return host
+
+
+def service_fingerprint_responses(fingerprint: str) -> list[tuple[str, str]]:
+    """(probe name, decoded response) pairs from an nmap ``servicefp`` string."""
+    joined = fingerprint.replace("\nSF:", "").replace("\r", "")
+    return [(m.group(1), _unescape(m.group(3))) for m in _FP_RESPONSE.finditer(joined)]
+
+
+def _unescape(text: str) -> str:
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(1)
+        if token.startswith("x") and len(token) == 3:
+            return chr(int(token[1:], 16))
+        return _SIMPLE_ESCAPES.get(token, token)
+
+    return _FP_ESCAPE.sub(replace, text)
+
+
+def _response_kind(probe: str, response: str, service: str) -> str | None:
+    if response.startswith("RTSP/") or probe.startswith("RTSP"):
+        return "rtsp_response"
+    if response.startswith("HTTP/"):
+        return "http_headers"
+    if probe == "NULL" and service in ("telnet", "ftp"):
+        return f"{service}_banner"
+    return None
+
+
+def _script_observations(script: Any, service: str) -> list[tuple[str, str]]:
+    script_id = script.get("id", "")
+    output = script.get("output", "") or ""
+    elems = {el.get("key"): (el.text or "") for el in script.findall("elem")}
+    if script_id == "http-server-header":
+        values = [el.text or "" for el in script.findall("elem")] or [output]
+        kind = "rtsp_server" if service == "rtsp" else "http_server"
+        return [(kind, v.strip()) for v in values if v.strip()]
+    if script_id == "http-title":
+        return [("http_title", elems.get("title") or output.strip())]
+    if script_id == "http-favicon":
+        found = _FAVICON_MD5.search(output)
+        return [("favicon_md5", found.group(1).lower())] if found else []
+    if script_id == "ssl-cert":
+        subject = _name_table(script, "subject")
+        issuer = _name_table(script, "issuer")
+        if subject:
+            return [("tls_cert", f"subject={subject}; issuer={issuer}" if issuer else f"subject={subject}")]
+        return []
+    if script_id == "banner" and service in ("telnet", "ftp"):
+        return [(f"{service}_banner", output.strip())]
+    return []
+
+
+def _name_table(script: Any, key: str) -> str:
+    for table in script.findall("table"):
+        if table.get("key") == key:
+            parts = [f"{el.get('key')}={el.text or ''}" for el in table.findall("elem")]
+            order = {"commonName": 0, "organizationalUnitName": 1, "organizationName": 2}
+            parts.sort(key=lambda p: order.get(p.split("=", 1)[0], 9))
+            short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU",
+                     "localityName": "L", "stateOrProvinceName": "ST", "countryName": "C"}
+            return ",".join(f"{short.get(k, k)}={v}" for k, v in (p.split("=", 1) for p in parts))
+    return ""
