@@ -488,3 +488,7 @@ def open_store(path: str | Path, *, create: bool = True) -> Store:
     if not parent.exists():
         raise UsageError(f"the folder {parent} does not exist")
     return Store(path)
+
+
+# Later migrations live beside the code that owns their tables; importing registers them.
+from . import assess_schema  # noqa: E402, F401

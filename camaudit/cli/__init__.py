@@ -24,6 +24,15 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "scan": ("scan", "scan", "Sweep, probe, identify and record the cameras in TARGETS."),
     "scans": ("scan", "scans", "List past scans in the store."),
     "show": ("scan", "show", "Show one scan, or what the store knows about one address."),
+    "identify": ("identify", "identify", "Identify devices from JSON lines or nmap -sV XML (offline)."), "signatures": ("signatures", "signatures", "Verify, try and list the identification signatures."),  # noqa: E501
+    "report": ("report", "report", "Write the report of a scan (HTML, Markdown, JSON, CSV) from the store."),
+    "export": ("report", "export", "Export the device inventory, OCSF findings or Datasette metadata."),
+    "diff": ("report", "diff", "What changed between two scans."),
+    "register": ("report", "register", "Import or list the declared asset register."),
+    "schedule": ("report", "schedule", "Print systemd units or a crontab line for scheduled audits."),
+    "discover": ("discover", "discover", "List what answers camera discovery (ONVIF, SADP, DHIP, ARP)."),
+    "lab": ("lab", "lab", "Run an emulated camera network (demo, tests, benchmarks)."),
+    "demo": ("demo", "demo", "Audit an emulated camera network on this machine and show the result."),
 }
 
 

@@ -37,12 +37,10 @@ class DemoResult:
 
 
 def write_html_report(db_path: Path, html_path: Path) -> Path | None:
-    """HOOK for the reporting work: write the HTML report of the store at ``db_path``.
+    """Write the HTML report of the store at ``db_path`` beside it; returns the path written."""
+    from ..report import write_demo_report
 
-    Returns the path written, or None while camaudit has no HTML reporting yet. Expected to
-    call something like ``camaudit.report.html.write_html(db_path, html_path)``.
-    """
-    return None
+    return write_demo_report(db_path, html_path)
 
 
 def _clear(db_path: Path) -> None:

@@ -1,0 +1,283 @@
+"""`camaudit report`, `export`, `diff`, `register import|list`, `schedule`."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import UsageError
+from ..policy import SEVERITIES
+from ..store import open_store
+from .output import DB_OPTION, JSON_OPTION, print_json
+
+FAIL_ON = click.Choice([*SEVERITIES, "none"])
+SCAN_OPTION = click.option("--scan", "scan_ref", default="latest", show_default=True, help="Scan id, id prefix, or latest.")
+POLICY_OPTION = click.option(
+    "--policy", "policy_path", type=click.Path(dir_okay=False), help="A findings policy (default: the shipped config/policy.yaml)."
+)
+
+
+def _policy(path: str | None) -> Any:
+    from ..policy import load_policy
+
+    return load_policy(path)
+
+
+def _expand_output(template: str, scan_id: str, started_at: str) -> str:
+    """``{date}`` and ``{scan}`` in an output name become the scan's start and short id."""
+    try:
+        moment = _dt.datetime.fromisoformat(started_at).astimezone(_dt.UTC)
+        date = moment.strftime("%Y%m%d-%H%M%S")
+    except ValueError:
+        date = "undated"
+    return template.replace("{date}", date).replace("{scan}", scan_id[:8])
+
+
+@click.command()
+@DB_OPTION
+@SCAN_OPTION
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), help="Default: from the file name.")
+@click.option("-o", "--output", "output", required=True, help="The report file ({date} and {scan} are filled in), or - for stdout.")
+@click.option("--lang", type=click.Choice(["en", "nl"]), default="en", show_default=True, help="Language of HTML and Markdown.")
+@POLICY_OPTION
+@click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help="Exit 1 when a finding is at or above this.")
+@click.option("--require-complete", is_flag=True, help="Exit 3 when the scan did not complete (for scheduled runs).")
+@JSON_OPTION
+def report(
+    db_path: str, scan_ref: str, fmt: str | None, output: str, lang: str, policy_path: str | None,
+    fail_on: str, require_complete: bool, as_json: bool,
+) -> int:  # fmt: skip
+    """Write the report of one scan, from the store alone: HTML (one self-contained file),
+    Markdown, JSON or CSV (one row per finding). Assessing the scan records its findings in
+    the store.
+
+    Example:
+
+        camaudit report --db audit.db -o audit.html --lang nl
+    """
+    from ..assess import Finding, count_by_severity, severity_at_least
+    from ..report import format_for, render, write_atomically
+    from ..report.data import build_report
+
+    policy = _policy(policy_path)
+    if output == "-" and not fmt:
+        raise UsageError("writing to stdout (-o -) needs --format")
+    with open_store(db_path, create=False) as store:
+        fmt = format_for(output, fmt) if output != "-" else fmt
+        assert fmt is not None
+        doc = build_report(store, scan_ref, policy=policy, lang=lang)
+    scan = doc["scan"]
+    if output == "-":
+        sys.stdout.write(render(doc, fmt))
+        path = None
+    else:
+        path = write_atomically(_expand_output(output, scan["scan_id"], scan["started_at"]), render(doc, fmt))
+    findings = [Finding(**f) for f in doc["findings"]]
+    counts = count_by_severity(findings)
+    failing = severity_at_least(findings, fail_on)
+    incomplete = scan["status"] != "complete"
+    if as_json and path is not None:
+        print_json({"path": str(path), "scan_id": scan["scan_id"], "scan_status": scan["status"],
+                    "findings": counts, "fail_on": fail_on, "failing": failing})  # fmt: skip
+    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+    where = f"wrote {path}" if path else "report written"
+    click.echo(f"{where}: scan {scan['scan_id'][:8]} ({scan['status']}), {summary}", err=True)
+    if require_complete and incomplete:
+        click.echo(f"camaudit: the scan {scan['scan_id'][:8]} is {scan['status']}, not complete", err=True)
+        return 3
+    if failing:
+        click.echo(f"camaudit: findings at or above {fail_on}", err=True)
+        return 1
+    return 0
+
+
+@click.command()
+@click.argument("what", type=click.Choice(["inventory", "findings", "datasette-metadata"]))
+@DB_OPTION
+@SCAN_OPTION
+@click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "xlsx"]), help="Default: from the file name.")
+@click.option("-o", "--output", "output", required=True, help="The file to write.")
+@POLICY_OPTION
+def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str, policy_path: str | None) -> int:
+    """Export from the store: the device inventory (one row per device: csv, json or xlsx),
+    the findings as OCSF Compliance Findings (json or jsonl), or the Datasette metadata that
+    describes every table and column (json).
+
+    Examples:
+
+        camaudit export inventory --db audit.db -o cameras.xlsx
+
+        camaudit export findings --db audit.db -o findings.json
+
+        camaudit export datasette-metadata --db audit.db -o metadata.json && datasette audit.db -m metadata.json
+    """
+    from ..report import write_atomically
+
+    fmt = fmt or Path(output).suffix.lower().lstrip(".") or None
+    if what == "datasette-metadata":
+        from ..report.datasette import metadata_for
+
+        if fmt not in (None, "json"):
+            raise UsageError("the Datasette metadata is JSON")
+        write_atomically(output, json.dumps(metadata_for(db_path), indent=2) + "\n")
+        click.echo(f"wrote {output}; open with: datasette {db_path} -m {output}", err=True)
+        return 0
+    policy = _policy(policy_path)
+    with open_store(db_path, create=False) as store:
+        if what == "inventory":
+            from ..report.inventory import FORMATS, inventory_rows, write_inventory
+
+            if fmt not in FORMATS:
+                raise UsageError(f"the inventory is written as {', '.join(FORMATS)}; name one with --format")
+            rows = inventory_rows(store, scan_ref, policy)
+            write_inventory(rows, fmt, output)
+            click.echo(f"wrote {output}: {len(rows)} rows", err=True)
+            return 0
+        from ..assess import evaluate, scan_view
+        from ..report.ocsf import render_ocsf
+
+        if fmt not in ("json", "jsonl"):
+            raise UsageError("findings are written as OCSF json or jsonl; name one with --format")
+        view = scan_view(store, scan_ref)
+        findings = evaluate(view, policy)
+    write_atomically(output, render_ocsf(findings, policy, time=view.scan.finished_at or view.scan.started_at, lines=fmt == "jsonl"))
+    click.echo(f"wrote {output}: {len(findings)} findings", err=True)
+    return 0
+
+
+@click.command()
+@click.argument("scan_a", required=False)
+@click.argument("scan_b", required=False)
+@DB_OPTION
+@JSON_OPTION
+@click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed (like git diff --exit-code).")
+def diff(scan_a: str | None, scan_b: str | None, db_path: str, as_json: bool, exit_code: bool) -> int:
+    """What changed between two scans: devices that appeared, vanished, moved address, or
+    changed firmware, identity or verdict. With no scans named: the latest against the one
+    before it (over the same targets when there is one); with one: that scan against the latest.
+
+    Example:
+
+        camaudit diff --db audit.db
+    """
+    from ..diff import diff_scans
+
+    with open_store(db_path, create=False) as store:
+        result = diff_scans(store, scan_a, scan_b if scan_b else None)
+    if as_json:
+        print_json(result.to_json())
+    else:
+        click.echo(f"from scan {result.before.id} ({result.before.started_at[:19].replace('T', ' ')})")
+        click.echo(f"to   scan {result.after.id} ({result.after.started_at[:19].replace('T', ' ')})")
+        for change in result.changes:
+            if change.kind in ("appeared", "vanished"):
+                click.echo(f"{change.kind:<9} {change.address:<16} {change.label}")
+            else:
+                click.echo(f"{change.kind:<9} {change.address:<16} {change.label}: {_brief(change.before)} -> {_brief(change.after)}")
+        counts = result.counts()
+        click.echo(", ".join(f"{n} {k}" for k, n in counts.items()))
+    return 1 if exit_code and result.changes else 0
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return "-" if value is None else str(value)
+
+
+@click.group()
+def register() -> None:
+    """The declared asset register: import it, list it."""
+
+
+@register.command("import")
+@click.argument("file", type=click.Path(dir_okay=False))
+@DB_OPTION
+@click.option("--merge", is_flag=True, help="Add or update assets by id instead of replacing the register.")
+@JSON_OPTION
+def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
+    """Import the asset register from FILE (CSV or YAML; columns in config/register.example.csv).
+    The file replaces the register unless --merge.
+
+    Example:
+
+        camaudit register import cameras.csv --db audit.db
+    """
+    from ..register import import_register
+
+    with open_store(db_path) as store:
+        result = import_register(store, file, merge=merge)
+    if as_json:
+        print_json({"imported": result.imported, "replaced": result.replaced, "warnings": result.warnings})
+    else:
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(f"{result.imported} assets {'imported; the register was replaced' if result.replaced else 'merged'} in {db_path}")
+    return 0
+
+
+@register.command("list")
+@DB_OPTION
+@JSON_OPTION
+def register_list(db_path: str, as_json: bool) -> int:
+    """List the register as stored."""
+    from ..register import load_register
+
+    with open_store(db_path, create=False) as store:
+        assets = load_register(store)
+    if as_json:
+        print_json({"assets": [a.to_json() for a in assets]})
+        return 0
+    for a in assets:
+        click.echo(f"{a.asset_id:<14} {a.address or '':<16} {a.mac or '':<18} {a.declared_maker or '':<12} {a.declared_model or '':<16} {a.location or ''}")
+    click.echo(f"{len(assets)} assets")
+    return 0
+
+
+@click.command()
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--every", required=True, help='daily, weekly (Mondays), or a cron expression such as "30 6 * * 1-5".')
+@click.option("--at", "at", default="02:00", show_default=True, help="Time of day for daily and weekly (HH:MM).")
+@click.option("--print", "kind", type=click.Choice(["systemd", "cron"]), required=True, help="What to print.")
+@DB_OPTION
+@click.option("--report-dir", type=click.Path(file_okay=False), help="Where reports accumulate (default: reports/ beside the database).")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), default="html", show_default=True)
+@click.option("--lang", type=click.Choice(["en", "nl"]), default="en", show_default=True)
+@click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help="Findings at or above this fail the run (the alert).")
+@POLICY_OPTION
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A camaudit.toml for the scan.")
+@click.option("--name", default="camaudit-audit", show_default=True, help="Unit name for systemd.")
+def schedule(
+    targets: tuple[str, ...], every: str, at: str, kind: str, db_path: str, report_dir: str | None, fmt: str,
+    lang: str, fail_on: str, policy_path: str | None, config_path: str | None, name: str,
+) -> int:  # fmt: skip
+    """Print the systemd units or the crontab line that scan TARGETS on a schedule, keep the
+    history in the database and write a dated report; the run fails (the alert) when a finding
+    is at or above --fail-on, or the scan did not complete.
+
+    Examples:
+
+        camaudit schedule 10.20.0.0/24 --every daily --at 03:15 --print systemd --db /var/lib/camaudit/audit.db
+
+        camaudit schedule 10.20.0.0/24 --every "0 6 * * 1-5" --print cron
+    """
+    from ..schedule import crontab_line as cron_line
+    from ..schedule import make_job, schedule_for, systemd_units
+
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise UsageError(f"--name {name!r}: use letters, digits, - and _")
+    plan = schedule_for(every, at)
+    job = make_job(targets, db_path, report_dir=report_dir, fail_on=fail_on, lang=lang, fmt=fmt,
+                   policy=policy_path, config=config_path, name=name)  # fmt: skip
+    if kind == "cron":
+        click.echo(cron_line(job, plan), nl=False)
+        return 0
+    for filename, text in systemd_units(job, plan).items():
+        click.echo(f"# ---- {filename}")
+        click.echo(text)
+    return 0

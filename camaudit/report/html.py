@@ -1,0 +1,109 @@
+"""The HTML report: one self-contained file (inline CSS, inline SVG charts, one inline script),
+so it can be mailed, archived with the audit file and opened offline.
+
+No request leaves the page: nothing in it refers to another file or host, and a
+Content-Security-Policy (``default-src 'none'``, the script admitted by its hash) makes the
+browser refuse any request that device-supplied text might still try to cause. Every value
+comes through Jinja2's autoescaping: banners, models and titles are written by devices and are
+hostile until shown otherwise.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import hashlib
+import ipaddress
+from importlib import resources
+from typing import Any
+
+import jinja2
+from markupsafe import Markup
+
+from .i18n import translator
+
+_MAKER_COLOURS = {"hikvision": "#b42318", "dahua": "#c2410c"}
+_VERDICT_COLOURS = {"OPEN": "#b42318", "EXPOSED": "#7a1fa2", "CLOSED": "#1f7a3a", "INCONCLUSIVE": "#a16207", "NONE": "#6b7280"}
+_SEVERITY_COLOURS = {"critical": "#8e1b1b", "high": "#c2410c", "medium": "#a16207", "low": "#2f6f9f", "info": "#5b6474"}
+
+
+def _template_text(name: str) -> str:
+    return (resources.files("camaudit.report") / "templates" / name).read_text(encoding="utf-8")
+
+
+def describe(value: Any) -> str:
+    """A verdict's qualifiers, missing list or paths, as one readable line."""
+    if value is None or value == "" or value == [] or value == {}:
+        return ""
+    if isinstance(value, dict):
+        return "; ".join(f"{k}: {describe(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(describe(v) for v in value)
+    return str(value)
+
+
+def when(value: Any) -> str:
+    """An ISO timestamp as ``2026-11-29 14:20:03 UTC``."""
+    if not value:
+        return "—"
+    try:
+        moment = _dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        return str(value)
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(_dt.UTC)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def address_key(value: str) -> str:
+    """A string that sorts addresses numerically (IPv4 before IPv6)."""
+    try:
+        ip = ipaddress.ip_address(value)
+    except ValueError:
+        return "9" + value
+    return f"{ip.version}{int(ip):039d}"
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FunctionLoader(lambda name: _template_text(name)),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=False,
+    )
+    env.filters.update(describe=describe, when=when, address_key=address_key)
+    return env
+
+
+def render_html(doc: dict[str, Any]) -> str:
+    """Render a report document (:func:`camaudit.report.data.build_report`) as HTML."""
+    t = translator(doc["lang"])
+    script = _template_text("report.js")
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    summary = doc["summary"]
+    verdict_rows = [
+        {"label": t["verdict_NONE"] if v == "NONE" else v, "key": v, "devices": n}
+        for v, n in summary["verdicts"].items()
+    ] + [{"label": "EXPOSED", "key": "EXPOSED", "devices": summary["exposed"]}]
+    severity_rows = [{"label": t[f"sev_{s}"], "key": s, "findings": n} for s, n in summary["findings"].items()]
+    brand_rows = [
+        {"label": b["brand"] if b["brand"] == b["maker"] else f"{b['brand']} ({b['maker']})", "devices": b["devices"]}
+        for b in summary["by_brand"]
+    ]
+    covered = set(summary["covered_makers"])
+    template = _environment().get_template("report.html.j2")
+    return template.render(
+        doc=doc,
+        t=t,
+        css=Markup(_template_text("report.css")),  # noqa: S704 - our own file, not user data
+        script=Markup(script),  # noqa: S704 - our own file, not user data
+        script_hash=f"sha256-{digest}",
+        verdict_rows=verdict_rows,
+        severity_rows=severity_rows,
+        brand_rows=brand_rows,
+        device_anchors={d["address"]: i for i, d in enumerate(doc["devices"], start=1)},
+        maker_color=lambda row: _MAKER_COLOURS.get(row["maker"], "#b42318" if row["maker"] in covered else "#2f6f9f"),
+        plain_color=lambda row: "#2f6f9f",
+        verdict_color=lambda row: _VERDICT_COLOURS[row["key"]],
+        severity_color=lambda row: _SEVERITY_COLOURS[row["key"]],
+    )

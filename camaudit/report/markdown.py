@@ -1,0 +1,145 @@
+"""The Markdown report: the same content as the HTML report, for wikis, tickets and diffs.
+
+Every device-supplied value is escaped, so a hostile banner cannot add a link, an image (a
+request to another host when rendered) or a table column.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from .html import describe, when
+from .i18n import translator
+
+_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
+
+
+def cell(value: Any) -> str:
+    """One value, safe inside a Markdown table cell."""
+    text = describe(value) if not isinstance(value, str) else value
+    text = " ".join(text.split())  # newlines would end the row
+    return _SPECIAL.sub(r"\\\1", text)
+
+
+def _table(headers: list[str], rows: list[list[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return lines + [""]
+
+
+def render_markdown(doc: dict[str, Any]) -> str:
+    t = translator(doc["lang"])
+    scan, summary = doc["scan"], doc["summary"]
+
+    def verdict_word(v: str) -> str:
+        return t["verdict_NONE"] if v == "NONE" else v
+
+    out = [
+        f"# {t['title']}",
+        "",
+        f"- {t['scan']}: `{scan['scan_id']}` ({scan['status']})",
+        f"- {t['started']}: {when(scan['started_at'])}; {t['finished']}: {when(scan['finished_at'])}",
+        f"- {t['targets']}: {cell(scan['targets'])}",
+        f"- {t['addresses_scanned']}: {scan['addresses_scanned']}",
+        f"- {t['policy']}: {cell(doc['policy'])}",
+        f"- {t['generated']}: {when(doc['generated_at'])}",
+        "",
+        f"## {t['summary']}",
+        "",
+        f"- {t['hosts_answered']}: **{summary['hosts']}**",
+        f"- {t['identified']}: **{summary['identified']}**",
+        f"- {t['covered_devices']}: **{summary['covered']}**"
+        + (f" ({cell(summary['covered_makers'])})" if summary["covered_makers"] else ""),
+        "- " + t["findings_by_severity"] + ": " + ", ".join(f"{t['sev_' + s]} {n}" for s, n in summary["findings"].items()),
+        "- " + t["verdicts"] + ": " + ", ".join(f"{verdict_word(v)} {n}" for v, n in summary["verdicts"].items())
+        + f", EXPOSED {summary['exposed']}",
+        "",
+    ]
+    if not doc["verdict_recorded"]:
+        out += [f"> {t['no_verdict_recorded']}", ""]
+    out += [f"### {t['by_maker']}", ""]
+    out += _table([t["maker"], t["devices"], t["covered"]], [[m["maker"], m["devices"], m["covered"]] for m in summary["by_maker"]])
+    if summary["by_brand"]:
+        out += [f"### {t['by_brand']}", ""]
+        out += _table([t["brand"], t["maker"], t["devices"]], [[b["brand"], b["maker"], b["devices"]] for b in summary["by_brand"]])
+    out += [f"## {t['segments']}", ""]
+    if doc["segments"]:
+        out += _table(
+            [t["segment"], t["verdict"], t["exposed"], t["devices"], t["qualifiers"], t["missing"]],
+            [[s["segment"], verdict_word(s["verdict"]), t["yes"] if s["exposed"] else t["no"], len(s["devices"]),
+              s["qualifiers"], s["missing"]] for s in doc["segments"]],
+        )  # fmt: skip
+    else:
+        out += [t["no_segments"], ""]
+    out += [f"**{t['glossary']}**", ""]
+    out += [f"- **{verdict_word(v)}**: {t['v_' + v]}" for v in ("OPEN", "EXPOSED", "CLOSED", "INCONCLUSIVE", "NONE")]
+    out += ["", f"## {t['findings']} ({len(doc['findings'])})", ""]
+    if doc["findings"]:
+        out += _table(
+            [t["severity"], t["findings"], t["subject"], t["detail"], t["rule"]],
+            [[t["sev_" + f["severity"]], f["title"], f["subject"], f["detail"], f["rule"]] for f in doc["findings"]],
+        )
+    else:
+        out += [t["no_findings"], ""]
+    out += [f"## {t['device_table']}", ""]
+    out += _table(
+        [t["address"], t["maker"], t["brand"], t["model"], t["firmware"], t["serial"], t["covered"], t["advisories"],
+         t["verdict"], t["register"], t["location"]],
+        [[d["address"], d["vendor"], d["brand"] or "", d["model"] or "", d["firmware"] or "", d["serial"] or "",
+          t["yes"] if d["covered"] else t["no"], d["advisories"],
+          verdict_word(d["verdict"]) + (" + EXPOSED" if d["exposed"] else ""),
+          t["reg_" + d["register"]] + (f" ({d['asset_id']})" if d["asset_id"] else ""), d["location"] or ""]
+         for d in doc["devices"]],
+    )  # fmt: skip
+    out += [f"## {t['register_section']}", ""]
+    register = doc["register"]
+    if register:
+        out += [
+            f"- {t['register_assets']}: {register['assets']}",
+            f"- {t['register_matched']}: {register['matched']}",
+            f"- {t['register_unregistered']}: {register['unregistered']}",
+            f"- {t['register_missing']}: {register['missing']}",
+            f"- {t['register_mismatch']}: {register['mismatched']}",
+            "",
+        ]
+        if register["missing_assets"]:
+            out += [f"### {t['missing_assets']}", ""]
+            out += _table(
+                [t["asset"], t["address"], t["mac"], t["serial"], t["maker"], t["location"]],
+                [[a["asset_id"], a["address"] or "", a["mac"] or "", a["serial"] or "", a["declared_maker"] or "",
+                  a["location"] or ""] for a in register["missing_assets"]],
+            )  # fmt: skip
+    else:
+        out += [t["register_none"], ""]
+    out += [f"## {t['changes']}", ""]
+    changes = doc["changes"]
+    if changes is None:
+        out += [t["changes_none"], ""]
+    elif not changes["changes"]:
+        out += [f"{t['changes_nothing']} (`{changes['before']['scan_id']}`).", ""]
+    else:
+        out += [f"{t['before']}: `{changes['before']['scan_id']}` ({when(changes['before']['started_at'])})", ""]
+        out += _table(
+            ["", t["address"], t["devices"], t["before"], t["after"]],
+            [[t["change_" + c["kind"]], c["address"], c["label"], c["before"], c["after"]] for c in changes["changes"]],
+        )
+    out += [f"## {t['evidence']}", "", t["evidence_intro"], ""]
+    for d in doc["devices"]:
+        out += [f"### {cell(d['address'])} · {cell(d['vendor'])} {cell(d['model'] or '')}", ""]
+        if d["signatures"]:
+            out += _table(["signature", "kind", "port", "value"], [[s.get("id"), s.get("kind"), s.get("port") or "", (s.get("value") or "")[:300]] for s in d["signatures"]])
+        else:
+            out += [t["no_signatures"], ""]
+        line = f"{t['verdict']}: **{verdict_word(d['verdict'])}**"
+        if d["verdict_source"]:
+            line += f" ({cell(d['verdict_source'])})"
+        if d["qualifiers"]:
+            line += f"; {t['qualifiers']}: {cell(d['qualifiers'])}"
+        if d["missing"]:
+            line += f"; {t['missing']}: {cell(d['missing'])}"
+        out += [line, ""]
+        if d["asset_id"] or d["register_detail"]:
+            out += [f"{t['register']}: {cell(d['asset_id'] or '')} {cell(d['register_detail'])}".rstrip(), ""]
+    out += ["---", "", t["footer"].format(version=doc["camaudit_version"]), ""]
+    return "\n".join(out)

@@ -1,0 +1,154 @@
+"""The findings policy and assessment: the shipped rules on a lab database, user changes
+without code, and errors that name the rule and the line."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from report_lab import LabDb, build_lab_db
+
+from camaudit.assess import Finding, assess_scan, scan_view, severity_at_least, stored_findings
+from camaudit.errors import ConfigError
+from camaudit.policy import load_policy, parse_policy
+from camaudit.resources import config_dir
+from camaudit.store import open_store
+
+EXPECTED_LATEST = {
+    ("covered-egress-open", "10.20.0.15", "critical"),  # the EZVIZ reports its cloud registration
+    ("exposed-inbound", "10.20.0.11", "critical"),  # UPnP mapping on the Hikvision
+    ("covered-maker-mismatch", "10.20.0.13", "high"),  # the "Lorex" that is a Dahua
+    ("covered-unregistered", "10.20.0.15", "high"),  # the EZVIZ bought below the threshold
+    ("known-cve", "10.20.0.11", "high"),
+    ("known-cve", "10.20.0.12", "high"),
+    ("covered-egress-unverified", "10.20.0.11", "medium"),
+    ("covered-egress-unverified", "10.20.0.12", "medium"),
+    ("covered-egress-unverified", "10.20.0.13", "medium"),
+    ("registered-not-found", "asset:CAM-005", "medium"),
+    ("segment-egress-inconclusive", "segment:10.20.0.0/24", "low"),
+    ("covered-egress-closed", "10.30.0.5", "info"),
+    ("segment-egress-closed", "segment:10.30.0.0/24", "info"),
+}
+
+
+def _copy(lab: LabDb, tmp_path: Path) -> Path:
+    target = tmp_path / "copy.db"
+    with open_store(lab.path) as store:
+        store.db.execute(f"vacuum into '{target}'")
+    return target
+
+
+def test_the_shipped_policy_on_the_lab(lab_db: LabDb, tmp_path: Path) -> None:
+    path = _copy(lab_db, tmp_path)
+    with open_store(path) as store:
+        findings = assess_scan(store, lab_db.latest)
+        assert {(f.rule, f.subject, f.severity) for f in findings} == EXPECTED_LATEST
+        assert [f.severity for f in findings] == sorted((f.severity for f in findings), key=["critical", "high", "medium", "low", "info"].index)
+        closed = next(f for f in findings if f.rule == "covered-egress-closed")
+        assert "window: 2026-11-03T09:00Z/2026-11-04T09:00Z" in closed.detail, "CLOSED is stated with its qualifiers"
+        open_ = next(f for f in findings if f.rule == "covered-egress-open")
+        assert open_.evidence["verdict"]["verdict"] == "OPEN"
+        assert open_.evidence["signatures"][0]["value"] == "App-webs/"
+        # Recorded in the store, and recorded once however often the scan is assessed.
+        assess_scan(store, lab_db.latest)
+        assert {f.id for f in stored_findings(store, lab_db.latest)} == {f.id for f in findings}
+        assert store.db.execute("select count(*) from findings where scan_id = ?", [lab_db.latest]).fetchone()[0] == len(EXPECTED_LATEST)
+        recon = {r["entry"]: r for r in store.db.query("select * from reconciliation where scan_id = ?", [lab_db.latest])}
+        assert recon["asset:NVR-003"]["maker_mismatch"] == 1 and recon["asset:CAM-005"]["status"] == "missing"
+        # The first scan had a CLOSED segment: no finding of the unverified kind there.
+        first = {(f.rule, f.subject) for f in assess_scan(store, lab_db.first)}
+        assert ("covered-egress-closed", "10.20.0.11") in first and not any(r == "covered-egress-unverified" for r, _ in first)
+
+
+def test_without_verdicts_or_register_the_report_says_so(tmp_path: Path) -> None:
+    lab = build_lab_db(tmp_path / "bare.db", register=False, verdicts=False)
+    with open_store(lab.path) as store:
+        view = scan_view(store, lab.latest)
+        assert {d.verdict for d in view.devices} == {"NONE"} and not view.has_register
+        findings = assess_scan(store, lab.latest)
+    rules = {(f.rule, f.subject) for f in findings}
+    assert ("covered-egress-unverified", "10.20.0.15") in rules
+    assert not any(r in ("covered-unregistered", "unregistered-camera", "registered-not-found") for r, _ in rules)
+    detail = next(f.detail for f in findings if f.rule == "covered-egress-unverified")
+    assert "(NONE)" in detail and "Missing: an egress verdict" in detail
+
+
+def test_a_missing_verdicts_table_means_no_verdict(tmp_path: Path) -> None:
+    lab = build_lab_db(tmp_path / "nov.db", register=False, verdicts=False)
+    with open_store(lab.path) as store:
+        store.db.execute("drop table verdicts")
+        assert {d.verdict for d in scan_view(store, lab.latest).devices} == {"NONE"}
+
+
+def test_users_change_severities_and_add_rules_without_code(lab_db: LabDb, tmp_path: Path) -> None:
+    text = (config_dir() / "policy.yaml").read_text()
+    text = text.replace("  - id: known-cve\n    severity: high", "  - id: known-cve\n    severity: critical")
+    text += """
+  - id: lorex-anywhere
+    severity: low
+    when: {brand: lorex, firmware: {not: "2.800.0000016.0.R"}}
+    title: "A Lorex recorder"
+    detail: "{brand} {model} at {address}, asset {asset_id}"
+"""
+    policy = parse_policy(text, "mine.yaml")
+    with open_store(_copy(lab_db, tmp_path)) as store:
+        findings = assess_scan(store, lab_db.latest, policy)
+    by_rule = {(f.rule, f.subject): f for f in findings}
+    assert by_rule[("known-cve", "10.20.0.12")].severity == "critical"
+    assert by_rule[("lorex-anywhere", "10.20.0.13")].detail == "lorex NR818 at 10.20.0.13, asset NVR-003"
+    assert ("lorex-anywhere", "10.20.0.12") not in by_rule
+
+
+@pytest.mark.parametrize(
+    ("rule", "message"),
+    [
+        ("  - id: x1\n    severity: urgent\n    title: t\n", r"line 3, rule 'x1': severity 'urgent' is not one of"),
+        ("  - id: x2\n    severity: high\n    when: {colour: red}\n    title: t\n", r"line 3, rule 'x2': `when` names 'colour'"),
+        ("  - id: x3\n    severity: high\n    title: t\n    detail: 'at {adress}'\n", r"line 3, rule 'x3': the detail text uses \{adress\}"),
+        ("  - id: x4\n    severity: high\n    when: {confidence: {atleast: 1}}\n    title: t\n", r"line 3, rule 'x4': the condition on 'confidence'"),
+        ("  - id: covered-egress-open\n    severity: high\n    title: t\n", r"line 6: rule 'covered-egress-open' is defined twice \(first at line 3\)"),
+        ("  - id: x5\n    severity: high\n", r"line 3, rule 'x5': needs a `title`"),
+        ("  - id: x6\n    severity: high\n    title: t\n    colour: red\n", r"line 3, rule 'x6': unknown key\(s\) colour"),
+        ("  - id: X 7\n    severity: high\n    title: t\n", r"line 3, rule 'X 7': needs an `id`"),
+    ],
+)
+def test_a_bad_policy_names_the_rule_and_the_line(rule: str, message: str) -> None:
+    text = "version: 1\nrules:\n" + rule + "  - id: covered-egress-open\n    severity: high\n    title: t\n"
+    with pytest.raises(ConfigError, match=message):
+        parse_policy(text, "mine.yaml")
+
+
+def test_a_policy_that_is_not_yaml_names_the_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.yaml"
+    path.write_text("version: 1\nrules:\n  - id: a\n    title: [unclosed\n")
+    with pytest.raises(ConfigError, match=r"p.yaml, line \d+: not valid YAML"):
+        load_policy(path)
+    with pytest.raises(ConfigError, match="no policy file at"):
+        load_policy(tmp_path / "absent.yaml")
+
+
+def test_severity_at_least() -> None:
+    def f(severity: str) -> Finding:
+        return Finding("i", "s", "r", severity, "x", "t", "d")
+
+    assert severity_at_least([f("info"), f("high")], "high")
+    assert not severity_at_least([f("medium")], "high")
+    assert severity_at_least([f("critical")], "high")
+    assert not severity_at_least([f("critical")], "none")
+    assert not severity_at_least([], "info")
+
+
+def test_the_shipped_policy_has_dutch_for_every_rule() -> None:
+    for rule in load_policy().rules:
+        assert "nl" in rule.title and "nl" in rule.detail, rule.id
+
+
+def test_evidence_is_json(lab_db: LabDb, tmp_path: Path) -> None:
+    path = tmp_path / "e.db"
+    shutil.copy(_copy(lab_db, tmp_path), path)
+    with open_store(path) as store:
+        assess_scan(store, lab_db.latest)
+        for row in store.db.query("select evidence from findings"):
+            assert isinstance(json.loads(row["evidence"]), dict)

@@ -1,0 +1,114 @@
+"""`camaudit schedule`: cron expressions, their systemd equivalents (checked by systemd's own
+parser when it is installed), and a printed crontab command that really runs: a scan of this
+test's loopback address, then a dated report with the exit code of DESIGN.md section 7."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from camaudit.errors import UsageError
+from camaudit.schedule import crontab_line, make_job, parse_cron, schedule_for, systemd_units
+
+SYSTEMD_ANALYZE = shutil.which("systemd-analyze")
+
+
+@pytest.mark.parametrize(
+    ("expression", "on_calendar"),
+    [
+        ("0 2 * * *", "*-*-* 02:00:00"),
+        ("30 6 * * 1-5", "Mon,Tue,Wed,Thu,Fri *-*-* 06:30:00"),
+        ("*/15 * * * *", "*-*-* *:00,15,30,45:00"),
+        ("0 3 1 */3 *", "*-01,04,07,10-01 03:00:00"),
+        ("0 0 * * 7", "Sun *-*-* 00:00:00"),
+        ("15 4 * * sun,sat", "Sun,Sat *-*-* 04:15:00"),
+        ("@weekly", "Sun *-*-* 00:00:00"),
+        ("0 22 * jan mon", "Mon *-01-* 22:00:00"),
+    ],
+)
+def test_cron_to_systemd(expression: str, on_calendar: str) -> None:
+    schedule = parse_cron(expression)
+    assert schedule.on_calendar == on_calendar
+    if SYSTEMD_ANALYZE:
+        check = subprocess.run([SYSTEMD_ANALYZE, "calendar", on_calendar], capture_output=True, text=True, timeout=30)
+        assert check.returncode == 0, check.stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("0 2 * *", "needs five fields"),
+        ("61 2 * * *", "minute: 61 is outside 0-59"),
+        ("0 2 * * 1-9", "day of week: 9 is outside 0-7"),
+        ("0 5-2 * * *", "runs backwards"),
+        ("*/0 * * * *", "not a step"),
+        ("x 2 * * *", "'x' is not a number"),
+    ],
+)
+def test_bad_cron(expression: str, message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        parse_cron(expression)
+
+
+def test_every_words() -> None:
+    assert schedule_for("daily", "03:15").cron == "15 3 * * *"
+    assert schedule_for("weekly").on_calendar == "Mon *-*-* 02:00:00"
+    with pytest.raises(UsageError, match="not a time of day"):
+        schedule_for("daily", "25:00")
+
+
+def test_systemd_cannot_say_day_or_weekday(tmp_path: Path) -> None:
+    plan = parse_cron("0 2 1 * 1")
+    assert plan.on_calendar is None
+    with pytest.raises(UsageError, match="use --print cron"):
+        systemd_units(make_job(["10.0.0.0/24"], tmp_path / "a.db"), plan)
+
+
+def test_systemd_units(tmp_path: Path) -> None:
+    job = make_job(["10.20.0.0/24"], tmp_path / "audit 100%.db", fail_on="medium", lang="nl")
+    units = systemd_units(job, schedule_for("daily", "03:15"))
+    service, timer = units["camaudit-audit.service"], units["camaudit-audit.timer"]
+    assert "OnCalendar=*-*-* 03:15:00" in timer and "Persistent=true" in timer
+    assert "ExecStart=-" in service and "Type=oneshot" in service
+    report_line = next(line for line in service.splitlines() if line.startswith("ExecStart=") and " report " in line)
+    assert "--require-complete --fail-on medium --lang nl" in report_line
+    assert '"' + str(tmp_path / "audit 100%%.db") + '"' in report_line, "spaces quoted, % doubled for systemd"
+    if SYSTEMD_ANALYZE:
+        for name, text in units.items():
+            (tmp_path / name).write_text(text)
+        check = subprocess.run([SYSTEMD_ANALYZE, "verify", str(tmp_path / "camaudit-audit.service"), str(tmp_path / "camaudit-audit.timer")],
+                               capture_output=True, text=True, timeout=60)  # fmt: skip
+        problems = [line for line in check.stderr.splitlines() if "camaudit-audit" in line and "network-online" not in line]
+        assert problems == [], check.stderr
+
+
+def test_the_printed_crontab_command_runs(tmp_path: Path) -> None:
+    """The command cron would run: a real scan of 127.82.7.9 (nothing listens there; loopback,
+    this module's own address), then the dated report. No finding: exit 0."""
+    db = tmp_path / "audit.db"
+    job = make_job(["127.82.7.9"], db, report_dir=tmp_path / "reports", fmt="json")
+    line = crontab_line(job, schedule_for("daily"))
+    schedule, command = line.splitlines()[-1].split(" ", 5)[:5], line.splitlines()[-1].split(" ", 5)[5]
+    assert schedule == ["0", "2", "*", "*", "*"]
+    run = subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    (report,) = (tmp_path / "reports").glob("camaudit-*.json")
+    assert report.name.startswith("camaudit-2") and len(report.name) == len("camaudit-20261129-142000-abcdef12.json")
+    assert "no findings" in run.stderr
+    # A second run keeps the history: two scans in the store, two reports on disk.
+    subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120, check=True)
+    assert len(list((tmp_path / "reports").glob("camaudit-*.json"))) == 2
+
+
+def test_the_command_prints_both(tmp_path: Path) -> None:
+    base = [sys.executable, "-m", "camaudit", "schedule", "10.20.0.0/24", "--db", str(tmp_path / "a.db")]
+    cron = subprocess.run([*base, "--every", "30 6 * * 1-5", "--print", "cron"], capture_output=True, text=True, timeout=60)
+    assert cron.returncode == 0 and cron.stdout.splitlines()[-1].startswith("30 6 * * 1-5 mkdir -p ")
+    systemd = subprocess.run([*base, "--every", "weekly", "--print", "systemd"], capture_output=True, text=True, timeout=60)
+    assert systemd.returncode == 0 and "OnCalendar=Mon *-*-* 02:00:00" in systemd.stdout
+    bad = subprocess.run([*base, "--every", "often", "--print", "cron"], capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "not a cron expression" in bad.stderr and "Traceback" not in bad.stderr
