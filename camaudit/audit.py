@@ -101,6 +101,10 @@ def run_scan(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
     )
     addresses = scope.addresses()
+    if config.policy_path is not None and not config.sweep_only:
+        from .policy import load_policy
+
+        load_policy(config.policy_path)  # a bad policy file is a usage error, found before scanning
     stop = stop or threading.Event()
     store = open_store(config.db_path)
     scan_id = store.start_scan(
@@ -183,6 +187,14 @@ def _run_stages(
     # 4. Identification from the evidence gathered so far.
     _identify_hosts(store, result.scan_id, hosts)
     result.hosts = list(hosts.values())
+    if stop.is_set():
+        return
+
+    # 5. Assessment: register reconciliation and policy findings, recorded with the scan.
+    from .assess import assess_scan
+    from .policy import load_policy
+
+    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path))
 
 
 async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event) -> Any:

@@ -58,6 +58,7 @@ class ScanConfig:
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
     sweep_only: bool = False
     db_path: str = "camaudit.db"
+    policy_path: str | None = None  # findings policy; None = the shipped config/policy.yaml
 
     def digest(self) -> str:
         """A short hash of everything that shapes the scan, stored with it."""

@@ -158,6 +158,8 @@ class ScanResult:
     #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
     notes: list[str] = field(default_factory=list)
     addresses_scanned: int = 0
+    #: Policy findings (camaudit.assess.Finding), most severe first; empty for --sweep-only.
+    findings: list[Any] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +171,7 @@ class ScanResult:
             "addresses_scanned": self.addresses_scanned,
             "notes": self.notes,
             "hosts": [h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))],
+            "findings": [f.to_json() for f in self.findings],
         }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import sys
 from collections import Counter
 from typing import Any
 
@@ -43,6 +44,9 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--interface", "interfaces", multiple=True, help="Interface to multicast and ARP on (repeatable).")
 @click.option("--allow-public", is_flag=True, help="Allow public (internet) addresses as targets.")
 @click.option("--max-hosts", type=click.IntRange(min=1), help="Raise the cap on addresses per scan (default 65,536).")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
+@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
+              show_default=True, help="Exit 1 when a finding is at or above this severity.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 def scan(
     targets: tuple[str, ...],
@@ -63,6 +67,8 @@ def scan(
     interfaces: tuple[str, ...],
     allow_public: bool,
     max_hosts: int | None,
+    policy_path: str | None,
+    fail_on: str,
     quiet: bool,
 ) -> int:
     """Sweep, probe, identify and record the cameras in TARGETS.
@@ -92,6 +98,7 @@ def scan(
         discovery_interfaces=list(interfaces) or None,
         allow_public=allow_public or None,
         max_hosts=max_hosts,
+        policy_path=policy_path,
     )
     with progress_bar(not quiet) as progress:
         result = run_scan(config, progress=progress)
@@ -99,17 +106,22 @@ def scan(
         print_json(result.to_json())
     else:
         _print_summary(result.to_json(), db_path)
-    return 0 if result.status == "complete" else 3
+    if result.status != "complete":
+        return 3
+    from ..assess import severity_at_least
+
+    return 1 if severity_at_least(result.findings, fail_on) else 0
 
 
 def _print_summary(doc: dict[str, Any], db_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    # A pipe or a file gets full rows rather than a table squeezed into 80 columns.
+    console = Console() if sys.stdout.isatty() else Console(width=200)
     table = Table(title=f"scan {doc['scan_id']} ({doc['status']})", title_justify="left")
     for column in ("address", "open ports", "vendor", "brand", "model", "firmware", "confidence"):
-        table.add_column(column)
+        table.add_column(column, no_wrap=column in ("address", "vendor", "confidence"))
     for host in doc["hosts"]:
         ident = host.get("identity") or {}
         table.add_row(
@@ -127,6 +139,15 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
         f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
         + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
     )
+    findings = doc.get("findings") or []
+    if findings:
+        by_severity = Counter(f["severity"] for f in findings)
+        order = ("critical", "high", "medium", "low", "info")
+        console.print("findings: " + ", ".join(f"{by_severity[s]} {s}" for s in order if by_severity[s]))
+        for finding in findings[:10]:
+            console.print(f"  {finding['severity']:<8} {finding['subject']:<16} {finding['title']}")
+        if len(findings) > 10:
+            console.print(f"  ... {len(findings) - 10} more: camaudit report --db {db_path} -o report.html")
     for note in doc["notes"]:
         console.print(f"note: {note}", style="yellow")
     if doc["status"] != "complete":
