@@ -1,0 +1,79 @@
+"""`camaudit scan` against the loopback lab (127.42.0.0/24): every emulated device is found,
+and its identity matches the manifest (issue 5 item 7, issue 3's manifest contract)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from camaudit.lab import plan_devices
+from camaudit.lab.runner import LabThread
+
+MIX = "hikvision=4,dahua=4,ezviz=1,lorex=1,amcrest=1,axis=1,hanwha=1,bosch=1,xiongmai=1,other=2"
+
+
+@pytest.fixture(scope="module")
+def lab() -> Iterator[list[dict[str, Any]]]:
+    specs = plan_devices(17, subnet="127.42.0.0/24", mix=MIX, seed=11)
+    with LabThread(specs) as running:
+        yield running.manifest
+
+
+@pytest.fixture(scope="module")
+def scanned(lab: list[dict[str, Any]], tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Path]:
+    db = tmp_path_factory.mktemp("scan") / "lab.db"
+    ports = sorted({p for entry in lab for p in entry["ports"]["tcp"]})
+    targets = [entry["address"] for entry in lab]
+    done = subprocess.run(
+        [sys.executable, "-m", "camaudit", "scan", *targets, "--db", str(db), "--json",
+         "--ports", ",".join(map(str, ports)), "--fail-on", "none"],
+        capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout), db
+
+
+def test_every_lab_device_is_found(lab: list[dict[str, Any]], scanned: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = scanned
+    found = {h["address"]: h for h in doc["hosts"]}
+    for entry in lab:
+        assert entry["address"] in found, entry
+        assert set(entry["ports"]["tcp"]) <= set(found[entry["address"]]["ports"])
+
+
+def test_identities_match_the_manifest(lab: list[dict[str, Any]], scanned: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = scanned
+    found = {h["address"]: h for h in doc["hosts"]}
+    wrong = []
+    for entry in lab:
+        ident = found[entry["address"]]["identity"]
+        expected_vendor = entry["vendor"] if entry["vendor"] != "other" else "unknown"
+        if ident["vendor"] != expected_vendor:
+            wrong.append((entry["profile"], expected_vendor, ident["vendor"]))
+        elif entry["vendor"] in ("hikvision", "dahua") and entry["brand"] and ident["brand"] != entry["brand"]:
+            wrong.append((entry["profile"], entry["brand"], ident["brand"]))
+        if ident["vendor"] in ("hikvision", "dahua"):
+            assert ident["covered"] is True
+            assert ident["signatures"], "an identity lists the evidence behind it"
+    assert not wrong, wrong
+
+
+def test_identity_is_stored_with_a_stable_device_id(scanned: tuple[dict[str, Any], Path]) -> None:
+    doc, db = scanned
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("select address, device_id, vendor from identities where scan_id = ?", [doc["scan_id"]]).fetchall()
+    assert len(rows) == len(doc["hosts"])
+    by_address = {a: (d, v) for a, d, v in rows}
+    for host in doc["hosts"]:
+        device_id, vendor = by_address[host["address"]]
+        assert vendor == host["identity"]["vendor"]
+        serial = host["identity"]["serial"]
+        if serial:
+            assert device_id == f"serial:{serial.upper()}"
