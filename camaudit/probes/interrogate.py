@@ -1,0 +1,145 @@
+"""Read-only interrogation of one device: ONVIF, then Hikvision ISAPI or Dahua CGI.
+
+The pipeline calls :func:`interrogate` per host after the port sweep. Without credentials only
+unauthenticated reads are made; every 401/403/404 is recorded as *not verified*, never as "off"
+(DESIGN.md section 5, reference/egress.md section 2.5).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Sequence
+
+from ..credentials import Credential, CredentialStore
+from ..model import Observation
+from .device_config import DeviceSettings, InterrogationReport
+from .onvif import read_onvif
+from .vendor_api import ReadOnlyHTTP, VendorResult, read_dahua, read_isapi
+
+log = logging.getLogger(__name__)
+
+__all__ = ["DeviceSettings", "InterrogationReport", "interrogate"]
+
+#: Ports that never carry HTTP on cameras (fingerprinting.md: 554 RTSP, 8000 Hikvision SDK,
+#: 37777/37778 Dahua private, 34567 Xiongmai; plus the usual non-HTTP services).
+NON_HTTP_PORTS = frozenset({21, 22, 23, 25, 53, 110, 139, 445, 554, 1935, 3702, 5554, 8000, 8554,
+                            34567, 37777, 37778})
+#: Web ports in the order cameras use them; other open ports follow in numeric order.
+PREFERRED_HTTP_PORTS = (80, 443, 8080, 81, 88, 8443, 8081, 2020, 8899)
+TLS_PORTS = frozenset({443, 8443})
+MAX_HTTP_PORTS = 4
+
+#: Brand and maker names that point at the firmware family (fingerprinting.md section 6).
+_VENDOR_HINTS = {
+    "hikvision": "hikvision", "ezviz": "hikvision", "prama": "hikvision", "interlogix": "hikvision",
+    "truvision": "hikvision", "dahua": "dahua", "amcrest": "dahua", "lorex": "dahua",
+    "imou": "dahua", "cp plus": "dahua", "cpplus": "dahua", "intelbras": "dahua",
+}
+
+
+async def interrogate(
+    address: str,
+    open_ports: Sequence[int],
+    *,
+    credentials: CredentialStore | None,
+    timeout: float = 5.0,
+    vendor: str | None = None,
+    http_ports: Sequence[int] | None = None,
+    tls_ports: Sequence[int] | None = None,
+    max_bytes: int = 256 * 1024,
+) -> InterrogationReport:
+    """Read what ``address`` says about itself, read-only.
+
+    ``vendor`` is the identified maker when known (chooses ISAPI or Dahua CGI and the vendor
+    credential entry). ``http_ports`` overrides which open ports are tried as HTTP (default:
+    the open ports that are not known non-HTTP services, web ports first, at most four).
+    """
+    settings = DeviceSettings(address=address)
+    report = InterrogationReport(observations=[], settings=settings)
+    credential = credentials.lookup(address, vendor) if credentials else None
+    ports = list(http_ports) if http_ports is not None else candidate_http_ports(open_ports)
+    tls = frozenset(tls_ports) if tls_ports is not None else TLS_PORTS
+    if not ports:
+        settings.not_verified.append("ONVIF and vendor APIs: no open HTTP port")
+        return report
+    budget = max(30.0, timeout * 8)
+
+    onvif_port: int | None = None
+    for port in ports:
+        try:
+            result = await read_onvif(address, port, settings, tls=port in tls, credential=credential,
+                                      timeout=timeout, max_bytes=max_bytes, budget=budget)
+        except OSError as exc:
+            report.problems.append(f"ONVIF on port {port}: {type(exc).__name__}")
+            continue
+        report.problems.extend(result.problems)
+        if result.answered:
+            onvif_port = port
+            report.observations.extend(result.observations)
+            break
+    if onvif_port is None:
+        settings.not_verified.append(
+            f"ONVIF: no device service answered on port{'s' if len(ports) > 1 else ''} "
+            + ", ".join(map(str, ports))
+        )
+
+    family = (vendor or "").lower() or _vendor_from_onvif(report.observations)
+    web_port = ports[0]
+    apis: list[str]
+    if family == "hikvision":
+        apis = ["isapi"]
+    elif family == "dahua":
+        apis = ["dahua"]
+    elif credential is not None:
+        apis = ["isapi", "dahua"]  # unknown maker: ISAPI first, Dahua CGI only if ISAPI is absent
+    else:
+        apis = []
+        settings.not_verified.append(
+            "vendor APIs (ISAPI, Dahua CGI): not tried (maker not identified and no credentials)"
+        )
+    if apis:
+        await _vendor_apis(address, web_port, web_port in tls, apis, credential, timeout, max_bytes,
+                           settings, report)
+    return report
+
+
+async def _vendor_apis(address: str, port: int, tls: bool, apis: list[str],
+                       credential: Credential | None, timeout: float, max_bytes: int,
+                       settings: DeviceSettings, report: InterrogationReport) -> None:
+    async with ReadOnlyHTTP(address, port, tls=tls, credential=credential, timeout=timeout,
+                            max_bytes=max_bytes) as http:
+        for api in apis:
+            reader = read_isapi if api == "isapi" else read_dahua
+            try:
+                result: VendorResult = await asyncio.wait_for(reader(http, settings),
+                                                              timeout=max(30.0, timeout * 12))
+            except TimeoutError:
+                report.problems.append(f"{api} on port {port}: the whole read took too long; stopped")
+                settings.not_verified.append(f"{api}: stopped (time limit)")
+                continue
+            report.observations.extend(result.observations)
+            report.problems.extend(result.problems)
+            if result.speaks or http.auth.refused:
+                break  # one vendor API per device; and never a second login after a refusal
+
+
+def candidate_http_ports(open_ports: Sequence[int]) -> list[int]:
+    ports = [p for p in dict.fromkeys(open_ports) if p not in NON_HTTP_PORTS]
+    ports.sort(key=lambda p: (PREFERRED_HTTP_PORTS.index(p) if p in PREFERRED_HTTP_PORTS else 99, p))
+    return ports[:MAX_HTTP_PORTS]
+
+
+def _vendor_from_onvif(observations: list[Observation]) -> str:
+    for obs in observations:
+        if obs.kind != "onvif_device_info":
+            continue
+        try:
+            manufacturer = str(json.loads(obs.value).get("Manufacturer") or "").lower()
+        except (ValueError, AttributeError):
+            continue
+        for name, family in _VENDOR_HINTS.items():
+            if name in manufacturer:
+                return family
+    return ""
