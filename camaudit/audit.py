@@ -20,6 +20,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from .config import ScanConfig
+from .credentials import CredentialStore, load_credentials
 from .errors import CamauditError, ScanFailed
 from .model import Host, Observation, ScanResult, utc_now
 from .scope import build_scope
@@ -90,8 +91,12 @@ def run_scan(
     *,
     progress: ProgressCallback | None = None,
     stop: threading.Event | None = None,
+    credentials: CredentialStore | None = None,
 ) -> ScanResult:
     """Run one scan as ``config`` says and record it in ``config.db_path``.
+
+    ``credentials`` (for the read-only device APIs) default to ``config.credentials_path`` and
+    the CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD environment; they are never stored.
 
     Raises ScopeError/ConfigError (before anything is written) for bad input, StoreError when the
     database cannot be used. Otherwise returns a ScanResult whose ``status`` is ``complete``,
@@ -101,6 +106,8 @@ def run_scan(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
     )
     addresses = scope.addresses()
+    if credentials is None and config.interrogate and not config.sweep_only:
+        credentials = load_credentials(config.credentials_path)
     if config.policy_path is not None and not config.sweep_only:
         from .policy import load_policy
 
@@ -118,7 +125,7 @@ def run_scan(
     status, error = "failed", None
     try:
         with _StopSignals(stop):
-            _run_stages(config, store, result, addresses, progress, stop)
+            _run_stages(config, store, result, addresses, progress, stop, credentials)
         status = "interrupted" if stop.is_set() else "complete"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -145,6 +152,7 @@ def _run_stages(
     addresses: Sequence[str],
     progress: ProgressCallback | None,
     stop: threading.Event,
+    credentials: CredentialStore | None,
 ) -> None:
     hosts: dict[str, Host] = {}
 
@@ -184,13 +192,18 @@ def _run_stages(
     # 3. Probes of each open service, host by host, written as each host finishes.
     asyncio.run(_probe_hosts(config, store, result.scan_id, hosts, progress, stop))
 
-    # 4. Identification from the evidence gathered so far.
+    # 4. Read-only interrogation (ONVIF, Hikvision ISAPI, Dahua CGI): identity documents and
+    #    the devices' own network and cloud settings, which the egress verdicts use.
+    if config.interrogate and not stop.is_set():
+        asyncio.run(_interrogate_hosts(config, store, result.scan_id, hosts, credentials, progress, stop))
+
+    # 5. Identification from the evidence gathered so far.
     _identify_hosts(store, result.scan_id, hosts)
     result.hosts = list(hosts.values())
     if stop.is_set():
         return
 
-    # 5. Assessment: register reconciliation and policy findings, recorded with the scan.
+    # 6. Assessment: register reconciliation and policy findings, recorded with the scan.
     from .assess import assess_scan
     from .policy import load_policy
 
@@ -272,6 +285,50 @@ async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Ev
         await asyncio.sleep(0.1)
     for task in tasks:
         task.cancel()
+
+
+async def _interrogate_hosts(
+    config: ScanConfig,
+    store: Store,
+    scan_id: str,
+    hosts: dict[str, Host],
+    credentials: CredentialStore | None,
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    from .fingerprint import identify
+    from .probes.interrogate import candidate_http_ports, interrogate
+
+    todo = [h for h in hosts.values() if candidate_http_ports(h.ports)]
+    limit = asyncio.Semaphore(config.probe.host_concurrency)
+    done = 0
+
+    async def one(host: Host) -> None:
+        nonlocal done
+        async with limit:
+            if stop.is_set():
+                return
+            # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
+            vendor = identify(_with_ports(host)).vendor
+            report = await interrogate(
+                host.address, host.ports, credentials=credentials, timeout=config.probe.timeout,
+                vendor=None if vendor == "unknown" else vendor,
+            )
+            host.observations.extend(report.observations)
+            host.problems.extend(report.problems)
+            host.settings = report.settings.to_json()
+            store.add_observations(scan_id, report.observations)
+            store.add_device_settings(scan_id, host.settings)
+            done += 1
+            if progress:
+                progress("interrogate", done, len(todo))
+
+    tasks = [asyncio.create_task(one(h)) for h in todo]
+    watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
+    try:
+        await asyncio.gather(*tasks, return_exceptions=True)
+    finally:
+        watcher.cancel()
 
 
 def _identify_hosts(store: Store, scan_id: str, hosts: dict[str, Host]) -> None:

@@ -59,6 +59,8 @@ class ScanConfig:
     sweep_only: bool = False
     db_path: str = "camaudit.db"
     policy_path: str | None = None  # findings policy; None = the shipped config/policy.yaml
+    interrogate: bool = True  # read-only ONVIF / ISAPI / Dahua CGI reads of each device
+    credentials_path: str | None = None  # the file's path only: secrets never enter the config
 
     def digest(self) -> str:
         """A short hash of everything that shapes the scan, stored with it."""

@@ -93,6 +93,10 @@ class Host:
     #: Probes that could not finish (timeouts, resets, oversized answers), said plainly.
     problems: list[str] = field(default_factory=list)
     identity: Identity | None = None
+    #: What the device reported about its own network and cloud (DeviceSettings.to_json()).
+    settings: dict[str, Any] | None = None
+    #: The egress verdict for this device, when one was decided (contract: hosts[].verdict).
+    verdict: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         doc: dict[str, Any] = {
@@ -106,6 +110,10 @@ class Host:
             doc["problems"] = list(self.problems)
         if self.identity is not None:
             doc["identity"] = self.identity.to_json()
+        if self.settings is not None:
+            doc["settings"] = self.settings
+        if self.verdict is not None:
+            doc["verdict"] = self.verdict
         return doc
 
 

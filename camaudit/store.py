@@ -135,6 +135,28 @@ def _m0002(db: sqlite_utils.Database) -> None:
     db.table("sightings").create_index(["device_id"])
 
 
+@migrations(name="0004_device_settings")
+def _m0004(db: sqlite_utils.Database) -> None:
+    # What each device says about its own network and cloud (interrogation; redacted before it
+    # is written). JSON null inside means "not verified", never "off" (egress.md section 2).
+    db.table("device_settings").create(
+        {
+            "scan_id": str,
+            "address": str,
+            "gateway": str,  # JSON list, or null when not verified
+            "dns": str,
+            "ntp": str,
+            "cloud": str,  # JSON object per cloud service: enabled, registered, source
+            "upnp_mappings": str,
+            "not_verified": str,  # JSON list of plain-language reasons
+            "details": str,  # JSON: where each setting came from, redacted replies
+            "read_at": str,
+        },
+        pk=("scan_id", "address"),
+        foreign_keys=[("scan_id", "scans", "id")],
+    )
+
+
 def device_key(*, serial: str | None, mac: str | None, address: str) -> str:
     """A device's identity across scans: serial, else MAC, else address (DESIGN.md section 6)."""
     if serial:
@@ -366,6 +388,24 @@ class Store:
             )
         return device_id
 
+    def add_device_settings(self, scan_id: str, settings: dict[str, Any]) -> None:
+        """Record one device's self-reported settings (``DeviceSettings.to_json()``)."""
+        row = {"scan_id": scan_id, "address": settings["address"], "read_at": utc_now()}
+        for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
+            row[key] = json.dumps(settings.get(key), sort_keys=True, default=str)
+        with self.write() as db:
+            db.table("device_settings").upsert(row, pk=("scan_id", "address"))
+
+    def device_settings(self, scan_id: str) -> dict[str, dict[str, Any]]:
+        """address -> the settings recorded for it in this scan."""
+        result: dict[str, dict[str, Any]] = {}
+        for row in self.db.query("select * from device_settings where scan_id = ?", [scan_id]):
+            doc = {"address": row["address"]}
+            for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
+                doc[key] = json.loads(row[key]) if row[key] is not None else None
+            result[row["address"]] = doc
+        return result
+
     # -- queries ---------------------------------------------------------------------------
 
     def scans(self, limit: int | None = None) -> list[ScanRow]:
@@ -492,3 +532,4 @@ def open_store(path: str | Path, *, create: bool = True) -> Store:
 
 # Later migrations live beside the code that owns their tables; importing registers them.
 from . import assess_schema  # noqa: E402, F401
+from .egress import schema as _egress_schema  # noqa: E402, F401

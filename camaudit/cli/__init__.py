@@ -9,6 +9,7 @@ contract names (DESIGN.md section 7); no traceback reaches a user.
 from __future__ import annotations
 
 import importlib
+import logging
 import sys
 from typing import Any
 
@@ -33,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "discover": ("discover", "discover", "List what answers camera discovery (ONVIF, SADP, DHIP, ARP)."),
     "lab": ("lab", "lab", "Run an emulated camera network (demo, tests, benchmarks)."),
     "demo": ("demo", "demo", "Audit an emulated camera network on this machine and show the result."),
+    "egress": ("egress", "egress", "Verify egress from a camera segment: check, listen, import-log, pcap."),
 }
 
 
@@ -56,9 +58,31 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
+#: Libraries that log every request at INFO (httpx) or configure logging on import (onvif):
+#: kept at WARNING even with --verbose, since their debug output can carry authentication
+#: digests (interrogation engineer's note) and drowns the user's view.
+_QUIET_LOGGERS = ("httpx", "httpcore", "onvif", "zeep", "aiohttp", "scapy", "asyncio")
+
+
+def configure_logging(verbose: int = 0) -> None:
+    """Warnings and errors on stderr; -v adds camaudit's progress notes, -vv its debug."""
+    level = logging.WARNING if verbose <= 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("camaudit: %(levelname)s: %(message)s"))
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)
+    logging.getLogger("camaudit").setLevel(level)
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 @click.group(cls=LazyGroup, context_settings=CONTEXT_SETTINGS)
 @click.version_option(__version__, prog_name="camaudit")
-def cli() -> None:
+@click.option("--verbose", "-v", count=True, help="More detail on stderr (-v notes, -vv debug).")
+def cli(verbose: int) -> None:
     """camaudit: find the IP cameras on internal networks, identify their makers (Hikvision,
     Dahua and their rebrands above all), verify whether they can reach the internet, and
     report it with the evidence.
@@ -66,10 +90,12 @@ def cli() -> None:
     Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 usage,
     configuration or input error; 3 the run failed or was interrupted.
     """
+    configure_logging(verbose)
 
 
 def main(argv: list[str] | None = None) -> Any:
     """Entry point: run the group, turning camaudit errors into messages and exit codes."""
+    configure_logging(0)  # before any command imports a library that configures logging itself
     try:
         code = cli.main(args=argv, prog_name="camaudit", standalone_mode=False)
         # Commands return their exit code (0 or 1, DESIGN.md section 7); None means 0.

@@ -44,6 +44,10 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--interface", "interfaces", multiple=True, help="Interface to multicast and ARP on (repeatable).")
 @click.option("--allow-public", is_flag=True, help="Allow public (internet) addresses as targets.")
 @click.option("--max-hosts", type=click.IntRange(min=1), help="Raise the cap on addresses per scan (default 65,536).")
+@click.option("--credentials", "credentials_path", type=click.Path(dir_okay=False),
+              help="Device credentials file (YAML/TOML; per address, CIDR or vendor) for read-only API reads.")
+@click.option("--ask-credentials", is_flag=True, help="Prompt for one device username and password.")
+@click.option("--interrogate/--no-interrogate", default=None, help="Read-only ONVIF, ISAPI and Dahua CGI reads (default on).")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
 @click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
@@ -67,6 +71,9 @@ def scan(
     interfaces: tuple[str, ...],
     allow_public: bool,
     max_hosts: int | None,
+    credentials_path: str | None,
+    ask_credentials: bool,
+    interrogate: bool | None,
     policy_path: str | None,
     fail_on: str,
     quiet: bool,
@@ -99,9 +106,16 @@ def scan(
         allow_public=allow_public or None,
         max_hosts=max_hosts,
         policy_path=policy_path,
+        interrogate=interrogate,
+        credentials_path=credentials_path,
     )
+    credentials = None
+    if ask_credentials:
+        from ..credentials import prompt_credentials
+
+        credentials = prompt_credentials()
     with progress_bar(not quiet) as progress:
-        result = run_scan(config, progress=progress)
+        result = run_scan(config, progress=progress, credentials=credentials)
     if as_json:
         print_json(result.to_json())
     else:
