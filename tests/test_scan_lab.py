@@ -4,6 +4,7 @@ and its identity matches the manifest (issue 5 item 7, issue 3's manifest contra
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -77,3 +78,35 @@ def test_identity_is_stored_with_a_stable_device_id(scanned: tuple[dict[str, Any
         serial = host["identity"]["serial"]
         if serial:
             assert device_id == f"serial:{serial.upper()}"
+
+
+def test_without_credentials_settings_are_not_verified(scanned: tuple[dict[str, Any], Path]) -> None:
+    doc, _ = scanned
+    covered = [h for h in doc["hosts"] if h["identity"]["vendor"] in ("hikvision", "dahua") and 80 in h["ports"]]
+    assert covered
+    for host in covered:
+        settings = host["settings"]
+        # Nothing was read with a password: registration is never reported as "off".
+        for service in settings["cloud"].values():
+            assert service.get("registered") is not True
+        assert settings["not_verified"], host["address"]
+
+
+def test_with_credentials_the_devices_own_settings_are_read(lab: list[dict[str, Any]], tmp_path: Path) -> None:
+    dahua = [e for e in lab if e["vendor"] == "dahua" and 80 in e["ports"]["tcp"]][:2]
+    assert dahua
+    env = dict(os.environ, CAMAUDIT_USERNAME="admin", CAMAUDIT_PASSWORD="camaudit-lab")
+    done = subprocess.run(
+        [sys.executable, "-m", "camaudit", "scan", *(e["address"] for e in dahua), "--db", str(tmp_path / "c.db"),
+         "--json", "--ports", "80,554,37777", "--fail-on", "none", "--no-discovery"],
+        capture_output=True, text=True, timeout=180, env=env,
+    )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    for host in doc["hosts"]:
+        settings = host["settings"]
+        assert settings["gateway"], host["address"]
+        assert "dahua_p2p" in settings["cloud"], settings["cloud"]
+    # The password never reaches the store.
+    raw = b"".join(p.read_bytes() for p in tmp_path.glob("c.db*"))
+    assert b"camaudit-lab" not in raw
