@@ -266,6 +266,7 @@ async def _probe_hosts(
             host.problems.extend(report.problems)
             # Writing is quick and local; doing it inline keeps the order of evidence simple.
             store.add_observations(scan_id, report.observations)
+            store.add_problems(scan_id, host.address, report.problems)
             done += 1
             if progress:
                 progress("probe", done, len(todo))
@@ -318,6 +319,7 @@ async def _interrogate_hosts(
             host.problems.extend(report.problems)
             host.settings = report.settings.to_json()
             store.add_observations(scan_id, report.observations)
+            store.add_problems(scan_id, host.address, report.problems)
             store.add_device_settings(scan_id, host.settings)
             done += 1
             if progress:

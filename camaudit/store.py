@@ -157,6 +157,13 @@ def _m0004(db: sqlite_utils.Database) -> None:
     )
 
 
+@migrations(name="0006_host_problems")
+def _m0006(db: sqlite_utils.Database) -> None:
+    # What a scan could not do for a host (a probe that timed out, an oversized answer, a reset),
+    # in plain language: an auditor must see what was not verified, not only what was.
+    db.table("hosts").add_column("problems", str)
+
+
 def device_key(*, serial: str | None, mac: str | None, address: str) -> str:
     """A device's identity across scans: serial, else MAC, else address (DESIGN.md section 6)."""
     if serial:
@@ -388,6 +395,21 @@ class Store:
             )
         return device_id
 
+    def add_problems(self, scan_id: str, address: str, problems: Sequence[str]) -> None:
+        """Record what could not be done for one host (JSON list, appended to earlier ones)."""
+        if not problems:
+            return
+        now = utc_now()
+        with self.write() as db:
+            db.table("hosts").insert(
+                {"scan_id": scan_id, "address": address, "first_seen": now, "last_seen": now},
+                pk=("scan_id", "address"), ignore=True,
+            )
+            row = db.execute("select problems from hosts where scan_id = ? and address = ?", [scan_id, address]).fetchone()
+            known = json.loads(row[0]) if row and row[0] else []
+            merged = known + [p for p in problems if p not in known]
+            db.table("hosts").update((scan_id, address), {"problems": json.dumps(merged), "last_seen": now})
+
     def add_device_settings(self, scan_id: str, settings: dict[str, Any]) -> None:
         """Record one device's self-reported settings (``DeviceSettings.to_json()``)."""
         row = {"scan_id": scan_id, "address": settings["address"], "read_at": utc_now()}
@@ -440,8 +462,10 @@ class Store:
     def hosts_of_scan(self, scan_id: str) -> list[dict[str, Any]]:
         """Each host of a scan with its open ports and observations, in address order."""
         hosts: dict[str, dict[str, Any]] = {}
-        for row in self.db.query("select address, mac from hosts where scan_id = ?", [scan_id]):
+        for row in self.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
             hosts[row["address"]] = {"address": row["address"], "mac": row["mac"], "ports": [], "observations": []}
+            if row["problems"]:
+                hosts[row["address"]]["problems"] = json.loads(row["problems"])
         for row in self.db.query(
             "select address, port from services where scan_id = ? and proto = 'tcp' order by port", [scan_id]
         ):

@@ -16,7 +16,17 @@ from pathlib import Path
 
 import pytest
 
-from hostile import HIKVISION_APPWEBS_ROOT, ServerFarm, http_site  # tests/hostile.py
+from hostile import (  # tests/hostile.py
+    HIKVISION_APPWEBS_ROOT,
+    ServerFarm,
+    close_mid_response,
+    garbage,
+    header_flood,
+    http_site,
+    reset,
+    silent,
+    trickle,
+)
 
 
 def camaudit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -120,3 +130,35 @@ def test_scans_and_show_list_the_history(tmp_path: Path, listeners: list[tuple[s
     assert [h["host"]["ports"] for h in history] == [[8080], [8080]]
     text = camaudit("show", listing[0]["scan_id"][:8], "--db", str(db))
     assert text.returncode == 0 and "127.41.0.1" in text.stdout
+
+
+def test_hostile_devices_cannot_stall_or_crash_a_scan(tmp_path: Path) -> None:
+    """Six hostile services on one address: the scan ends in bounded time, keeps what it could
+    read, and says plainly what it could not (in its JSON and in the store)."""
+    db = tmp_path / "hostile.db"
+    address = "127.40.9.1"
+    ports = {8080: silent(), 8081: header_flood(), 8082: close_mid_response(), 8083: garbage(),
+             8084: trickle(interval=0.5), 8085: reset(after_request=True)}
+    with ServerFarm() as farm:
+        for port, handler in ports.items():
+            farm.serve(address, port, handler)
+        started = time.monotonic()
+        result = camaudit(
+            "scan", address, "--db", str(db), "--json", "--ports", ",".join(map(str, ports)),
+            "--probe-timeout", "2", "--no-discovery", "--no-interrogate", "--fail-on", "none",
+        )
+        elapsed = time.monotonic() - started
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    # 6 ports x (3 x 2 s + 1 s) would be the per-port worst case, run 3 at a time; far less in practice.
+    assert elapsed < 30, elapsed
+    [host] = json.loads(result.stdout)["hosts"]
+    assert sorted(host["ports"]) == sorted(ports)
+    problems = " ".join(host["problems"])
+    for port in (8080, 8081, 8084):  # silent, flood, trickle: each named
+        assert f"tcp/{port}" in problems, problems
+    kinds = {(o["kind"], o["port"]) for o in host["observations"]}
+    assert ("http_server", 8081) in kinds  # the flood's Server header was read before the cut
+    with sqlite3.connect(db) as conn:
+        stored = json.loads(conn.execute("select problems from hosts where address = ?", [address]).fetchone()[0])
+    assert stored == host["problems"]

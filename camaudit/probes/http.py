@@ -178,7 +178,9 @@ def _interpret(
             from .rtsp import record_rtsp_answer
 
             record_rtsp_answer(ctx, data)  # an RTSP server on a port we did not expect it on
-        elif not ctx.expected:
+        elif not ctx.expected and not (data and partial_http):
+            # Silence or non-HTTP bytes on a port of unknown protocol is normal; the start of an
+            # HTTP answer that never finished is worth saying.
             log.debug("%s tcp/%d: no HTTP answer (%s, %d bytes)", ctx.address, ctx.port,
                       result.why, len(data))  # fmt: skip
         elif data and not partial_http:
