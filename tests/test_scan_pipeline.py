@@ -15,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from hostile import (  # tests/hostile.py
     HIKVISION_APPWEBS_ROOT,
     ServerFarm,
