@@ -106,6 +106,10 @@ def run_scan(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
     )
     addresses = scope.addresses()
+    if config.sweep.engine == "nmap":
+        from .discovery.nmap import require_nmap
+
+        require_nmap()  # a missing nmap is a usage error, found before a scan is recorded
     if credentials is None and config.interrogate and not config.sweep_only:
         credentials = load_credentials(config.credentials_path)
     if config.policy_path is not None and not config.sweep_only:

@@ -54,7 +54,7 @@ _PERCENT = re.compile(r"About ([0-9.]+)% done")
 _STOP_GRACE_SECONDS = 0.5
 
 
-def _require_nmap() -> tuple[Any, str]:
+def require_nmap() -> tuple[Any, str]:
     """Return (a python-nmap PortScanner, the nmap path) or raise DependencyError."""
     try:
         import nmap as python_nmap
@@ -195,7 +195,7 @@ def nmap_sweep(
     """
     check_sweep_config(config)
     targets = normalise_addresses(addresses)
-    scanner, nmap_path = _require_nmap()
+    scanner, nmap_path = require_nmap()
     started = time.monotonic()
     nports = len(set(config.ports))
     total = len(targets) * nports
