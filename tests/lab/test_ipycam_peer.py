@@ -174,3 +174,23 @@ def test_ipycam_lives_only_in_its_namespace(ipycam_lab: Topology) -> None:
     # Nothing listens on 8080/3702 in the host's namespace because of it.
     ss = subprocess.run(["ss", "-H", "-lntu"], capture_output=True, text=True).stdout
     assert ":3702 " not in ss
+
+
+def test_camaudit_scan_reads_ipycam_over_onvif(ipycam_lab: Topology, tmp_path: Path) -> None:
+    """camaudit's own ONVIF interrogation (probes/onvif.py), not just the client library, reads
+    the identity ipycam was given, and records it as onvif_device_info evidence."""
+    db = tmp_path / "peer.db"
+    out = ipycam_lab.run(
+        "scan",
+        [sys.executable, "-m", "camaudit", "scan", IPYCAM_ADDR, "--ports", "8080", "--db", str(db),
+         "--json", "--no-discovery", "--fail-on", "none", "-q"],
+        timeout=120,
+    )
+    [host] = json.loads(out.stdout)["hosts"]
+    [info] = [json.loads(o["value"]) for o in host["observations"] if o["kind"] == "onvif_device_info"]
+    assert info["Manufacturer"] == IDENTITY["manufacturer"]
+    assert info["Model"] == IDENTITY["model"]
+    assert info["FirmwareVersion"] == IDENTITY["firmware_version"]
+    assert info["SerialNumber"] == IDENTITY["serial_number"]
+    # An unknown maker stays unknown: a brand string alone names no vendor.
+    assert host["identity"]["vendor"] == "unknown"
