@@ -335,13 +335,18 @@ def _apply_verdicts(devices: list[DeviceView], rows: list[VerdictRow]) -> list[S
             candidates.append((own_worst, "device"))
         if seg and seg.row:
             candidates.append((seg.row, f"segment {seg.name}"))
-        # OPEN anywhere that applies is conclusive; otherwise the device's own verdict speaks
-        # before its segment's (egress.md section 1.4).
-        chosen = next((c for c in candidates if c[0].verdict == "OPEN"), candidates[0] if candidates else None)
+        # The device's own verdict speaks first: egress verification decided it from the
+        # segment check *and* the device's placement (its gateway against the sensor's), its
+        # own settings and any capture, so a segment OPEN seen from a sensor in another policy
+        # group does not make every device OPEN (egress.md section 1.3, placement control).
+        # A device with no verdict of its own takes its segment's.
+        chosen = candidates[0] if candidates else None
         if chosen:
             device.verdict_row, device.verdict_source = chosen
             device.verdict = chosen[0].verdict
-        device.exposed = next((r for r in own if r.verdict == "EXPOSED"), seg.exposed if seg else None)
+        # Likewise for exposure: a segment is EXPOSED when one of its devices is (the roll-up),
+        # which says nothing of a device that has verdicts of its own.
+        device.exposed = next((r for r in own if r.verdict == "EXPOSED"), None) if own else (seg.exposed if seg else None)
         device.segment = seg.name if seg else (device.asset.segment if device.asset else None)
     return sorted(segments, key=lambda s: s.name)
 

@@ -207,7 +207,14 @@ def _run_stages(
     if stop.is_set():
         return
 
-    # 6. Assessment: register reconciliation and policy findings, recorded with the scan.
+    # 6. Egress verification from this vantage (--listener), then a verdict per host from the
+    #    check, its controls and each device's own settings (DESIGN.md section 5).
+    if config.egress.listeners:
+        result.egress = _verify_egress(config, store, result.scan_id, hosts)
+    if stop.is_set():
+        return
+
+    # 7. Assessment: register reconciliation and policy findings, recorded with the scan.
     from .assess import assess_scan
     from .policy import load_policy
 
@@ -234,6 +241,28 @@ async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threadin
         return None
     finally:
         watcher.cancel()
+
+
+def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[str, Host]) -> dict[str, Any]:
+    from .egress.check import CheckOptions
+    from .egress.run import check_and_record, record_scan_verdicts
+    from .probes.device_config import DeviceSettings
+
+    egress = config.egress
+    options = CheckOptions(listeners=list(egress.listeners), dns_zone=egress.dns_zone, timeout=egress.timeout,
+                           resolvers=list(egress.resolvers) or None)
+    if egress.tcp_ports:
+        options.tcp_ports = list(egress.tcp_ports)
+    if egress.udp_ports:
+        options.udp_ports = list(egress.udp_ports)
+    outcome = check_and_record(store, options, scan_id=scan_id, window_s=egress.control_window)
+    # None: the device's settings were not read (no HTTP port, interrogation off), so its
+    # verdict cannot lean on what it says about itself.
+    settings = {address: DeviceSettings(**host.settings) if host.settings else None for address, host in hosts.items()}
+    verdicts = record_scan_verdicts(store, scan_id, outcome, settings)
+    for address, verdict in verdicts.items():
+        hosts[address].verdict = verdict.to_json()
+    return outcome.to_json()
 
 
 def _sweep_function(engine: str) -> Callable[..., Any]:

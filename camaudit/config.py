@@ -48,6 +48,19 @@ class DiscoveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class EgressConfig:
+    """``camaudit scan --listener``: an egress check from this vantage, verdicts per host."""
+
+    listeners: tuple[str, ...] = ()  # empty: no egress check in the scan
+    dns_zone: str | None = None
+    resolvers: tuple[str, ...] = ()  # empty: the system's resolvers
+    tcp_ports: tuple[int, ...] = ()  # empty: the defaults (vendor cloud ports included)
+    udp_ports: tuple[int, ...] = ()
+    timeout: float = 3.0
+    control_window: float = 3600.0  # seconds within which a --control run speaks for this one
+
+
+@dataclass(frozen=True, slots=True)
 class ScanConfig:
     targets: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
@@ -56,6 +69,7 @@ class ScanConfig:
     sweep: SweepConfig = field(default_factory=SweepConfig)
     probe: ProbeConfig = field(default_factory=ProbeConfig)
     discovery: DiscoveryConfig = field(default_factory=DiscoveryConfig)
+    egress: EgressConfig = field(default_factory=EgressConfig)
     sweep_only: bool = False
     db_path: str = "camaudit.db"
     policy_path: str | None = None  # findings policy; None = the shipped config/policy.yaml
@@ -112,6 +126,22 @@ def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> A
                 value = parse_ports(",".join(str(p) for p in value))
             else:
                 raise ConfigError(f"[{section}] ports must be a list of port numbers")
+        elif key in ("tcp_ports", "udp_ports"):
+            if isinstance(value, str):
+                value = parse_ports(value)
+            elif isinstance(value, list | tuple) and all(isinstance(p, int) for p in value):
+                value = parse_ports(",".join(str(p) for p in value)) if value else ()
+            else:
+                raise ConfigError(f"[{section}] {key} must be a list of port numbers")
+        elif key in ("listeners", "resolvers"):
+            if isinstance(value, str):
+                value = (value,)
+            if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+                raise ConfigError(f"[{section}] {key} must be a list of addresses")
+            value = tuple(value)
+        elif key == "dns_zone":
+            if not isinstance(value, str) or not value.strip(". "):
+                raise ConfigError(f"[{section}] dns_zone must be a DNS name such as egress.example.org")
         elif key == "interfaces":
             if isinstance(value, str):
                 value = (value,)
@@ -146,7 +176,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
             raise ConfigError(f"cannot read configuration file {str(path)!r}: {exc.strerror}") from exc
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
             raise ConfigError(f"configuration file {str(path)!r} is not valid TOML: {exc}") from exc
-        unknown = set(data) - {"scan", "probe", "discovery"}
+        unknown = set(data) - {"scan", "probe", "discovery", "egress"}
         if unknown:
             raise ConfigError(f"configuration file {str(path)!r} has unknown section [{sorted(unknown)[0]}]")
         scan_values = dict(data.get("scan", {}))
@@ -157,10 +187,16 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
             sweep=_apply("scan", SweepConfig, config.sweep, sweep_values),
             probe=_apply("probe", ProbeConfig, config.probe, dict(data.get("probe", {}))),
             discovery=_apply("discovery", DiscoveryConfig, config.discovery, dict(data.get("discovery", {}))),
+            egress=_apply("egress", EgressConfig, config.egress, dict(data.get("egress", {}))),
         )
     sweep_over = {k: v for k, v in overrides.items() if v is not None and k in _SWEEP_KEYS}
     probe_over = {
         k.removeprefix("probe_"): v for k, v in overrides.items() if v is not None and k.startswith("probe_")
+    }
+    egress_over = {
+        k.removeprefix("egress_"): (tuple(v) if isinstance(v, list) else v)
+        for k, v in overrides.items()
+        if v is not None and k.startswith("egress_")
     }
     discovery_over = {
         k.removeprefix("discovery_"): (tuple(v) if isinstance(v, list) else v)
@@ -170,7 +206,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
     scan_over: dict[str, Any] = {
         k: (tuple(v) if isinstance(v, list) else v)
         for k, v in overrides.items()
-        if v is not None and k not in _SWEEP_KEYS and not k.startswith(("probe_", "discovery_"))
+        if v is not None and k not in _SWEEP_KEYS and not k.startswith(("probe_", "discovery_", "egress_"))
     }
     return dataclasses.replace(
         config,
@@ -178,6 +214,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
         sweep=_apply("option", SweepConfig, config.sweep, sweep_over),
         probe=_apply("option", ProbeConfig, config.probe, probe_over),
         discovery=_apply("option", DiscoveryConfig, config.discovery, discovery_over),
+        egress=_apply("option", EgressConfig, config.egress, egress_over),
     )
 
 

@@ -168,6 +168,8 @@ class ScanResult:
     addresses_scanned: int = 0
     #: Policy findings (camaudit.assess.Finding), most severe first; empty for --sweep-only.
     findings: list[Any] = field(default_factory=list)
+    #: The segment's egress check (``egress check --json`` shape), when --listener was given.
+    egress: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -180,6 +182,7 @@ class ScanResult:
             "notes": self.notes,
             "hosts": [h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))],
             "findings": [f.to_json() for f in self.findings],
+            **({"egress": self.egress} if self.egress is not None else {}),
         }
 
 

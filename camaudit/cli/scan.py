@@ -48,6 +48,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
               help="Device credentials file (YAML/TOML; per address, CIDR or vendor) for read-only API reads.")
 @click.option("--ask-credentials", is_flag=True, help="Prompt for one device username and password.")
 @click.option("--interrogate/--no-interrogate", default=None, help="Read-only ONVIF, ISAPI and Dahua CGI reads (default on).")
+@click.option("--listener", "listeners", multiple=True,
+              help="Verify egress from here: the address of a `camaudit egress listen` outside (IPv4 and/or IPv6).")
+@click.option("--dns-zone", help="With --listener: a zone whose name server is the listener, for DNS probes.")
+@click.option("--resolver", "resolvers", multiple=True, help="With --listener: resolver to test (default: the system's).")
+@click.option("--egress-tcp-ports", callback=_ports, help="With --listener: TCP ports to probe (default: vendor cloud ports and more).")
+@click.option("--egress-udp-ports", callback=_ports, help="With --listener: UDP ports to probe.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
 @click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
@@ -73,6 +79,11 @@ def scan(
     max_hosts: int | None,
     credentials_path: str | None,
     ask_credentials: bool,
+    listeners: tuple[str, ...],
+    dns_zone: str | None,
+    resolvers: tuple[str, ...],
+    egress_tcp_ports: tuple[int, ...] | None,
+    egress_udp_ports: tuple[int, ...] | None,
     interrogate: bool | None,
     policy_path: str | None,
     fail_on: str,
@@ -108,6 +119,11 @@ def scan(
         policy_path=policy_path,
         interrogate=interrogate,
         credentials_path=credentials_path,
+        egress_listeners=list(listeners) or None,
+        egress_dns_zone=dns_zone,
+        egress_resolvers=list(resolvers) or None,
+        egress_tcp_ports=egress_tcp_ports,
+        egress_udp_ports=egress_udp_ports,
     )
     credentials = None
     if ask_credentials:
@@ -134,8 +150,12 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
     # A pipe or a file gets full rows rather than a table squeezed into 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     table = Table(title=f"scan {doc['scan_id']} ({doc['status']})", title_justify="left")
-    for column in ("address", "open ports", "vendor", "brand", "model", "firmware", "confidence"):
-        table.add_column(column, no_wrap=column in ("address", "vendor", "confidence"))
+    columns = ["address", "open ports", "vendor", "brand", "model", "firmware", "confidence"]
+    with_verdicts = any(h.get("verdict") for h in doc["hosts"])
+    if with_verdicts:
+        columns.append("egress")
+    for column in columns:
+        table.add_column(column, no_wrap=column in ("address", "vendor", "confidence", "egress"))
     for host in doc["hosts"]:
         ident = host.get("identity") or {}
         table.add_row(
@@ -146,6 +166,7 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
             ident.get("model") or "",
             ident.get("firmware") or "",
             f"{ident['confidence']:.2f}" if ident else "",
+            *([(host.get("verdict") or {}).get("verdict", "")] if with_verdicts else []),
         )
     console.print(table)
     vendors = Counter((h.get("identity") or {}).get("vendor", "not identified") for h in doc["hosts"])
@@ -153,6 +174,12 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
         f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
         + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
     )
+    if doc.get("egress"):
+        egress = doc["egress"]
+        console.print(f"egress from this vantage: {egress['verdict']}" + (
+            f" ({'; '.join(egress['qualifiers'][:3])})" if egress.get("qualifiers") else ""))
+        for gap in egress.get("missing", [])[:5]:
+            console.print(f"  missing: {gap}")
     findings = doc.get("findings") or []
     if findings:
         by_severity = Counter(f["severity"] for f in findings)

@@ -288,3 +288,30 @@ def test_a_device_reporting_cloud_registration_is_open(lab: Topology, tmp_path: 
     assert registered.exposed and rows[("device", addrs[0])] == {"OPEN", "EXPOSED"}
     assert rows[("device", addrs[1])] == {"CLOSED"}
     assert "OPEN" in rows[("segment", doc["segment"])]  # roll-up: one open device opens the segment
+
+
+def test_scan_with_a_listener_gives_each_host_its_verdict(lab: Topology, tmp_path: Path) -> None:
+    """`camaudit scan --listener` end to end in the segment: sweep, interrogation with the lab's
+    credentials, the egress check (a control from the router first), then hosts[].verdict."""
+    _scenario(lab, "closed")
+    pid, _ = _listener(lab, tmp_path)
+    db = tmp_path / "scan.db"
+    addrs = [d.address for d in lab.devices]
+    try:
+        _check(lab, "rtr", db, "--control")
+        argv = [sys.executable, "-m", "camaudit", "scan", *addrs, "--db", str(db), "--json", "--ports", "80,554,8000",
+                "--no-discovery", "--listener", L4, "--resolver", RESOLVER, "--dns-zone", ZONE,
+                "--egress-tcp-ports", TCP, "--egress-udp-ports", UDP, "--fail-on", "critical", "-q"]
+        env = ENV | {"CAMAUDIT_USERNAME": "admin", "CAMAUDIT_PASSWORD": "camaudit-lab"}
+        res = subprocess.run(lab.exec_argv("scan", argv), capture_output=True, text=True, timeout=180, env=env)
+    finally:
+        lab.stop_process(pid)
+    # The registered Hikvision is a covered maker with egress: a critical finding, exit 1.
+    assert res.returncode == 1, res.stderr
+    doc = json.loads(res.stdout)
+    hosts = {h["address"]: h for h in doc["hosts"]}
+    assert hosts[addrs[0]]["verdict"]["verdict"] == "OPEN"
+    assert hosts[addrs[1]]["verdict"]["verdict"] == "CLOSED", hosts[addrs[1]]["verdict"]["missing"]
+    assert doc["egress"]["verdict"] == "CLOSED"  # the network path from this vantage is closed
+    critical = {f["subject"] for f in doc["findings"] if f["severity"] == "critical"}
+    assert addrs[0] in critical and addrs[1] not in critical

@@ -152,3 +152,31 @@ def test_evidence_is_json(lab_db: LabDb, tmp_path: Path) -> None:
         assess_scan(store, lab_db.latest)
         for row in store.db.query("select evidence from findings"):
             assert isinstance(json.loads(row["evidence"]), dict)
+
+
+def test_a_devices_own_verdict_speaks_before_its_segments(tmp_path: Path) -> None:
+    """Egress verification decides each device from the segment check *and* the device's
+    placement: a segment OPEN seen by a sensor in another policy group must not turn a device
+    whose own verdict is INCONCLUSIVE into OPEN. A device without a verdict of its own takes the
+    segment's."""
+    from report_lab import _dahua, _hik, write_scan
+
+    with open_store(tmp_path / "placement.db") as store:
+        scan_id = write_scan(
+            store,
+            [_hik("V5.7.18 build 240826"), _dahua("10.20.0.12")],
+            [
+                {"kind": "segment", "subject": "10.20.0.0/24", "verdict": "OPEN",
+                 "qualifiers": ["egress observed on tcp/443 from sensor 10.20.0.2"]},
+                {"kind": "device", "subject": "10.20.0.11", "verdict": "INCONCLUSIVE",
+                 "missing": ["the device's gateway differs from the sensor's: its own path is untested"]},
+            ],
+            ["10.20.0.0/24"],
+        )  # fmt: skip
+        view = scan_view(store, scan_id)
+        verdicts = {d.address: (d.verdict, d.verdict_source) for d in view.devices}
+        assert verdicts["10.20.0.11"] == ("INCONCLUSIVE", "device")
+        assert verdicts["10.20.0.12"][0] == "OPEN" and verdicts["10.20.0.12"][1].startswith("segment")
+        findings = assess_scan(store, scan_id)
+    egress_subjects = {f.subject for f in findings if f.rule == "covered-egress-open"}
+    assert "10.20.0.12" in egress_subjects and "10.20.0.11" not in egress_subjects
