@@ -16,7 +16,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .config import ScanConfig
@@ -285,8 +285,61 @@ async def _probe_hosts(
 ) -> None:
     from .probes import probe_host
 
+    async def probe(host: Host) -> None:
+        report = await probe_host(host.address, host.ports, config.probe)
+        host.observations.extend(report.observations)
+        host.problems.extend(report.problems)
+        # Writing is quick and local; doing it inline keeps the order of evidence simple.
+        store.add_observations(scan_id, report.observations)
+        store.add_problems(scan_id, host.address, report.problems)
+
     todo = [h for h in hosts.values() if h.ports]
-    limit = asyncio.Semaphore(config.probe.host_concurrency)
+    await _each_host("probe", todo, probe, store, scan_id, config.probe.host_concurrency, progress, stop)
+
+
+async def _interrogate_hosts(
+    config: ScanConfig,
+    store: Store,
+    scan_id: str,
+    hosts: dict[str, Host],
+    credentials: CredentialStore | None,
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    from .fingerprint import identify
+    from .probes.interrogate import candidate_http_ports, interrogate
+
+    async def read(host: Host) -> None:
+        # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
+        vendor = identify(_with_ports(host)).vendor
+        report = await interrogate(
+            host.address, host.ports, credentials=credentials, timeout=config.probe.timeout,
+            vendor=None if vendor == "unknown" else vendor,
+        )
+        host.observations.extend(report.observations)
+        host.problems.extend(report.problems)
+        host.settings = report.settings.to_json()
+        store.add_observations(scan_id, report.observations)
+        store.add_problems(scan_id, host.address, report.problems)
+        store.add_device_settings(scan_id, host.settings)
+
+    todo = [h for h in hosts.values() if candidate_http_ports(h.ports)]
+    await _each_host("interrogate", todo, read, store, scan_id, config.probe.host_concurrency, progress, stop)
+
+
+async def _each_host(
+    stage: str,
+    todo: Sequence[Host],
+    work: Callable[[Host], Awaitable[None]],
+    store: Store,
+    scan_id: str,
+    concurrency: int,
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    """Run ``work`` for each host, ``concurrency`` at a time, until done or ``stop`` is set. A
+    fault in one host's work is recorded as that host's problem and the others go on."""
+    limit = asyncio.Semaphore(concurrency)
     done = 0
 
     async def one(host: Host) -> None:
@@ -294,15 +347,16 @@ async def _probe_hosts(
         async with limit:
             if stop.is_set():
                 return
-            report = await probe_host(host.address, host.ports, config.probe)
-            host.observations.extend(report.observations)
-            host.problems.extend(report.problems)
-            # Writing is quick and local; doing it inline keeps the order of evidence simple.
-            store.add_observations(scan_id, report.observations)
-            store.add_problems(scan_id, host.address, report.problems)
+            try:
+                await work(host)
+            except Exception as exc:
+                log.exception("%s of %s failed", stage, host.address)
+                problem = f"{stage} failed unexpectedly ({type(exc).__name__}: {exc})"
+                host.problems.append(problem)
+                store.add_problems(scan_id, host.address, [problem])
             done += 1
             if progress:
-                progress("probe", done, len(todo))
+                progress(stage, done, len(todo))
 
     tasks = [asyncio.create_task(one(h)) for h in todo]
     watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
@@ -321,56 +375,9 @@ async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Ev
         task.cancel()
 
 
-async def _interrogate_hosts(
-    config: ScanConfig,
-    store: Store,
-    scan_id: str,
-    hosts: dict[str, Host],
-    credentials: CredentialStore | None,
-    progress: ProgressCallback | None,
-    stop: threading.Event,
-) -> None:
-    from .fingerprint import identify
-    from .probes.interrogate import candidate_http_ports, interrogate
-
-    todo = [h for h in hosts.values() if candidate_http_ports(h.ports)]
-    limit = asyncio.Semaphore(config.probe.host_concurrency)
-    done = 0
-
-    async def one(host: Host) -> None:
-        nonlocal done
-        async with limit:
-            if stop.is_set():
-                return
-            # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
-            vendor = identify(_with_ports(host)).vendor
-            report = await interrogate(
-                host.address, host.ports, credentials=credentials, timeout=config.probe.timeout,
-                vendor=None if vendor == "unknown" else vendor,
-            )
-            host.observations.extend(report.observations)
-            host.problems.extend(report.problems)
-            host.settings = report.settings.to_json()
-            store.add_observations(scan_id, report.observations)
-            store.add_problems(scan_id, host.address, report.problems)
-            store.add_device_settings(scan_id, host.settings)
-            done += 1
-            if progress:
-                progress("interrogate", done, len(todo))
-
-    tasks = [asyncio.create_task(one(h)) for h in todo]
-    watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
-    try:
-        await asyncio.gather(*tasks, return_exceptions=True)
-    finally:
-        watcher.cancel()
-
-
 def _identify_hosts(store: Store, scan_id: str, hosts: dict[str, Host]) -> None:
-    try:
-        from .fingerprint import identify
-    except ImportError:  # identification not installed in this build
-        return
+    from .fingerprint import identify
+
     for host in hosts.values():
         evidence = _with_ports(host)
         host.identity = identify(evidence)
