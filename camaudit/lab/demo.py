@@ -43,6 +43,24 @@ def write_html_report(db_path: Path, html_path: Path) -> Path | None:
     return write_demo_report(db_path, html_path)
 
 
+def _as_ranges(addresses: list[str]) -> list[str]:
+    """Consecutive addresses as ``first-last`` ranges, as a person would write the targets (the
+    report shows them)."""
+    import ipaddress
+
+    values = sorted(int(ipaddress.ip_address(a)) for a in addresses)
+    runs: list[list[int]] = []
+    for value in values:
+        if runs and value == runs[-1][1] + 1:
+            runs[-1][1] = value
+        else:
+            runs.append([value, value])
+    return [
+        str(ipaddress.ip_address(a)) if a == b else f"{ipaddress.ip_address(a)}-{ipaddress.ip_address(b)}"
+        for a, b in runs
+    ]
+
+
 def _clear(db_path: Path) -> None:
     """A demo store holds one demo: remove an earlier one (and its WAL files)."""
     for suffix in ("", "-wal", "-shm", "-journal"):
@@ -68,7 +86,7 @@ def run_demo(out_dir: str | Path = ".", *, devices: int = 40, seed: int = 0,
     with LabThread(specs) as lab:
         manifest = lab.manifest
         ports = sorted({p for entry in manifest for p in entry["ports"]["tcp"]})
-        config = load_config(targets=[e["address"] for e in manifest], ports=ports, db_path=str(db_path))
+        config = load_config(targets=_as_ranges([e["address"] for e in manifest]), ports=ports, db_path=str(db_path))
         result = run_scan(config, progress=progress)
     html = write_html_report(db_path, out / HTML_NAME)
     demo = DemoResult(db_path=db_path, html_path=html, scan_status=result.status, devices=len(manifest),
