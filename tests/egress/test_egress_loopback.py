@@ -65,7 +65,10 @@ def test_control_and_check_against_the_listener(listener: Path, tmp_path: Path) 
     code, doc, _ = _check(db, LISTENER)
     assert code == 1 and doc["verdict"] == "OPEN"
     allowed = {p["path"] for p in doc["paths"] if p["result"] == "allowed"}
-    assert {"tcp/18443", "tcp/18555", "udp/18800", "udp/53", "udp/123", "dns/direct", "dns/resolver", "ntp"} <= allowed
+    expected = {"tcp/18443", "tcp/18555", "udp/18800"}
+    if os.geteuid() == 0:  # without root the listener cannot bind ports 53 and 123
+        expected |= {"udp/53", "udp/123", "dns/direct", "dns/resolver", "ntp"}
+    assert expected <= allowed
     assert set(doc) >= {"verdict", "qualifiers", "missing", "paths", "exposed", "run_id", "scan_id"}
     # Each allowed probe's evidence: its nonce, what was sent, what came back, when.
     tcp = next(p for p in doc["paths"] if p["path"] == "tcp/18443")["evidence"]
