@@ -10,7 +10,6 @@ what was found is already in the store and the scan is marked ``interrupted``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import signal
@@ -21,7 +20,7 @@ from typing import Any
 
 from .config import ScanConfig
 from .credentials import CredentialStore, load_credentials
-from .errors import CamauditError, ScanFailed
+from .errors import CamauditError, ScanFailed, StoreError
 from .model import Host, Observation, ScanResult, utc_now
 from .scope import build_scope
 from .store import Store, open_store
@@ -133,18 +132,27 @@ def run_scan(
         status = "interrupted" if stop.is_set() else "complete"
     except KeyboardInterrupt:
         status = "interrupted"
-    except CamauditError:
-        status = "failed"
+    except CamauditError as exc:
+        status, error = "failed", str(exc)
         raise
     except Exception as exc:  # an unexpected fault: record it, then report it plainly
-        log.exception("scan %s failed", scan_id)
+        log.debug("scan %s failed", scan_id, exc_info=True)  # the traceback only with -vv
         error = f"{type(exc).__name__}: {exc}"
         raise ScanFailed(f"the scan failed: {error} (scan {scan_id} keeps what was found)") from exc
     finally:
         result.status = status
         result.finished_at = utc_now()
-        with contextlib.suppress(CamauditError):
+        try:
             store.finish_scan(scan_id, status, notes=result.notes, error=error)
+        except CamauditError:
+            # A full disk: moving the write-ahead log into the database and truncating it can
+            # free the room this one-row update needs. If not, say so, since `camaudit scans`
+            # will then show the scan as still running.
+            store.checkpoint()
+            try:
+                store.finish_scan(scan_id, status, notes=result.notes, error=error)
+            except CamauditError as exc:
+                log.warning("could not mark scan %s as %s: %s", scan_id, status, exc)
         store.close()
     return result
 
@@ -341,6 +349,7 @@ async def _each_host(
     fault in one host's work is recorded as that host's problem and the others go on."""
     limit = asyncio.Semaphore(concurrency)
     done = 0
+    fatal: list[StoreError] = []
 
     async def one(host: Host) -> None:
         nonlocal done
@@ -349,8 +358,16 @@ async def _each_host(
                 return
             try:
                 await work(host)
+            except StoreError as exc:
+                # The database cannot take more (a full disk, a read-only file): no other host's
+                # evidence could be kept either, so the whole stage stops and the scan fails.
+                fatal.append(exc)
+                for task in tasks:
+                    task.cancel()
+                return
             except Exception as exc:
-                log.exception("%s of %s failed", stage, host.address)
+                log.warning("%s of %s failed: %s: %s", stage, host.address, type(exc).__name__, exc)
+                log.debug("%s of %s failed", stage, host.address, exc_info=True)
                 problem = f"{stage} failed unexpectedly ({type(exc).__name__}: {exc})"
                 host.problems.append(problem)
                 store.add_problems(scan_id, host.address, [problem])
@@ -364,6 +381,8 @@ async def _each_host(
         await asyncio.gather(*tasks, return_exceptions=True)
     finally:
         watcher.cancel()
+    if fatal:
+        raise fatal[0]
 
 
 async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Event) -> None:

@@ -163,11 +163,26 @@ def prompt_credentials(
 ) -> CredentialStore:
     """Ask on the terminal (the password without echo) for one credential used for every device."""
     import getpass
+    import sys
 
-    ask_user = read_username or input
-    ask_password = read_password or getpass.getpass
-    username = ask_user("Device username: ").strip()
-    password = ask_password("Device password: ")
+    if read_username is None and not sys.stdin.isatty():
+        # A scheduled or piped run has nobody to answer: say so rather than wait or die on EOF.
+        raise ConfigError("--ask-credentials needs a terminal; use --credentials FILE or "
+                          "CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD instead")
+
+    def ask_on_stderr(prompt: str) -> str:
+        # The prompt goes to stderr: stdout carries only the --json document.
+        sys.stderr.write(prompt)
+        sys.stderr.flush()
+        return sys.stdin.readline().rstrip("\n")
+
+    ask_user = read_username or ask_on_stderr
+    ask_password = read_password or (lambda prompt: getpass.getpass(prompt, stream=sys.stderr))
+    try:
+        username = ask_user("Device username: ").strip()
+        password = ask_password("Device password: ")
+    except EOFError:
+        raise ConfigError("no credentials entered") from None
     if not username or not password:
         raise ConfigError("no credentials entered")
     return CredentialStore(fallback=Credential(username, password, source="prompt"))

@@ -168,7 +168,7 @@ def parse_register_csv(text: str, source: str = "register") -> tuple[list[Asset]
     if "asset_id" not in {_column_name(h) for h in headers}:
         raise InputError(
             f"{source}: the first line must name the columns, with an asset_id column "
-            f"(see config/register.example.csv); found {', '.join(headers) or 'nothing'}"
+            f"(see config/register.example.csv); found {_printable(', '.join(headers)) or 'nothing'}"
         )
     _warn_unknown_columns(headers, source, warnings)
     assets = []
@@ -386,3 +386,10 @@ def reconcile(devices: Sequence[FoundDevice], assets: Sequence[Asset]) -> list[R
         if asset.asset_id not in claimed:
             result.append(Reconciled("missing", asset, None))
     return result
+
+
+def _printable(text: str, limit: int = 120) -> str:
+    """A file's text as it may be shown in a one-line message: a binary file given by mistake
+    must not write control bytes to the user's terminal."""
+    shown = "".join(c if c.isprintable() else "?" for c in text[:limit])
+    return shown + ("..." if len(text) > limit else "")

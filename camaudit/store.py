@@ -17,9 +17,10 @@ import logging
 import os
 import socket
 import sqlite3
+import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from hashlib import sha256
 from pathlib import Path
@@ -38,6 +39,12 @@ SCAN_STATUSES = ("running", "complete", "interrupted", "failed")
 BUSY_TIMEOUT_MS = 60_000
 
 migrations = Migrations("camaudit")
+
+#: Tables the migrations create (here, assess_schema, egress.schema) and commands read: a database
+#: whose migrations are recorded but that lacks one was damaged by hand.
+_REQUIRED_TABLES = ("scans", "hosts", "services", "observations", "devices", "identities", "sightings",
+                    "device_settings", "register", "reconciliation", "findings", "verdicts", "egress_runs",
+                    "egress_tests", "listener_log", "egress_flows")
 
 
 @migrations(name="0001_scans_hosts_services_observations")
@@ -180,6 +187,29 @@ def observation_id(scan_id: str, obs: Observation) -> str:
     return digest.hexdigest()[:32]
 
 
+def store_error(path: Path, exc: sqlite3.Error, doing: str = "write to") -> StoreError:
+    """A plain-language StoreError for an SQLite fault: a full disk, a read-only file or a failing
+    disk are the user's to fix, and the message must say which (the evidence written before stays)."""
+    text = str(exc)
+    if "database or disk is full" in text or "disk is full" in text:
+        reason = "the disk is full; what was recorded before is kept (free some space and run again)"
+    elif "readonly database" in text or "read-only" in text:
+        reason = "the database or its folder is read-only (check permissions, or copy it somewhere writable)"
+    elif "disk I/O error" in text:
+        reason = "disk I/O error (the disk may be full, failing or gone)"
+    elif "unable to open database file" in text:
+        reason = "the file or its folder cannot be opened for writing (permissions, or a read-only disk)"
+    elif "no such table" in text or "no such column" in text:
+        reason = f"the database is damaged or not a camaudit database ({text})"
+    else:
+        reason = text
+    return StoreError(f"cannot {doing} {path}: {reason}")
+
+
+def _is_not_a_database(exc: sqlite3.Error) -> bool:
+    return "file is not a database" in str(exc) or "malformed" in str(exc)
+
+
 @dataclass(frozen=True, slots=True)
 class ScanRow:
     id: str
@@ -197,8 +227,13 @@ class ScanRow:
 class Store:
     """One evidence database. Open with :func:`open_store`; use as a context manager."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
+        if read_only:
+            self.db = sqlite_utils.Database(self._connect_read_only())
+            self._check_schema()
+            return
         try:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
@@ -208,9 +243,41 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+            if _is_not_a_database(exc):
+                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+            raise store_error(self.path, exc, "open") from exc
         self.db = sqlite_utils.Database(conn)
         self._migrate()
+
+    def _connect_read_only(self) -> sqlite3.Connection:
+        """A database the user cannot write (archived evidence, a read-only disk) can still be
+        read: mode=ro, and immutable=1 when SQLite cannot make the WAL's shared-memory file."""
+        base = "file:" + urllib.parse.quote(str(self.path.resolve()))
+        last: sqlite3.Error | None = None
+        for suffix in ("?mode=ro", "?immutable=1"):
+            try:
+                conn = sqlite3.connect(base + suffix, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
+                conn.execute("select count(*) from sqlite_master").fetchone()
+                return conn
+            except sqlite3.DatabaseError as exc:
+                if _is_not_a_database(exc):
+                    raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                last = exc
+        assert last is not None
+        raise store_error(self.path, last, "read") from last
+
+    def _check_schema(self) -> None:
+        try:
+            pending = migrations.pending(self.db)
+            missing = [t for t in _REQUIRED_TABLES if not self.db.table(t).exists()]
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+        if pending:
+            raise StoreError(f"{self.path} is read-only and needs upgrading by this camaudit version: "
+                             "copy it somewhere writable first")
+        if missing:
+            raise StoreError(f"{self.path} is damaged: table {', '.join(missing)} is missing "
+                             "(restore it from a backup, or start a new database with --db)")
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -236,7 +303,10 @@ class Store:
             try:
                 migrations.apply(self.db)
             except sqlite3.DatabaseError as exc:
-                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                if _is_not_a_database(exc) or "already exists" in str(exc):
+                    raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                raise store_error(self.path, exc, "prepare") from exc
+            self._check_schema()
         finally:
             os.close(fd)  # closing releases the lock
 
@@ -247,21 +317,36 @@ class Store:
         conn = self.db.conn
         try:
             conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+        except sqlite3.Error as exc:
+            raise store_error(self.path, exc) from exc
         try:
             yield self.db
+        except sqlite3.Error as exc:
+            # A full disk or a read-only file can fail any statement once SQLite spills its cache.
+            self._rollback()
+            raise store_error(self.path, exc) from exc
         except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
+            self._rollback()
             raise
         else:
             try:
                 conn.execute("COMMIT")
-            except sqlite3.OperationalError as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise StoreError(f"cannot write to {self.path}: {exc}") from exc
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise store_error(self.path, exc) from exc
+
+    def checkpoint(self) -> None:
+        """Move the write-ahead log into the database and truncate it (best effort): after a
+        full-disk fault this frees the log's space for a last small write."""
+        with suppress(sqlite3.Error):
+            self.db.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _rollback(self) -> None:
+        # A rollback after a disk fault can fail too; SQLite has then rolled back already, and the
+        # error the caller sees must be the first one.
+        with suppress(sqlite3.Error):
+            if self.db.conn.in_transaction:
+                self.db.conn.execute("ROLLBACK")
 
     # -- scans -----------------------------------------------------------------------------
 
@@ -551,7 +636,12 @@ def open_store(path: str | Path, *, create: bool = True) -> Store:
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.exists():
         raise UsageError(f"the folder {parent} does not exist")
-    return Store(path)
+    if path.exists() and not os.access(path, os.R_OK):
+        raise UsageError(f"cannot read {path}: permission denied")
+    # A command that only reads can use a database it cannot write (archived evidence, a
+    # read-only disk); one that writes gets a clear "read-only" StoreError from write().
+    read_only = not create and not (os.access(path, os.W_OK) and os.access(parent, os.W_OK))
+    return Store(path, read_only=read_only)
 
 
 # Later migrations live beside the code that owns their tables; importing registers them.

@@ -8,8 +8,10 @@ contract names (DESIGN.md section 7); no traceback reaches a user.
 
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
+import sqlite3
 import sys
 from typing import Any
 
@@ -116,3 +118,19 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(3)
     except BrokenPipeError:
         sys.exit(0)
+    # Last resort: a fault no command turned into a CamauditError still gets one line and exit 3,
+    # never a traceback (DESIGN.md section 7); -vv logs the traceback for a bug report.
+    except sqlite3.Error as exc:
+        logging.getLogger("camaudit").debug("database fault", exc_info=True)
+        click.echo(f"camaudit: error: the database failed: {exc}", err=True)
+        sys.exit(3)
+    except OSError as exc:
+        logging.getLogger("camaudit").debug("system fault", exc_info=True)
+        reason = "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
+        where = f": {exc.filename}" if exc.filename else ""
+        click.echo(f"camaudit: error: {reason}{where}", err=True)
+        sys.exit(3)
+    except Exception as exc:
+        logging.getLogger("camaudit").debug("internal error", exc_info=True)
+        click.echo(f"camaudit: internal error: {type(exc).__name__}: {exc} (run with -vv for details)", err=True)
+        sys.exit(3)

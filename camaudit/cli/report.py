@@ -124,6 +124,7 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
 
         if fmt not in (None, "json"):
             raise UsageError("the Datasette metadata is JSON")
+        open_store(db_path, create=False).close()  # metadata for a missing or foreign file helps nobody
         write_atomically(output, json.dumps(metadata_for(db_path), indent=2) + "\n")
         click.echo(f"wrote {output}; open with: datasette {db_path} -m {output}", err=True)
         return 0
