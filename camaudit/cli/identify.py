@@ -52,5 +52,12 @@ def identify(source: str | None, nmap_xml: str | None) -> int:
 
 def _emit(records: Any) -> None:
     for record in records:
-        sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+        line = json.dumps(record, ensure_ascii=False)
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate from a "\udXXX" escape in the input cannot be written as UTF-8;
+            # escaped output is the same JSON.
+            line = json.dumps(record)
+        sys.stdout.write(line + "\n")
         sys.stdout.flush()

@@ -7,11 +7,15 @@ How evidence combines:
   matching signature counts (:mod:`.signatures`).
 * Each maker's score is the noisy-OR of the certainties of the distinct signatures that name it:
   agreeing signals add up, one signature seen twice counts once.
+* Weak kinds of evidence (an OUI, a favicon hash, a page title, an open port) only hint: a maker
+  named by nothing else stays under ``WEAK_ONLY_CAP`` however many such hints agree. Agreeing
+  hints still raise the score, but only toward the cap (see :func:`_weak_only_score`).
 * A strong signature (certainty >= 0.9: a SADP or DHIP reply, an ISAPI namespace, structured
   ONVIF device information, a Dahua CGI answer) decides the maker on its own.
 * Signals naming another maker are reported in ``conflicts`` and lower the confidence:
   ``confidence = score(winner) * (1 - 0.5 * score(strongest other))``. Without a strong signal,
-  makers scored within 0.05 of each other leave the device ``unknown``.
+  makers scored within 0.05 of each other leave the device ``unknown``; so do two makers each
+  named by an equally strong signal.
 * A brand comes from signatures that name one (an OUI registered by Lorex, an ONVIF Manufacturer);
   it never makes a maker by itself. A brand whose lineage points at another maker is a conflict.
 * Model, firmware, serial and device type come from the highest-certainty signature of the winning
@@ -26,15 +30,18 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..model import Identity, Observation, SignatureHit
+from ..model import MAX_OBSERVATION_VALUE, Identity, Observation, SignatureHit
 from .advisories import advisories_for
 from .lineage import covered, lineage
-from .signatures import Signature, SignatureSet, default_set
+from .signatures import STRONG, WEAK_KINDS, Signature, SignatureSet, default_set
 
 log = logging.getLogger(__name__)
 
 #: How much the strongest contradicting maker lowers the winner's confidence.
 CONFLICT_WEIGHT = 0.5
+#: A maker named only by weak kinds of evidence scores below this (an auditor reads < 0.5 as
+#: "a hint, not an identification").
+WEAK_ONLY_CAP = 0.5
 #: Scores closer than this, with no strong signal, leave the maker undecided.
 TIE_MARGIN = 0.05
 #: Longest observation value quoted in an identity's signature list.
@@ -65,6 +72,9 @@ class Engine:
         self._cache: dict[tuple[str, str], MatchList] = {}
 
     def matches(self, kind: str, value: str) -> MatchList:
+        # Observations are already cut to this size; a caller passing raw text is cut the same
+        # way, so no regex ever scans more device-controlled text than an observation holds.
+        value = value[:MAX_OBSERVATION_VALUE]
         key = (kind, value)
         cached = self._cache.get(key)
         if cached is not None:
@@ -95,7 +105,15 @@ def decide(hits: Sequence[Hit]) -> Identity:
         if vendor:
             per_vendor = best.setdefault(vendor, {})
             per_vendor[hit.signature.id] = max(per_vendor.get(hit.signature.id, 0.0), hit.signature.certainty)
-    scores = {vendor: _noisy_or(sigs.values()) for vendor, sigs in best.items()}
+    weak_only = {vendor: True for vendor in best}
+    for hit in hits:
+        vendor = hit.fields.get("vendor")
+        if vendor and hit.signature.kind not in WEAK_KINDS:
+            weak_only[vendor] = False
+    scores = {
+        vendor: _weak_only_score(sigs.values()) if weak_only[vendor] else _noisy_or(sigs.values())
+        for vendor, sigs in best.items()
+    }
     strong = {h.fields["vendor"] for h in hits if h.fields.get("vendor") and h.signature.strong}
     identity = Identity()
     winner = _winner(scores, strong, best)
@@ -122,16 +140,41 @@ def _noisy_or(certainties: Iterable[float]) -> float:
     return 1.0 - remaining
 
 
+def _weak_only_score(certainties: Iterable[float]) -> float:
+    """The noisy-OR of weak hints, squeezed between the best one and :data:`WEAK_ONLY_CAP`.
+
+    One hint keeps its own certainty; each agreeing hint closes part of the remaining gap to the
+    cap, in proportion to what it would add to a noisy-OR, so more agreement still ranks higher.
+    An OUI, a favicon (its mmh3 and md5 are one icon) and a title are not independent proofs.
+    """
+    values = list(certainties)
+    top = max(values, default=0.0)
+    combined = _noisy_or(values)
+    ceiling = WEAK_ONLY_CAP - 0.01  # stays below the cap after rounding to 3 decimals
+    if top >= ceiling or combined <= top:
+        return min(combined, top)
+    return top + (ceiling - top) * (combined - top) / (1.0 - top)
+
+
 def _winner(scores: dict[str, float], strong: set[str], best: dict[str, dict[str, float]]) -> str | None:
     if not scores:
         return None
     if strong:
         # A strong signal decides; among conflicting strong makers the stronger evidence wins.
-        def strong_key(vendor: str) -> tuple[float, float]:
-            top = max(best[vendor].values())
-            return (top, scores[vendor])
+        # Equally strong contradicting makers (a SADP and a DHIP reply from one address) are a
+        # tie, not a pick: sorting a set would otherwise choose by hash order, run to run.
+        # More independent strong signals (a SADP reply and an ISAPI namespace) beat fewer.
+        def strong_key(vendor: str) -> tuple[float, int, float, str]:
+            certainties = best[vendor].values()
+            count = sum(1 for c in certainties if c >= STRONG)
+            return (max(certainties), count, scores[vendor], vendor)
 
-        return sorted(strong, key=strong_key, reverse=True)[0]
+        contenders = sorted(strong, key=strong_key, reverse=True)
+        if len(contenders) > 1:
+            first, second = strong_key(contenders[0]), strong_key(contenders[1])
+            if first[:2] == second[:2] and first[2] - second[2] < TIE_MARGIN:
+                return None
+        return contenders[0]
     ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
     if len(ranked) > 1 and ranked[0][1] - ranked[1][1] < TIE_MARGIN:
         return None

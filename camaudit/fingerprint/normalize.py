@@ -34,19 +34,30 @@ from . import oui
 MAX_PARSE_CHARS = 64 * 1024
 #: At most this many flattened fields per value.
 MAX_FIELDS = 400
+#: Deepest XML/JSON nesting flattened; real device replies nest a handful of levels, and a
+#: hostile reply nested thousands deep must not exhaust the interpreter's recursion limit.
+MAX_DEPTH = 32
+#: Longest name kept per path segment, and the longest flattened text: a path repeats its
+#: parents' names on every line, so unbounded names would multiply the text regexes scan.
+MAX_NAME_CHARS = 64
+MAX_FLAT_CHARS = 32 * 1024
 
-_HEADER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63}):[ \t]*(.*?)\s*$")
+# Lines are stripped before matching, so the value runs to the end of the line: a lazy value
+# followed by ``\s*$`` backtracks quadratically over a long run of inner whitespace.
+_HEADER_LINE = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63}):[ \t]*(.*)$")
 _STATUS_LINE = re.compile(r"^(?:HTTP|RTSP)/\d\.\d\s+\d{3}")
-_TITLE = re.compile(r"<title[^>]*>(.*?)</title\s*>", re.I | re.S)
-_TAG = re.compile(r"<[^>]*>")
+# Hostile text is scanned in linear time: no scan may run past the next ``<`` of another tag.
+_TITLE_OPEN = re.compile(r"<title", re.I)
+_TITLE_CLOSE = re.compile(r"</title\s*>", re.I)
+_TAG = re.compile(r"<[^<>]*>")
 _WS = re.compile(r"\s+")
-_XML_LEAF = re.compile(r"<([A-Za-z_][\w.:-]*)(?:\s[^>]*)?>([^<]*)</\1\s*>")
+_XML_LEAF = re.compile(r"<([A-Za-z_][\w.:-]{0,127})(?:\s[^<>]*)?>([^<]*)</\1\s*>")
 _XML_FIRST_TAG = re.compile(r"<([A-Za-z_][\w.:-]*)[\s>]")
 _XMLNS = re.compile(r"""\sxmlns(?::\w+)?\s*=\s*["']([^"']+)["']""")
 _JSON_PAIR = re.compile(r'"([\w.-]{1,64})"\s*:\s*(?:"((?:[^"\\]|\\.){0,512})"|(-?\d[\w.]*|true|false))')
-_SCOPES = re.compile(r"<(?:\w+:)?Scopes[^>]*>(.*?)</(?:\w+:)?Scopes\s*>", re.S)
-_TYPES = re.compile(r"<(?:\w+:)?Types[^>]*>(.*?)</(?:\w+:)?Types\s*>", re.S)
-_XADDRS = re.compile(r"<(?:\w+:)?XAddrs[^>]*>(.*?)</(?:\w+:)?XAddrs\s*>", re.S)
+_SCOPES = re.compile(r"<(?:\w+:)?Scopes(?:\s[^<>]*)?>([^<]*)</(?:\w+:)?Scopes\s*>")
+_TYPES = re.compile(r"<(?:\w+:)?Types(?:\s[^<>]*)?>([^<]*)</(?:\w+:)?Types\s*>")
+_XADDRS = re.compile(r"<(?:\w+:)?XAddrs(?:\s[^<>]*)?>([^<]*)</(?:\w+:)?XAddrs\s*>")
 
 #: Kinds whose value is a response header value, and the header each one names.
 _HEADER_KINDS = {
@@ -108,9 +119,9 @@ def expand(kind: str, value: str) -> Iterator[Item]:
     status, headers, body = split_response(value)
     if not headers and status is None:
         if kind == "http_body":
-            title = _TITLE.search(value[:MAX_PARSE_CHARS])
-            if title:
-                yield Item("http_title", parts_for("http_title", title.group(1)), True)
+            title = find_title(value[:MAX_PARSE_CHARS])
+            if title is not None:
+                yield Item("http_title", parts_for("http_title", title), True)
         return
     seen_first = {name: False for name in ("server", "www-authenticate")}
     for name, header_value in headers:
@@ -128,9 +139,9 @@ def expand(kind: str, value: str) -> Iterator[Item]:
     if family == "http" and body:
         if kind != "http_body":
             yield Item("http_body", parts_for("http_body", body), True)
-        title = _TITLE.search(body[:MAX_PARSE_CHARS])
-        if title and kind != "http_title":
-            yield Item("http_title", parts_for("http_title", title.group(1)), True)
+        title = find_title(body[:MAX_PARSE_CHARS])
+        if title is not None and kind != "http_title":
+            yield Item("http_title", parts_for("http_title", title), True)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -154,7 +165,7 @@ def split_response(text: str) -> tuple[str | None, list[tuple[str, str]], str]:
     for line in lines:
         match = _HEADER_LINE.match(line.strip())
         if match:
-            headers.append((match.group(1).lower(), match.group(2)))
+            headers.append((match.group(1).lower(), match.group(2).rstrip()))
     if status is None and not headers:
         return None, [], text
     return status, headers, body
@@ -168,11 +179,29 @@ def header_values(text: str, name: str) -> list[str]:
     return [v for n, v in headers if n == name]
 
 
+def find_title(text: str) -> str | None:
+    """The text between the first ``<title...>`` and the ``</title`` after it, else None.
+
+    Plain searches, not a regex: a lazy ``<title>(.*?)</title>`` rescans the rest of the text
+    from every ``<title>`` of a hostile page that never closes one (quadratic).
+    """
+    start = _TITLE_OPEN.search(text)
+    if start is None:
+        return None
+    open_end = text.find(">", start.end())
+    if open_end < 0:
+        return None
+    close = _TITLE_CLOSE.search(text, open_end)
+    if close is None:
+        return None
+    return text[open_end + 1 : close.start()]
+
+
 def clean_title(text: str) -> str:
     """``<title>WEB SERVICE</title>`` and ``WEB SERVICE`` both become ``WEB SERVICE``."""
-    match = _TITLE.search(text)
-    if match:
-        text = match.group(1)
+    title = find_title(text)
+    if title is not None:
+        text = title
     text = _TAG.sub("", text)
     return _WS.sub(" ", html.unescape(text)).strip()
 
@@ -201,7 +230,9 @@ def flatten_structured(text: str, kind: str) -> str:
     if angle >= 0 and (brace < 0 or angle < brace):
         return _flatten_xml(stripped[angle:])
     if brace >= 0:
-        return _flatten_json(stripped[brace:])
+        # A JSON escape such as "\udfff" decodes to a lone surrogate, which no UTF-8 writer (the
+        # store, the reports, the CLI) can encode: such a character becomes "?" here.
+        return _flatten_json(stripped[brace:]).encode("utf-8", "replace").decode("utf-8")
     return "\n".join(line.strip() for line in stripped.splitlines() if line.strip())
 
 
@@ -212,30 +243,31 @@ def _flatten_xml(text: str) -> str:
     if len(text) <= MAX_PARSE_CHARS:
         try:
             root = SafeET.fromstring(text)
-        except Exception:  # noqa: BLE001 - any parse failure (malformed, hostile) -> scrape
+        except Exception:  # noqa: BLE001 - any parse failure (malformed, hostile, too deep) -> scrape
             root = None
         if root is not None:
-            _walk_xml(root, "", lines)
-            return "\n".join(lines[: MAX_FIELDS + 8])
+            _walk_xml(root, "", lines, 0)
+            return "\n".join(lines[: MAX_FIELDS + 8])[:MAX_FLAT_CHARS]
     first = _XML_FIRST_TAG.search(text)
-    root_name = _local(first.group(1)) if first else "?"
+    root_name = _local(first.group(1))[:MAX_NAME_CHARS] if first else "?"
     for tag, value in _XML_LEAF.findall(text[:MAX_PARSE_CHARS])[:MAX_FIELDS]:
-        lines.append(f"{root_name}.{_local(tag)}={_one_line(html.unescape(value))}")
-    return "\n".join(lines)
+        lines.append(f"{root_name}.{_local(tag)[:MAX_NAME_CHARS]}={_one_line(html.unescape(value))}")
+    return "\n".join(lines)[:MAX_FLAT_CHARS]
 
 
-def _walk_xml(element: Any, prefix: str, lines: list[str]) -> None:
-    if len(lines) > MAX_FIELDS:
+def _walk_xml(element: Any, prefix: str, lines: list[str], depth: int) -> None:
+    if len(lines) > MAX_FIELDS or depth > MAX_DEPTH:
         return
-    path = f"{prefix}.{_local(element.tag)}" if prefix else _local(element.tag)
+    name = _local(element.tag)[:MAX_NAME_CHARS]
+    path = f"{prefix}.{name}" if prefix else name
     for attr, value in element.attrib.items():
-        lines.append(f"{path}@{_local(attr)}={_one_line(value)}")
+        lines.append(f"{path}@{_local(attr)[:MAX_NAME_CHARS]}={_one_line(value)}")
     children = list(element)
     if not children:
         lines.append(f"{path}={_one_line(element.text or '')}")
         return
     for child in children:
-        _walk_xml(child, path, lines)
+        _walk_xml(child, path, lines, depth + 1)
 
 
 def _flatten_json(text: str) -> str:
@@ -243,25 +275,26 @@ def _flatten_json(text: str) -> str:
     if len(text) <= MAX_PARSE_CHARS:
         try:
             doc, _end = json.JSONDecoder().raw_decode(text)
-        except ValueError:
+        except (ValueError, RecursionError):  # malformed, too deep, or a number too long to convert
             doc = None
         if isinstance(doc, dict | list):
-            _walk_json(doc, "", lines)
-            return "\n".join(lines)
+            _walk_json(doc, "", lines, 0)
+            return "\n".join(lines)[:MAX_FLAT_CHARS]
     for key, str_value, bare in _JSON_PAIR.findall(text[:MAX_PARSE_CHARS])[:MAX_FIELDS]:
         lines.append(f"{key}={_one_line(str_value or bare)}")
-    return "\n".join(lines)
+    return "\n".join(lines)[:MAX_FLAT_CHARS]
 
 
-def _walk_json(node: Any, path: str, lines: list[str]) -> None:
-    if len(lines) > MAX_FIELDS:
+def _walk_json(node: Any, path: str, lines: list[str], depth: int) -> None:
+    if len(lines) > MAX_FIELDS or depth > MAX_DEPTH:
         return
     if isinstance(node, dict):
         for key, value in node.items():
-            _walk_json(value, f"{path}.{key}" if path else str(key), lines)
+            name = str(key)[:MAX_NAME_CHARS]
+            _walk_json(value, f"{path}.{name}" if path else name, lines, depth + 1)
     elif isinstance(node, list):
         for index, value in enumerate(node[:50]):
-            _walk_json(value, f"{path}[{index}]", lines)
+            _walk_json(value, f"{path}[{index}]", lines, depth + 1)
     elif node is None:
         lines.append(f"{path}=")
     elif isinstance(node, bool):

@@ -52,8 +52,10 @@ def parse_line(line: str) -> tuple[Any, list[Observation], list[str]]:
         raise LineError(f"line longer than {MAX_LINE_CHARS} characters")
     try:
         doc = json.loads(line)
-    except ValueError as exc:
+    except ValueError as exc:  # also a number too long to convert
         raise LineError(f"not valid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise LineError("not valid JSON: nested too deeply") from exc
     if not isinstance(doc, dict):
         raise LineError("expected a JSON object with 'id' and 'observations'")
     raw = doc.get("observations")
@@ -84,7 +86,7 @@ def parse_line(line: str) -> tuple[Any, list[Observation], list[str]]:
 def _salvage_id(line: str) -> Any:
     try:
         doc = json.loads(line)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return doc.get("id") if isinstance(doc, dict) else None
 

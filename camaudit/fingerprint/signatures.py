@@ -38,6 +38,7 @@ from typing import Any
 import yaml
 
 from ..errors import ConfigError
+from ..model import MAX_OBSERVATION_VALUE
 from ..resources import signatures_dir
 from . import normalize
 from .lineage import lineage
@@ -254,7 +255,8 @@ class SignatureSet:
     def match_value(self, kind: str, value: str) -> list[tuple[str, Signature, dict[str, str]]]:
         """Every hit for one observation value, derived parts included: (kind read, sig, fields)."""
         hits = []
-        for item in normalize.expand(kind, value):
+        # Device text is bounded like an Observation value before any regex reads it.
+        for item in normalize.expand(kind, value[:MAX_OBSERVATION_VALUE]):
             for signature, extracted in self.match(item.kind, item.parts):
                 hits.append((item.kind, signature, extracted))
         return hits
