@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 
 EGRESS_VERDICTS = ("OPEN", "CLOSED", "INCONCLUSIVE")
 NO_VERDICT = "NONE"
+#: What a device with no verdict lacks, in words a reader takes at face value.
+NO_VERDICT_MISSING = "an egress check of this device in this scan"
+#: Facts written as sentences by egress verification, assessment and the register; a report in
+#: another language shows them translated where camaudit knows the sentence.
+_SENTENCE_FACTS = ("verdict_source", "verdict_text", "qualifiers", "missing", "mismatch")
 #: When several egress verdicts speak of one subject the most alarming wins; CLOSED never
 #: outvotes doubt (egress.md section 1.4 roll-up rule).
 _VERDICT_ORDER = {"OPEN": 3, "INCONCLUSIVE": 2, "CLOSED": 1, NO_VERDICT: 0}
@@ -149,6 +154,7 @@ class SegmentView:
         return {
             "segment": self.name,
             "verdict": self.verdict,
+            "verdict_text": "no verdict recorded" if self.verdict == NO_VERDICT else self.verdict,
             "qualifiers": self.row.qualifiers if self.row else None,
             "missing": self.row.missing if self.row else [],
             "exposed": self.exposed is not None,
@@ -218,8 +224,9 @@ class DeviceView:
             "has_advisories": bool(ident.get("advisories")),
             "verdict": self.verdict,
             "verdict_source": self.verdict_source or "no verdict recorded",
+            "verdict_text": "no verdict recorded" if self.verdict == NO_VERDICT else self.verdict,
             "qualifiers": row.qualifiers if row else None,
-            "missing": ["an egress verdict"] if self.verdict == NO_VERDICT else (row.missing if row else []),
+            "missing": ([NO_VERDICT_MISSING] if self.verdict == NO_VERDICT else (row.missing if row else [])),
             "exposed": self.exposed is not None,
             "register": self.register,
             "asset_id": asset.asset_id if asset else None,
@@ -341,14 +348,30 @@ def _apply_verdicts(devices: list[DeviceView], rows: list[VerdictRow]) -> list[S
         # group does not make every device OPEN (egress.md section 1.3, placement control).
         # A device with no verdict of its own takes its segment's.
         chosen = candidates[0] if candidates else None
+        if chosen and not own_worst and _judged_per_device(chosen[0]):
+            # The segment row is camaudit's own roll-up (or the sensor's check alone): it speaks
+            # for the devices that were judged, and this one was not. An OPEN segment because
+            # another camera reports its cloud registration says nothing of this one.
+            device.verdict_source = (f"no verdict of its own; segment {seg.name if seg else '?'} is "
+                                     f"{chosen[0].verdict} on the evidence of other devices or the sensor")
+            chosen = None
         if chosen:
             device.verdict_row, device.verdict_source = chosen
             device.verdict = chosen[0].verdict
         # Likewise for exposure: a segment is EXPOSED when one of its devices is (the roll-up),
         # which says nothing of a device that has verdicts of its own.
-        device.exposed = next((r for r in own if r.verdict == "EXPOSED"), None) if own else (seg.exposed if seg else None)
+        inherited = seg.exposed if seg and seg.exposed and not _judged_per_device(seg.exposed) else None
+        device.exposed = next((r for r in own if r.verdict == "EXPOSED"), None) if own else inherited
         device.segment = seg.name if seg else (device.asset.segment if device.asset else None)
     return sorted(segments, key=lambda s: s.name)
+
+
+def _judged_per_device(row: VerdictRow) -> bool:
+    """True for a segment row written by camaudit's egress verification (a roll-up of per-device
+    verdicts, or a sensor's check), which judges each device on its own row; False for a row
+    written by hand or by another tool about the segment as a whole."""
+    evidence = row.evidence if isinstance(row.evidence, list) else []
+    return any(isinstance(e, dict) and e.get("kind") in ("rollup", "active") for e in evidence)
 
 
 def _segments_of(device: DeviceView, segments: list[SegmentView]) -> list[SegmentView]:
@@ -389,11 +412,18 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
     scan_id = view.scan.id
     findings: list[Finding] = []
 
+    def local(facts: dict[str, Any]) -> dict[str, Any]:
+        if lang == "en":
+            return facts
+        from .report.i18n import localise  # here: camaudit.report imports this module
+
+        return facts | {k: localise(facts[k], lang) for k in _SENTENCE_FACTS if k in facts}
+
     def add(rule_id: str, severity: str, subject: str, title: str, detail: str, evidence: dict[str, Any]) -> None:
         findings.append(Finding(finding_id(scan_id, rule_id, subject), scan_id, rule_id, severity, subject, title, detail, evidence))
 
     for device in view.devices:
-        facts = device.facts()
+        facts = local(device.facts())
         for rule in policy.for_subject("device"):
             if rule.matches(facts):
                 add(rule.id, rule.severity, device.address, rule.text("title", facts, lang),
@@ -406,7 +436,7 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
                 add(rule.id, rule.severity, f"asset:{item.asset.asset_id}", rule.text("title", facts, lang),
                     rule.text("detail", facts, lang), {"asset": item.asset.to_json(), "register": "missing"})  # fmt: skip
     for segment in view.segments:
-        facts = segment.facts()
+        facts = local(segment.facts())
         for rule in policy.for_subject("segment"):
             if rule.matches(facts):
                 evidence = {

@@ -47,7 +47,7 @@ FACTS: dict[str, tuple[str, ...]] = {
     "device": (
         "address", "device_id", "mac", "maker", "vendor", "brand", "model", "firmware", "serial",
         "device_type", "confidence", "identified", "covered", "advisories", "has_advisories",
-        "verdict", "verdict_source", "qualifiers", "missing", "exposed", "register", "asset_id",
+        "verdict", "verdict_source", "verdict_text", "qualifiers", "missing", "exposed", "register", "asset_id",
         "declared_maker", "declared_brand", "maker_mismatch", "mismatch", "location", "department",
         "segment",
     ),
@@ -56,7 +56,7 @@ FACTS: dict[str, tuple[str, ...]] = {
         "location", "purpose", "department", "segment", "dpia_ref", "procurement_ref", "register",
         "declared", "identifiers",
     ),
-    "segment": ("segment", "verdict", "qualifiers", "missing", "exposed", "devices", "covered_devices"),
+    "segment": ("segment", "verdict", "verdict_text", "qualifiers", "missing", "exposed", "devices", "covered_devices"),
 }  # fmt: skip
 
 _RULE_KEYS = frozenset({"id", "subject", "severity", "when", "title", "detail", "status", "standards", "remediation"})

@@ -46,6 +46,15 @@ _REGISTRATION_READS = ("ezviz", "ehome", "online-upgrade", "onlineupgrade", "t2u
                        "upnp", "uplink", "p2p", "sip", "deviceinfo", "vendor api", "no open http port")
 
 
+def _registration_read(message: str) -> bool:
+    """Whether a not-verified line names a read the registration question needs: one of the
+    registration endpoints, or a whole vendor API that stopped (``isapi: stopped (time limit)``)."""
+    text = message.lower()
+    if text.startswith(("isapi:", "dahua:")):
+        return True
+    return any(word in text.replace(" ", "") or word in text for word in _REGISTRATION_READS)
+
+
 def _parse_time(text: str) -> _dt.datetime | None:
     try:
         when = _dt.datetime.fromisoformat(text)
@@ -158,6 +167,12 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
     elif uncontrolled and run.control and not allowed:
         missing.append("the listener never answered this control run: it proves nothing about the listener")
 
+    # A path that does not exist from here (no proxy, no router advertisement) was not tested:
+    # silence on it says nothing, and a run with nothing else cannot be CLOSED (egress.md 1.4 row 9).
+    tested_blocked = [p.path for p in egress_paths if p.result == BLOCKED and p.basis != "absent"]
+    if not allowed and not tested_blocked:
+        missing.append("no egress path was tested from this vantage (TCP, UDP, DNS, ICMP or NTP to the listener): "
+                       "nothing here can show the segment closed")
     qualifiers: list[str] = []
     window = f"between {run.started_at} and {run.finished_at}"
     vantage = _vantage_text(run.vantage)
@@ -176,8 +191,8 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
             qualifiers.append("one-way egress: the listener logged the probes, their answers did not come back")
     elif not missing:
         egress = CLOSED
-        blocked = [p.path for p in egress_paths if p.result == BLOCKED]
-        qualifiers.append(f"no egress observed on {len(blocked)} paths ({_brief(blocked, 40)}) from {vantage} {window}")
+        qualifiers.append(f"no egress observed on {len(tested_blocked)} tested paths ({_brief(tested_blocked, 40)}) "
+                          f"from {vantage} {window}")
         if passing:
             qualifiers.append("positive control: " + "; ".join(
                 f"run {c.run_id} from {_vantage_text(c.vantage)} at {c.started_at} reached the listener on "
@@ -317,12 +332,13 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         gateways: list[str] | None = None
     else:
         registered, bound = _registration(settings, qualifiers, missing, evidence)
+        gaps_before = len(missing)
         for name in registered:
             opened.append(f"the device reports registration with {name} (device-asserted, conclusive)")
         if bound:
             exposed_by.append("bound to a cloud account while registered: a third-party access path to its footage")
         for msg in settings.not_verified:
-            if not any(word in msg.lower().replace(" ", "") or word in msg.lower() for word in _REGISTRATION_READS):
+            if not _registration_read(msg):
                 continue
             if _ABSENT_RE.search(msg):
                 # A 404 (or Dahua's "Error" for a missing table) means this firmware has no such
@@ -330,6 +346,11 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
                 qualifiers.append(f"not present on this device (recorded as not verified): {msg}")
             else:
                 missing.append(f"not verified: {msg}")
+        if len(missing) == gaps_before and not any(isinstance(e, dict) and k not in ("upnp", "ddns")
+                                                   for k, e in (settings.cloud or {}).items()):
+            qualifiers.append("the device reported no cloud-registration status that camaudit can read (no "
+                              "Hik-Connect, Ehome, online-upgrade or Dahua P2P settings): its verdict rests on the "
+                              "network evidence")
         live = _active_mappings(settings)
         if live:
             exposed_by.append(f"the device reports {len(live)} active UPnP port mapping(s)")
@@ -350,6 +371,7 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         missing.append("an active egress check from the device's segment (`egress check --listener ...`)")
     else:
         placement_ok, placement_note = _placement(gateways, sensor_gateway, active)
+        no_gateway = gateways is not None and not [g for g in gateways if g and g not in ("0.0.0.0", "::")]
         igd_maps = _igd_mappings_for(active, addr)
         if igd_maps:
             exposed_by.append(f"the segment's IGD maps {len(igd_maps)} external port(s) to this device")
@@ -357,15 +379,23 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         elif active.exposed and configured:
             exposed_by.append("UPnP mappings configured on the device and a UPnP IGD answers on its segment")
         if active.egress == OPEN:
-            if placement_ok:
+            if placement_ok and not no_gateway:
                 opened.append(f"its segment is OPEN from a sensor on the same segment ({placement_note})")
+            elif placement_ok:
+                # The sensor reached the listener through a gateway this device does not use:
+                # that shows nothing about the device's own egress (egress.md 1.3, 1.4 row 10).
+                missing.append("placement: the segment is OPEN from a sensor that used a gateway, but the device "
+                               "reports no default gateway; its own egress was not shown")
             else:
                 missing.append(f"placement: {placement_note}; the segment's OPEN result was not shown for this device")
         elif active.egress == CLOSED:
             if not placement_ok:
                 missing.append(f"placement: {placement_note}")
             else:
+                # A device's CLOSED is stated with the segment check's own qualifiers: the
+                # paths, the window, the vantage and the controls (DESIGN.md section 5).
                 qualifiers.append(f"segment CLOSED from the sensor ({placement_note})")
+                qualifiers.extend(q for q in active.qualifiers if not q.startswith("EXPOSED"))
         else:
             missing.append("the segment's active check is INCONCLUSIVE: " + "; ".join(active.missing[:3]))
         evidence.append({"kind": "segment", "subject": active.subject, "verdict": active.verdict,
@@ -393,8 +423,12 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         lookups = [q for q in passive.lookups if q.device == addr]
         resolved = [q for q in lookups if q.external_answers]
         for q in resolved[:3]:
-            opened.append(f"its resolver answered the vendor-cloud name {q.qname} with external address(es) "
-                          f"{', '.join(q.external_answers[:3])}: DNS recursion reaches the internet")
+            # egress.md 1.4 row 3: a strong indicator of DNS recursion, not proof (a split-horizon
+            # or cached zone gives the same answer); it stands against CLOSED (row 12).
+            missing.append(f"conflicting evidence: the resolver {q.resolver} answered the vendor-cloud name "
+                           f"{q.qname} with external address(es) {', '.join(q.external_answers[:3])} (indicator of "
+                           "DNS recursion to the internet, not proof); test the resolver with a nonce name "
+                           "(`--dns-zone`)")
         if lookups:
             qualifiers.append("looked up vendor-cloud names: " + ", ".join(sorted({q.qname for q in lookups})[:5]))
         qualifiers.append(f"capture {passive.source} from {passive.start} to {passive.end}")
@@ -467,6 +501,10 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
     exposed = [v for v in parts if v.exposed]
     if active is None:
         missing.append("an active egress check from the segment")
+    elif not devices:
+        # Vacuously "every device CLOSED" is no roll-up: the sensor's placement was matched to
+        # no camera (egress.md 1.3), so the segment's verdict stays the sensor's alone.
+        missing.append("no device of the segment was assessed, so the sensor's placement was matched to no camera")
     for v in parts:
         if v.egress != OPEN:
             prefix = "" if v is active else f"device {v.subject}: "
@@ -475,7 +513,7 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
         egress = OPEN
         qualifiers.extend(f"OPEN: {v.subject_kind} {v.subject}: {v.qualifiers[0] if v.qualifiers else 'egress'}"
                           for v in opened[:10])
-    elif active is not None and all(v.egress == CLOSED for v in parts):
+    elif active is not None and devices and all(v.egress == CLOSED for v in parts):
         egress = CLOSED
         qualifiers.extend(active.qualifiers)
         qualifiers.append(f"every one of {len(devices)} device(s) is CLOSED on its own evidence")
@@ -484,6 +522,12 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
         undecided = [v.subject for v in devices if v.egress == INCONCLUSIVE]
         if undecided:
             missing.append(f"{len(undecided)} device(s) INCONCLUSIVE: {_brief(undecided)}")
+        if active is not None:
+            # What the sensor's check did show, so the reader sees more than the gaps.
+            closed = sum(1 for v in devices if v.egress == CLOSED)
+            qualifiers.append(f"the sensor's own check is {active.egress}"
+                              + (f": {active.qualifiers[0]}" if active.qualifiers else ""))
+            qualifiers.append(f"{closed} of {len(devices)} device(s) CLOSED on their own evidence")
     if exposed:
         qualifiers.append("EXPOSED: " + ", ".join(f"{v.subject_kind} {v.subject}" for v in exposed[:10]))
     return Verdict(

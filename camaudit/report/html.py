@@ -20,7 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
-from .i18n import translator
+from .i18n import localise, translator
 
 _MAKER_COLOURS = {"hikvision": "#b42318", "dahua": "#c2410c"}
 _VERDICT_COLOURS = {"OPEN": "#b42318", "EXPOSED": "#7a1fa2", "CLOSED": "#1f7a3a", "INCONCLUSIVE": "#a16207", "NONE": "#6b7280"}
@@ -40,6 +40,21 @@ def describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(describe(v) for v in value)
     return str(value)
+
+
+def path_line(paths: Any) -> str:
+    """Tested paths as ``tcp/443 blocked (timeout); udp/8800 allowed (echo)``: what each path
+    showed and on what basis, without the raw evidence (the JSON report keeps that)."""
+    if not isinstance(paths, list):
+        return describe(paths)
+    parts = []
+    for p in paths:
+        if not isinstance(p, dict):
+            parts.append(describe(p))
+            continue
+        basis = (p.get("evidence") or {}).get("basis") if isinstance(p.get("evidence"), dict) else None
+        parts.append(f"{p.get('path', '?')} {p.get('result', '?')}" + (f" ({basis})" if basis else ""))
+    return "; ".join(parts)
 
 
 def when(value: Any) -> str:
@@ -71,7 +86,7 @@ def _environment() -> jinja2.Environment:
         undefined=jinja2.StrictUndefined,
         trim_blocks=False,
     )
-    env.filters.update(describe=describe, when=when, address_key=address_key)
+    env.filters.update(describe=describe, when=when, address_key=address_key, paths=path_line)
     return env
 
 
@@ -91,7 +106,9 @@ def render_html(doc: dict[str, Any]) -> str:
         for b in summary["by_brand"]
     ]
     covered = set(summary["covered_makers"])
-    template = _environment().get_template("report.html.j2")
+    env = _environment()
+    env.filters["tr"] = lambda value: localise(value, doc["lang"])
+    template = env.get_template("report.html.j2")
     return template.render(
         doc=doc,
         t=t,

@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from .html import describe, when
-from .i18n import translator
+from .html import describe, path_line, when
+from .i18n import localise, translator
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
 
@@ -34,6 +34,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
 
     def verdict_word(v: str) -> str:
         return t["verdict_NONE"] if v == "NONE" else v
+
+    def tr(value: Any) -> Any:
+        # Qualifiers and gaps are sentences with commas of their own: a middle dot keeps them apart.
+        value = localise(value, doc["lang"])
+        return " · ".join(describe(v) for v in value) if isinstance(value, list) else value
 
     out = [
         f"# {t['title']}",
@@ -68,7 +73,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += _table(
             [t["segment"], t["verdict"], t["exposed"], t["devices"], t["qualifiers"], t["missing"]],
             [[s["segment"], verdict_word(s["verdict"]), t["yes"] if s["exposed"] else t["no"], len(s["devices"]),
-              s["qualifiers"], s["missing"]] for s in doc["segments"]],
+              tr(s["qualifiers"]), tr(s["missing"])] for s in doc["segments"]],
         )  # fmt: skip
     else:
         out += [t["no_segments"], ""]
@@ -133,13 +138,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out += [t["no_signatures"], ""]
         line = f"{t['verdict']}: **{verdict_word(d['verdict'])}**"
         if d["verdict_source"]:
-            line += f" ({cell(d['verdict_source'])})"
+            line += f" ({cell(tr(d['verdict_source']))})"
         if d["qualifiers"]:
-            line += f"; {t['qualifiers']}: {cell(d['qualifiers'])}"
+            line += f"; {t['qualifiers']}: {cell(tr(d['qualifiers']))}"
         if d["missing"]:
-            line += f"; {t['missing']}: {cell(d['missing'])}"
+            line += f"; {t['missing']}: {cell(tr(d['missing']))}"
+        if d["paths"]:
+            line += f"; {t['paths']}: {cell(path_line(d['paths']))}"
         out += [line, ""]
         if d["asset_id"] or d["register_detail"]:
-            out += [f"{t['register']}: {cell(d['asset_id'] or '')} {cell(d['register_detail'])}".rstrip(), ""]
+            out += [f"{t['register']}: {cell(d['asset_id'] or '')} {cell(tr(d['register_detail']))}".rstrip(), ""]
     out += ["---", "", t["footer"].format(version=doc["camaudit_version"]), ""]
     return "\n".join(out)

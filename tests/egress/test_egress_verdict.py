@@ -3,8 +3,21 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
-from camaudit.egress.results import ActiveResult, DnsLookup, Flow, ListenerEntry, PassiveResult, PathResult
+import pytest
+
+from camaudit.egress.results import (
+    CLOSED,
+    INCONCLUSIVE,
+    OPEN,
+    ActiveResult,
+    DnsLookup,
+    Flow,
+    ListenerEntry,
+    PassiveResult,
+    PathResult,
+)
 from camaudit.egress.verdict import (
     active_verdict,
     apply_listener_log,
@@ -219,3 +232,251 @@ def test_rollup() -> None:
     r = rollup("s", seg, [closed, unknown])  # type: ignore[arg-type]
     assert r.verdict == "INCONCLUSIVE" and any("10.20.0.7" in m for m in r.missing)
     assert rollup("s", None, [closed]).verdict == "INCONCLUSIVE"
+
+
+# -- the decision table, row by row (egress.md 1.4; DESIGN.md section 5) ----------------------------
+#
+# Each case: the evidence of one segment run (and the controls), the verdict it must get, words
+# its qualifiers must carry and words its missing list must carry. Nothing else may decide.
+
+CTL = "ctl"  # a passing control run within the window
+BAD = "bad"  # a control run that never reached the listener
+
+ACTIVE_TABLE: list[tuple[str, list[PathResult], str | None, str, list[str], list[str]]] = [
+    # row 1: one nonce confirmed by the listener, any protocol -> OPEN, conclusive, no gaps
+    ("row1-tcp-echo", [_p("tcp/443", "allowed", "echo"), *SILENT[1:]], None, "OPEN", ["egress observed on tcp/443"], []),
+    ("row1-icmp-echo", [_p("icmp", "allowed", "echo"), *SILENT], None, "OPEN", ["egress observed on icmp"], []),
+    ("row1-ipv6", [_p("ipv6/tcp/443", "allowed", "echo"), *SILENT], None, "OPEN", ["OPEN through IPv6"], []),
+    # row 2: the auditor's zone saw the nonce through the segment's resolver -> OPEN (DNS recursion)
+    ("row2-dns-recursion", [*SILENT[:2], _p("dns/resolver", "allowed", "echo"), *SILENT[3:]], None, "OPEN",
+     ["OPEN through DNS"], []),
+    # row 9: every path silent, a passing control -> CLOSED with paths, window, control, placement
+    ("row9-closed", list(SILENT), CTL, "CLOSED",
+     ["no egress observed on 3 tested paths (tcp/443, udp/8800, dns/resolver)", "positive control", "placement",
+      "not present from this vantage: proxy"], []),
+    # row 12: silence without a control, or with a control that failed -> INCONCLUSIVE
+    ("row12-no-control", list(SILENT), None, "INCONCLUSIVE", [], ["positive control"]),
+    ("row12-failed-control", list(SILENT), BAD, "INCONCLUSIVE", [], ["never got an answer from the listener"]),
+    # a TCP RST / ICMP port unreachable alone is a reject *or* the listener not serving: needs a control
+    ("rst-alone", [_p("tcp/443", "blocked", "reset"), _p("udp/8800", "blocked", "reset")], None, "INCONCLUSIVE",
+     [], ["positive control", "tcp/443", "udp/8800"]),
+    ("rst-with-control", [_p("tcp/443", "blocked", "reset"), _p("udp/8800", "blocked", "reset")], CTL, "CLOSED",
+     ["positive control"], []),
+    # an unreachable from the far side (not conclusive) or a resolver's NXDOMAIN: needs a control
+    ("far-unreachable", [_p("tcp/443", "blocked", "unreachable")], None, "INCONCLUSIVE", [], ["positive control"]),
+    ("nxdomain", [_p("dns/resolver", "blocked", "negative")], None, "INCONCLUSIVE", [], ["positive control"]),
+    # a filter's admin-prohibited, an internal router's unreachable, no route, a proxy's 403: conclusive
+    ("conclusive-refusals", [_p("tcp/443", "blocked", "admin-prohibited", True),
+                             _p("udp/8800", "blocked", "unreachable", True), _p("icmp", "blocked", "no-route", True),
+                             _p("proxy", "blocked", "refused", True)], None, "CLOSED",
+     ["no positive control was needed"], []),
+    # a path unknown, skipped, unfinished, or planned and never run -> never CLOSED
+    ("unknown-path", [*SILENT, _p("ntp", "unknown", "error")], CTL, "INCONCLUSIVE", [], ["ntp:"]),
+    ("skipped-path", [*SILENT, PathResult(path="icmp", result="unknown", basis="not-tested",
+                                          detail="skipped by the operator (--skip)")], CTL, "INCONCLUSIVE",
+     [], ["icmp: skipped"]),
+    ("no-nonce-answer", [*SILENT, _p("tcp/80", "unknown", "no-nonce")], CTL, "INCONCLUSIVE", [], ["tcp/80"]),
+    # nothing tested but paths that do not exist here -> not CLOSED (no path showed anything)
+    ("only-absent", [_p("proxy", "blocked", "absent", True), _p("ipv6/ra", "blocked", "absent", True),
+                     _p("upnp", "blocked", "absent", True)], CTL, "INCONCLUSIVE", [], ["no egress path was tested"]),
+    ("nothing-at-all", [], CTL, "INCONCLUSIVE", [], ["no egress path was tested"]),
+    # row 5 (segment side): an IGD answers -> EXPOSED beside the egress axis
+    ("row5-igd-closed", [*SILENT[:4], _p("upnp", "allowed", "echo")], CTL, "EXPOSED", ["EXPOSED"], []),
+    ("row5-igd-open", [_p("tcp/443", "allowed", "echo"), _p("upnp", "allowed", "echo")], None, "OPEN", ["EXPOSED"], []),
+]
+
+
+def _controls_for(run: ActiveResult, which: str | None) -> list[ActiveResult]:
+    if which is None:
+        return []
+    return select_controls(run, [_control(ok=which == CTL)])
+
+
+@pytest.mark.parametrize(("name", "paths", "control", "verdict", "qualifiers", "missing"), ACTIVE_TABLE,
+                         ids=[row[0] for row in ACTIVE_TABLE])
+def test_decision_table_active(name: str, paths: list[PathResult], control: str | None, verdict: str,
+                               qualifiers: list[str], missing: list[str]) -> None:
+    run = _run(list(paths))
+    v = active_verdict(run, _controls_for(run, control))
+    assert v.verdict == verdict, (name, v.missing, v.qualifiers)
+    for word in qualifiers:
+        assert any(word in q for q in v.qualifiers), (name, word, v.qualifiers)
+    for word in missing:
+        assert any(word in m for m in v.missing), (name, word, v.missing)
+    if v.egress == OPEN:
+        assert v.missing == []  # OPEN is conclusive: no gaps listed against it
+    elif v.egress == CLOSED:
+        assert v.missing == [] and any(run.started_at in q for q in v.qualifiers)  # the window is stated
+    else:
+        assert v.missing, name  # INCONCLUSIVE always says what is missing
+    assert v.exposed == (v.verdict == "EXPOSED" or any(q.startswith("EXPOSED") for q in v.qualifiers))
+
+
+def test_closed_never_without_a_conclusive_basis_for_every_silent_path() -> None:
+    """Property over the table: whenever a run is CLOSED, each silent path was conclusive on its
+    own or reached the listener in a passing control."""
+    for name, paths, control, _, _, _ in ACTIVE_TABLE:
+        run = _run(list(paths))
+        controls = _controls_for(run, control)
+        v = active_verdict(run, controls)
+        if v.egress != CLOSED:
+            continue
+        controlled = {p.path for c in controls if control_passed(c) for p in c.paths if p.result == "allowed"}
+        for p in run.paths:
+            assert p.result != "unknown", name
+            assert p.conclusive or p.path in controlled, (name, p.path)
+
+
+# -- devices (rows 4, 5, 6, 7, 10, 11, 12 and placement) ------------------------------------------
+
+ClosedSeg = "closed"
+OpenSeg = "open"
+
+
+def _segment(kind: str) -> Any:
+    if kind == OpenSeg:
+        return active_verdict(_run([_p("tcp/443", "allowed", "echo"), *SILENT[1:]]))
+    return _closed_segment()
+
+
+AT = T0.isoformat()
+DEVICE_TABLE: list[tuple[str, dict[str, Any] | None, str | None, list[Flow], list[DnsLookup], str, list[str], list[str]]] = [
+    # row 9 for a device: segment CLOSED, same gateway, reads made, nothing reported -> CLOSED with the
+    # segment's own qualifiers (paths, window, control, placement)
+    ("closed", {}, ClosedSeg, [], [], "CLOSED",
+     ["segment CLOSED from the sensor", "no egress observed on", "positive control", "placement"], []),
+    # row 4: the device asserts registration -> OPEN even on a CLOSED segment
+    ("row4-hik-connect", {"cloud": {"hik_connect": {"enabled": True, "registered": True}}}, ClosedSeg, [], [],
+     "OPEN", ["registration with hik_connect"], []),
+    ("row4-online-upgrade", {"cloud": {"online_upgrade": {"registered": True}}}, None, [], [], "OPEN",
+     ["online_upgrade"], []),
+    # row 4 + binding: OPEN, and EXPOSED beside it
+    ("row4-bound", {"cloud": {"hik_connect": {"enabled": True, "registered": True, "bound": True}}}, ClosedSeg,
+     [], [], "OPEN", ["EXPOSED: bound to a cloud account"], []),
+    # row 5: an active UPnP mapping reported by the device -> EXPOSED
+    ("row5-upnp-status", {"upnp_mappings": [{"kind": "status", "externalPort": "18080", "status": "active"}]},
+     ClosedSeg, [], [], "EXPOSED", ["active UPnP port mapping"], []),
+    # row 6: an established flow with an external address -> OPEN
+    ("row6-established", {}, ClosedSeg, [Flow("10.20.0.5", "8.8.4.4", "tcp", 8555, "established", AT, AT, 3, 2)],
+     [], "OPEN", ["established tcp flow with 8.8.4.4:8555"], []),
+    # row 7: attempts only -> the path stays CLOSED, with a finding
+    ("row7-attempts", {}, ClosedSeg, [Flow("10.20.0.5", "8.8.4.4", "tcp", 8666, "attempted", AT, AT, 3, 0)], [],
+     "CLOSED", ["unanswered egress attempt"], []),
+    # row 3 in a capture: an internal resolver answers a vendor-cloud name -> indicator, not OPEN; it
+    # conflicts with CLOSED (row 12)
+    ("row3-resolved-name", {}, ClosedSeg, [],
+     [DnsLookup("10.20.0.5", "10.20.0.1", "dev.hik-connect.com", "*.hik-connect.com", "hikvision", AT, True,
+                ["8.8.8.8"])], "INCONCLUSIVE", ["looked up vendor-cloud names"], ["conflicting evidence", "indicator"]),
+    # row 10: no gateway, no DNS, cloud off: supports CLOSED, alone INCONCLUSIVE
+    ("row10-alone", {"gateway": [], "dns": [], "cloud": {"hik_connect": {"enabled": False, "registered": False}}},
+     None, [], [], "INCONCLUSIVE", ["no default gateway (supports CLOSED"], ["active egress check"]),
+    ("row10-with-segment", {"gateway": ["0.0.0.0"]}, ClosedSeg, [], [], "CLOSED", ["no default gateway"], []),
+    # row 11: internet-oriented config never decides: CLOSED network stays CLOSED, findings beside it ...
+    ("row11-config-closed", {"dns": ["8.8.8.8"], "ntp": ["pool.ntp.org"],
+                             "cloud": {"dahua_p2p": {"enabled": True, "registered": False}}}, ClosedSeg, [], [],
+     "CLOSED", ["external DNS server 8.8.8.8", "non-internal NTP server pool.ntp.org", "enabled but reports no"], []),
+    # ... and with no network evidence the same config is not OPEN either
+    ("row11-config-alone", {"dns": ["8.8.8.8"], "gateway": ["10.20.0.1"],
+                            "cloud": {"hik_connect": {"enabled": True, "registered": False}}}, None, [], [],
+     "INCONCLUSIVE", ["external DNS server 8.8.8.8"], ["active egress check"]),
+    # row 12: settings not verified (401, time-outs, a whole API stopped) -> never CLOSED
+    ("row12-401", {"not_verified": ["ISAPI EZVIZ: 401 unauthorised (credentials refused)"]}, ClosedSeg, [], [],
+     "INCONCLUSIVE", [], ["ISAPI EZVIZ: 401"]),
+    ("row12-timeout", {"not_verified": ["ISAPI online-upgrade server: timed out"]}, ClosedSeg, [], [],
+     "INCONCLUSIVE", [], ["online-upgrade server: timed out"]),
+    ("row12-api-stopped", {"not_verified": ["isapi: stopped (time limit)"]}, ClosedSeg, [], [], "INCONCLUSIVE",
+     [], ["isapi: stopped"]),
+    ("row12-dahua-unknown", {"cloud": {"dahua_p2p": {"enabled": True, "registered": None,
+                                                     "note": "no verified API"}}}, ClosedSeg, [], [],
+     "INCONCLUSIVE", [], ["dahua_p2p: the device's registration status was not verified"]),
+    ("row12-not-read", None, ClosedSeg, [], [], "INCONCLUSIVE", [], ["device settings"]),
+    ("row12-gateway-unread", {"gateway": None}, ClosedSeg, [], [], "INCONCLUSIVE", [], ["placement"]),
+    # a 404 is "not present" (egress.md 2.3), shown as such, not a gap
+    ("absent-404", {"not_verified": ["ISAPI Ehome: 404 not found"]}, ClosedSeg, [], [], "CLOSED",
+     ["not present on this device"], []),
+    # placement: another gateway -> the segment's verdict does not carry to the device either way
+    ("placement-closed", {"gateway": ["10.99.0.1"]}, ClosedSeg, [], [], "INCONCLUSIVE", [], ["placement"]),
+    ("placement-open", {"gateway": ["10.99.0.1"]}, OpenSeg, [], [], "INCONCLUSIVE", [],
+     ["segment's OPEN result was not shown"]),
+    ("same-gateway-open", {}, OpenSeg, [], [], "OPEN", ["its segment is OPEN"], []),
+    # a device without a gateway does not inherit an OPEN seen through the sensor's gateway
+    ("no-gateway-open", {"gateway": []}, OpenSeg, [], [], "INCONCLUSIVE", [], ["reports no default gateway"]),
+]
+
+
+@pytest.mark.parametrize(("name", "settings", "segment", "flows", "lookups", "verdict", "qualifiers", "missing"),
+                         DEVICE_TABLE, ids=[row[0] for row in DEVICE_TABLE])
+def test_decision_table_device(name: str, settings: dict[str, Any] | None, segment: str | None, flows: list[Flow],
+                               lookups: list[DnsLookup], verdict: str, qualifiers: list[str],
+                               missing: list[str]) -> None:
+    s = None if settings is None else _settings(**settings)
+    capture = _capture(flows, lookups) if flows or lookups else None
+    v = device_verdict(s, _segment(segment) if segment else None, capture, address="10.20.0.5")
+    assert v.verdict == verdict, (name, v.missing, v.qualifiers)
+    for word in qualifiers:
+        assert any(word in q for q in v.qualifiers), (name, word, v.qualifiers)
+    for word in missing:
+        assert any(word in m for m in v.missing), (name, word, v.missing)
+    if v.egress == CLOSED:
+        assert v.missing == [] and any("no egress observed on" in q for q in v.qualifiers)
+    elif v.egress == INCONCLUSIVE:
+        assert v.missing, name
+    else:
+        assert v.missing == []
+
+
+def test_config_only_risks_never_decide() -> None:
+    """Every internet-oriented setting at once, with no network evidence: neither OPEN nor CLOSED."""
+    s = _settings(dns=["8.8.8.8", "114.114.114.114"], ntp=["pool.ntp.org"], gateway=["10.20.0.1"],
+                  cloud={"hik_connect": {"enabled": True, "registered": False},
+                         "dahua_p2p": {"enabled": True, "registered": False},
+                         "ddns": {"enabled": True}, "upnp": {"enabled": True}},
+                  upnp_mappings=[{"kind": "configured", "Enable": True, "ExternalPort": 80}])
+    v = device_verdict(s, None, None)
+    assert v.egress == INCONCLUSIVE and not v.exposed
+    assert any("no IGD seen" in q for q in v.qualifiers)
+
+
+def test_a_device_without_readable_registration_says_what_its_verdict_rests_on() -> None:
+    v = device_verdict(_settings(), _closed_segment(), None)  # type: ignore[arg-type]
+    assert v.verdict == "CLOSED"
+    assert any("no cloud-registration status" in q for q in v.qualifiers)
+    known = device_verdict(_settings(cloud={"hik_connect": {"enabled": False, "registered": False}}),
+                           _closed_segment(), None)  # type: ignore[arg-type]
+    assert not any("no cloud-registration status" in q for q in known.qualifiers)
+
+
+# -- the roll-up ----------------------------------------------------------------------------------
+
+
+def test_rollup_table() -> None:
+    seg = _closed_segment()
+    closed = device_verdict(_settings(), seg, None)  # type: ignore[arg-type]
+    exposed = device_verdict(_settings(address="10.20.0.8", upnp_mappings=[
+        {"kind": "status", "externalPort": "1", "externalIPAddress": "198.51.100.7", "status": "active"}]),
+        seg, None, address="10.20.0.8")  # type: ignore[arg-type]
+    opened = device_verdict(_settings(cloud={"online_upgrade": {"registered": True}}), seg, None,
+                            address="10.20.0.6")  # type: ignore[arg-type]
+    unknown = device_verdict(None, seg, None, address="10.20.0.7")  # type: ignore[arg-type]
+    # OPEN if any device or path is OPEN; the OPEN one is named
+    r = rollup("s", seg, [closed, unknown, opened])  # type: ignore[arg-type]
+    assert r.verdict == "OPEN" and r.missing == [] and any("10.20.0.6" in q for q in r.qualifiers)
+    # EXPOSED is reported separately, beside CLOSED and beside OPEN
+    r = rollup("s", seg, [closed, exposed])  # type: ignore[arg-type]
+    assert (r.verdict, r.egress, r.exposed) == ("EXPOSED", "CLOSED", True)
+    r = rollup("s", seg, [opened, exposed])  # type: ignore[arg-type]
+    assert (r.verdict, r.exposed) == ("OPEN", True)
+    # CLOSED only when the active check and every device are CLOSED, stated with the check's qualifiers
+    r = rollup("s", seg, [closed])  # type: ignore[arg-type]
+    assert r.verdict == "CLOSED" and any("no egress observed on" in q for q in r.qualifiers)
+    # otherwise INCONCLUSIVE, with the gaps of each device, and what the sensor did show
+    r = rollup("s", seg, [closed, unknown])  # type: ignore[arg-type]
+    assert r.verdict == "INCONCLUSIVE"
+    assert any(m.startswith("device 10.20.0.7: device settings") for m in r.missing)
+    assert any("sensor's own check is CLOSED" in q for q in r.qualifiers)
+    assert any("1 of 2 device(s) CLOSED" in q for q in r.qualifiers)
+    # no devices at all is no roll-up; no active check neither
+    r = rollup("s", seg, [])  # type: ignore[arg-type]
+    assert r.verdict == "INCONCLUSIVE" and any("no device of the segment was assessed" in m for m in r.missing)
+    r = rollup("s", None, [closed])
+    assert r.verdict == "INCONCLUSIVE" and "an active egress check from the segment" in r.missing

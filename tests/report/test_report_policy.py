@@ -72,7 +72,9 @@ def test_without_verdicts_or_register_the_report_says_so(tmp_path: Path) -> None
     assert ("covered-egress-unverified", "10.20.0.15") in rules
     assert not any(r in ("covered-unregistered", "unregistered-camera", "registered-not-found") for r, _ in rules)
     detail = next(f.detail for f in findings if f.rule == "covered-egress-unverified")
-    assert "(NONE)" in detail and "Missing: an egress verdict" in detail
+    # "no verdict recorded", said plainly: not the store's placeholder word NONE
+    assert "NONE" not in detail and "(no verdict recorded)" in detail
+    assert "Missing: an egress check of this device in this scan" in detail
 
 
 def test_a_missing_verdicts_table_means_no_verdict(tmp_path: Path) -> None:
