@@ -258,7 +258,9 @@ def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[s
 
     egress = config.egress
     options = CheckOptions(listeners=list(egress.listeners), dns_zone=egress.dns_zone, timeout=egress.timeout,
-                           resolvers=list(egress.resolvers) or None)
+                           resolvers=list(egress.resolvers) or None, upnp=egress.upnp, natpmp=egress.natpmp,
+                           discover_proxy=egress.discover_proxy, ra_wait=egress.ra_wait, max_hops=egress.max_hops,
+                           skip=list(egress.skip))
     if egress.tcp_ports:
         options.tcp_ports = list(egress.tcp_ports)
     if egress.udp_ports:

@@ -58,6 +58,15 @@ class EgressConfig:
     udp_ports: tuple[int, ...] = ()
     timeout: float = 3.0
     control_window: float = 3600.0  # seconds within which a --control run speaks for this one
+    # The probes that leave the sensor for its own network rather than for the listener: an SSDP
+    # multicast for a UPnP gateway, a NAT-PMP/PCP query to the default gateway, a WPAD lookup,
+    # a router solicitation. Inside a camera segment they are the point; elsewhere, turn them off.
+    upnp: bool = True
+    natpmp: bool = True
+    discover_proxy: bool = True
+    ra_wait: float = 2.0
+    max_hops: int = 6
+    skip: tuple[str, ...] = ()  # paths not to probe; a check that skips anything is never CLOSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +142,7 @@ def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> A
                 value = parse_ports(",".join(str(p) for p in value)) if value else ()
             else:
                 raise ConfigError(f"[{section}] {key} must be a list of port numbers")
-        elif key in ("listeners", "resolvers"):
+        elif key in ("listeners", "resolvers", "skip"):
             if isinstance(value, str):
                 value = (value,)
             if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
@@ -155,7 +164,7 @@ def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> A
             if not isinstance(value, bool):
                 raise ConfigError(f"[{section}] {key} must be true or false")
         elif isinstance(getattr(base, key), int | float):
-            _check_positive(section, key, value, allow_zero=key == "rate")
+            _check_positive(section, key, value, allow_zero=key in ("rate", "ra_wait", "max_hops"))
             value = type(getattr(base, key))(value)
         changes[key] = value
     return dataclasses.replace(base, **changes)

@@ -54,6 +54,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--resolver", "resolvers", multiple=True, help="With --listener: resolver to test (default: the system's).")
 @click.option("--egress-tcp-ports", callback=_ports, help="With --listener: TCP ports to probe (default: vendor cloud ports and more).")
 @click.option("--egress-udp-ports", callback=_ports, help="With --listener: UDP ports to probe.")
+@click.option("--no-upnp", is_flag=True, help="With --listener: no SSDP multicast search for a UPnP gateway.")
+@click.option("--no-natpmp", is_flag=True, help="With --listener: no NAT-PMP/PCP query to the default gateway.")
+@click.option("--no-proxy-discovery", is_flag=True, help="With --listener: no WPAD lookup for a proxy.")
+@click.option("--ra-wait", type=click.FloatRange(min=0, max=30), help="With --listener: seconds to wait for IPv6 router advertisements (0: none).")
+@click.option("--max-hops", type=click.IntRange(min=0, max=30), help="With --listener: TTL-stepped probes (0: none).")
+@click.option("--egress-skip", multiple=True, help="With --listener: a path not to probe (icmp, ntp, udp/...); never CLOSED then.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
 @click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
@@ -84,6 +90,12 @@ def scan(
     resolvers: tuple[str, ...],
     egress_tcp_ports: tuple[int, ...] | None,
     egress_udp_ports: tuple[int, ...] | None,
+    no_upnp: bool,
+    no_natpmp: bool,
+    no_proxy_discovery: bool,
+    ra_wait: float | None,
+    max_hops: int | None,
+    egress_skip: tuple[str, ...],
     interrogate: bool | None,
     policy_path: str | None,
     fail_on: str,
@@ -124,6 +136,12 @@ def scan(
         egress_resolvers=list(resolvers) or None,
         egress_tcp_ports=egress_tcp_ports,
         egress_udp_ports=egress_udp_ports,
+        egress_upnp=False if no_upnp else None,
+        egress_natpmp=False if no_natpmp else None,
+        egress_discover_proxy=False if no_proxy_discovery else None,
+        egress_ra_wait=ra_wait,
+        egress_max_hops=max_hops,
+        egress_skip=list(egress_skip) or None,
     )
     credentials = None
     if ask_credentials:

@@ -1,0 +1,76 @@
+"""`camaudit scan --listener` on loopback (127.44.0.0/24): the scan runs the egress check and
+gives every host a verdict. Every probe that would leave for the host's own network is off
+(--no-upnp, --no-natpmp, --no-proxy-discovery, --ra-wait 0, --resolver the listener), so all
+packets stay on loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from camaudit.lab import plan_devices
+from camaudit.lab.netns import GUARD_ENV
+from camaudit.lab.runner import LabThread
+
+LISTENER = "127.44.0.250"
+TCP, UDP = "18443", "18800"
+ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {GUARD_ENV: "1"}
+
+
+@pytest.fixture(scope="module")
+def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("listen")
+    log, ready = tmp / "seen.jsonl", tmp / "ready"
+    proc = subprocess.Popen([sys.executable, "-m", "camaudit", "egress", "listen", "--bind", LISTENER,
+                             "--tcp-ports", TCP, "--udp-ports", UDP, "--log", str(log), "--no-icmp",
+                             "--duration", "120", "--ready-file", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 15
+    while not ready.exists():
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    try:
+        yield log
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_scan_with_a_listener_on_loopback(listener: Path, tmp_path: Path) -> None:
+    specs = plan_devices(3, subnet="127.44.0.0/24", mix="hikvision=2,axis=1", seed=3)
+    with LabThread(specs) as lab:
+        manifest = lab.manifest
+        ports = sorted({p for e in manifest for p in e["ports"]["tcp"]})
+        done = subprocess.run(
+            [sys.executable, "-m", "camaudit", "scan", *(e["address"] for e in manifest), "--db", str(tmp_path / "s.db"),
+             "--json", "--ports", ",".join(map(str, ports)), "--no-discovery", "--fail-on", "none",
+             "--listener", LISTENER, "--resolver", LISTENER, "--egress-tcp-ports", TCP, "--egress-udp-ports", UDP,
+             "--no-upnp", "--no-natpmp", "--no-proxy-discovery", "--ra-wait", "0", "--max-hops", "2",
+             "--egress-skip", "icmp"],
+            capture_output=True, text=True, timeout=180, env=ENV,
+        )
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    egress = doc["egress"]
+    allowed = {p["path"] for p in egress["paths"] if p["result"] == "allowed"}
+    assert {"tcp/18443", "udp/18800"} <= allowed
+    assert egress["verdict"] == "OPEN"  # the listener answered: from this vantage, egress exists
+    # The probes towards the host's own network were not sent, so they cannot have a result.
+    by_path = {p["path"]: p["result"] for p in egress["paths"]}
+    for path in ("upnp", "natpmp", "proxy"):
+        assert by_path.get(path, "unknown") != "allowed"
+    for host in doc["hosts"]:
+        verdict = host["verdict"]
+        assert verdict["verdict"] in ("OPEN", "EXPOSED", "CLOSED", "INCONCLUSIVE")
+        assert {"qualifiers", "missing", "paths"} <= set(verdict)
+        # A skipped path means no device here can be CLOSED.
+        assert verdict["verdict"] != "CLOSED"
+    seen = listener.read_text()
+    assert next(p for p in egress["paths"] if p["path"] == "tcp/18443")["evidence"]["nonce"] in seen
