@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 
 EGRESS_VERDICTS = ("OPEN", "CLOSED", "INCONCLUSIVE")
 NO_VERDICT = "NONE"
+#: An identity at or above this confidence rests on more than weak hints (DESIGN.md section 4).
+CONFIRMED_CONFIDENCE = 0.5
 #: What a device with no verdict lacks, in words a reader takes at face value.
 NO_VERDICT_MISSING = "an egress check of this device in this scan"
 #: Facts written as sentences by egress verification, assessment and the register; a report in
@@ -220,6 +222,9 @@ class DeviceView:
             "confidence": ident.get("confidence") or 0.0,
             "identified": self.vendor != "unknown",
             "covered": self.covered,
+            # Covered on evidence that can carry a claim: a lone MAC prefix or favicon names a
+            # maker at under 0.5 (fingerprint engine), which is a lead, not a finding.
+            "covered_confirmed": self.covered and (ident.get("confidence") or 0.0) >= CONFIRMED_CONFIDENCE,
             "advisories": list(ident.get("advisories") or []),
             "has_advisories": bool(ident.get("advisories")),
             "verdict": self.verdict,

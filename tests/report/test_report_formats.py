@@ -69,7 +69,8 @@ def test_markdown_and_dutch(lab_db: LabDb, tmp_path: Path) -> None:
 def test_csv_report_is_one_row_per_finding_and_never_a_formula(tmp_path: Path) -> None:
     with open_store(tmp_path / "c.db") as store:
         device = LabDevice("10.40.0.3", "08:ed:ed:00:40:03",
-                           Identity(vendor="dahua", model="=cmd|' /C calc'!A0", covered=True, advisories=["CVE-2021-33044"]),
+                           Identity(vendor="dahua", model="=cmd|' /C calc'!A0", covered=True, confidence=0.9,
+                                    advisories=["CVE-2021-33044"]),
                            (), (80,))  # fmt: skip
         write_scan(store, [device], [], ["10.40.0.0/24"])
         text = write_report(store, tmp_path / "r.csv").path.read_text()

@@ -182,3 +182,28 @@ def test_a_devices_own_verdict_speaks_before_its_segments(tmp_path: Path) -> Non
         findings = assess_scan(store, scan_id)
     egress_subjects = {f.subject for f in findings if f.rule == "covered-egress-open"}
     assert "10.20.0.12" in egress_subjects and "10.20.0.11" not in egress_subjects
+
+
+def test_weak_evidence_of_a_covered_maker_is_a_lead_not_a_finding(tmp_path: Path) -> None:
+    """A lone MAC prefix names a maker at under 0.5: the report says "possibly", at low severity,
+    and claims neither "covered maker not in the register" nor "covered maker with egress"."""
+    from report_lab import LabDevice, write_scan
+
+    from camaudit.model import Identity
+
+    weak = LabDevice("10.20.0.60", "44:19:b6:00:00:60",
+                     Identity(vendor="hikvision", device_type=None, confidence=0.3, covered=True),
+                     (("mac", "44:19:b6:00:00:60", None),), (80,))  # fmt: skip
+    strong = LabDevice("10.20.0.61", "44:19:b6:00:00:61",
+                       Identity(vendor="hikvision", device_type="camera", confidence=0.97, covered=True),
+                       (("http_server", "App-webs/", 80),), (80,))  # fmt: skip
+    with open_store(tmp_path / "weak.db") as store:
+        scan_id = write_scan(store, [weak, strong], [], ["10.20.0.0/24"])
+        findings = assess_scan(store, scan_id)
+    by_subject: dict[str, set[str]] = {}
+    for finding in findings:
+        by_subject.setdefault(finding.subject, set()).add(finding.rule)
+    assert by_subject["10.20.0.60"] == {"covered-maker-weak-evidence"}
+    assert "covered-egress-unverified" in by_subject["10.20.0.61"]
+    assert "covered-maker-weak-evidence" not in by_subject["10.20.0.61"]
+    assert next(f for f in findings if f.subject == "10.20.0.60").severity == "low"
