@@ -6,6 +6,7 @@
     │   ├── ConfigError            a configuration or policy file that cannot be used
     │   └── InputError             an input file (observations, nmap XML, register) that cannot be read
     ├── StoreError                 the database cannot be opened, migrated or written (exit 3)
+    ├── OutputError                a report or export cannot be written for want of room (exit 3)
     ├── DependencyError            an optional tool (nmap, root privileges) is missing (exit 2)
     └── ScanFailed                 the run itself failed (exit 3)
 
@@ -45,6 +46,12 @@ class DependencyError(UsageError):
 
 class StoreError(CamauditError):
     """The evidence store cannot be opened, migrated or written."""
+
+    exit_code = 3
+
+
+class OutputError(CamauditError):
+    """A report or export could not be written: the disk is full or failing."""
 
     exit_code = 3
 

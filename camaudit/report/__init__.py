@@ -5,6 +5,8 @@ self-contained file), Markdown, JSON and CSV, in English or Dutch; and the expor
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..assess import Finding
-from ..errors import UsageError
+from ..errors import OutputError, UsageError
 from ..policy import Policy
 from ..store import Store, open_store
 
@@ -69,14 +71,23 @@ def write_atomically(path: str | Path, text: str) -> Path:
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.is_dir():
         raise UsageError(f"the folder {folder} does not exist")
+    tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             handle.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+        tmp = None
     except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO):
+            # Not a mistake the user can fix by naming another file: the run failed (exit 3).
+            raise OutputError(f"cannot write {path}: {exc.strerror}; nothing was written") from None
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
+    finally:
+        if tmp is not None:  # never leave half a report behind
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
     return path
 
 

@@ -47,7 +47,7 @@ def build_report(
     policy = policy or load_policy()
     view = scan_view(store, scan_ref)
     findings_en = evaluate(view, policy)
-    if record:
+    if record and not store.read_only:  # an archived, read-only store is reported, not changed
         record_assessment(store, view, findings_en)
     findings = findings_en if lang == "en" else evaluate(view, policy, lang)
     changes = None

@@ -135,6 +135,9 @@ def test_a_read_only_database_can_be_read_but_not_scanned_into(tmp_path: Path) -
         assert [s["scan_id"] for s in json.loads(listed.stdout)["scans"]] == [scan_id]
         shown = run("show", "latest", "--json", "--db", db)
         assert shown.returncode == 0 and json.loads(shown.stdout)["scan_id"] == scan_id
+        report = run("report", "--db", db, "--fail-on", "none", "-o", str(tmp_path / "archived.html"))
+        assert report.returncode == 0, report.stderr  # an archived store is reported, not changed
+        assert (tmp_path / "archived.html").stat().st_size > 0
         result = run("scan", "127.84.9.1", "--no-discovery", "--db", db)
         assert_one_line_error(result, 3, "read-only")
         result = run("register", "import", "/dev/null", "--db", db)
@@ -194,3 +197,13 @@ def test_a_full_disk_fails_the_scan_plainly_and_keeps_what_was_written(tmp_path:
         assert marked_failed or (list(statuses.values()) == ["running"] and told), (statuses, lines)
         listed = run("scans", "--json", "--db", str(db))
         assert listed.returncode == 0 and first in listed.stdout
+
+
+@pytest.mark.root
+def test_a_report_on_a_full_disk_fails_plainly_and_leaves_nothing_behind(tmp_path: Path) -> None:
+    db = tmp_path / "x.db"
+    new_store(db)
+    with mounted(tmp_path / "tiny", "-t", "tmpfs", "-o", "size=8k", "tmpfs") as tiny:
+        result = run("report", "--db", str(db), "--fail-on", "none", "-o", str(tiny / "report.html"))
+        assert_one_line_error(result, 3, "No space left on device")
+        assert list(tiny.iterdir()) == []  # no half-written report, no temporary file
