@@ -11,12 +11,12 @@ devices and sightings (2). Readable by Datasette as it is.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import socket
 import sqlite3
+import time
 import urllib.parse
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -224,6 +224,20 @@ class ScanRow:
     error: str | None
 
 
+def _enable_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. Switching needs an exclusive lock and SQLite answers "locked" at once,
+    without its busy handler, while another process is opening the same new file: retry for
+    as long as the busy timeout allows."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
+
+
 class Store:
     """One evidence database. Open with :func:`open_store`; use as a context manager."""
 
@@ -237,7 +251,7 @@ class Store:
         try:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
             conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            mode = _enable_wal(conn)
             if mode != "wal":
                 log.debug("journal mode is %s, not wal", mode)
             conn.execute("PRAGMA foreign_keys = ON")
@@ -291,24 +305,25 @@ class Store:
         self.close()
 
     def _migrate(self) -> None:
-        # Two processes opening a new database at once must not both create its tables:
-        # an advisory lock on the database file serialises migration (SQLite's own locks are
-        # POSIX fcntl locks; flock is independent of them on Linux).
+        # Two processes opening a new database at once must not both create its tables. SQLite's
+        # own write lock serialises them: the whole upgrade runs in one BEGIN IMMEDIATE
+        # transaction (each migration nests as a savepoint), so the second process waits, then
+        # finds nothing pending. (A lock taken through another file descriptor on the database
+        # would not do: closing it drops SQLite's POSIX locks held by this process.)
+        conn = self.db.conn
         try:
-            fd = os.open(self.path, os.O_RDWR)
-        except OSError as exc:
-            raise StoreError(f"cannot open the database {self.path}: {exc.strerror}") from exc
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            conn.execute("BEGIN IMMEDIATE")
             try:
                 migrations.apply(self.db)
-            except sqlite3.DatabaseError as exc:
-                if _is_not_a_database(exc) or "already exists" in str(exc):
-                    raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
-                raise store_error(self.path, exc, "prepare") from exc
-            self._check_schema()
-        finally:
-            os.close(fd)  # closing releases the lock
+                conn.execute("COMMIT")
+            except BaseException:
+                self._rollback()
+                raise
+        except sqlite3.DatabaseError as exc:
+            if _is_not_a_database(exc) or "already exists" in str(exc):
+                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+            raise store_error(self.path, exc, "prepare") from exc
+        self._check_schema()
 
     @contextmanager
     def write(self) -> Iterator[sqlite_utils.Database]:
