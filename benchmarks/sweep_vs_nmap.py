@@ -28,70 +28,22 @@ import os
 import platform
 import random
 import resource
-import selectors
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import defusedxml.ElementTree as DefusedET
 
+from camaudit.lab.listeners import Listeners
+
 CAMERA_PORTS = (21, 23, 80, 81, 88, 443, 554, 2020, 5000, 5554, 8000, 8080, 8443, 8554, 8899, 34567, 37777, 37778)
 GOAL = 0.8
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
-
-
-class Listeners:
-    """Listening sockets on loopback addresses, drained (accept + close) by one thread."""
-
-    def __init__(self) -> None:
-        self.sockets: list[socket.socket] = []
-        self.open: dict[str, list[int]] = {}
-        self._sel = selectors.DefaultSelector()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-
-    def listen(self, address: str, port: int) -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((address, port))
-        s.listen(128)
-        s.setblocking(False)
-        self.sockets.append(s)
-        self.open.setdefault(address, []).append(port)
-        self._sel.register(s, selectors.EVENT_READ)
-
-    def start(self) -> None:
-        for ports in self.open.values():
-            ports.sort()
-        self._thread.start()
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            for key, _ in self._sel.select(timeout=0.1):
-                try:
-                    conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
-                    conn.close()
-                except OSError:
-                    pass
-
-    def close(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(2)
-        for s in self.sockets:
-            s.close()
-        self._sel.close()
-
-    @property
-    def count(self) -> int:
-        return sum(len(p) for p in self.open.values())
 
 
 def timed(cmd: list[str], timeout: float) -> tuple[float, float, subprocess.CompletedProcess[str]]:
@@ -178,7 +130,6 @@ def main() -> int:
         for address in rng.sample(hosts, args.listeners):
             for port in rng.sample(bindable, rng.randint(1, 3)):
                 listeners.listen(address, port)
-        listeners.start()
         facts = machine_facts(args.nmap)
         with tempfile.TemporaryDirectory(prefix="camaudit-bench-") as tmp:
             commands = {

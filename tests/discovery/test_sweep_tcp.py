@@ -12,7 +12,6 @@ import ipaddress
 import json
 import multiprocessing
 import os
-import selectors
 import shutil
 import signal
 import socket
@@ -29,56 +28,15 @@ from camaudit.discovery import tcp
 from camaudit.discovery.sweep import SweepResult, run_sweep
 from camaudit.discovery.tcp import sweep
 from camaudit.errors import ConfigError, ScanFailed, ScopeError
+from camaudit.lab.listeners import Listeners as Farm
 
 PORTS = (18000, 18080, 18554, 18443)
 
 
-class Farm:
-    """Listening sockets on loopback addresses, drained by one thread; closed by ``close()``."""
-
-    def __init__(self) -> None:
-        self.listeners: list[socket.socket] = []
-        self.open: dict[str, list[int]] = {}
-        self._sel = selectors.DefaultSelector()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._drain, daemon=True)
-        self._thread.start()
-
-    def listen(self, address: str, port: int) -> None:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        s.bind((address, port))
-        s.listen(128)
-        s.setblocking(False)
-        self.listeners.append(s)
-        self.open.setdefault(address, []).append(port)
-        self.open[address].sort()
-        self._sel.register(s, selectors.EVENT_READ)
-
-    def _drain(self) -> None:
-        while not self._stop.is_set():
-            for key, _ in self._sel.select(timeout=0.05) if self._sel.get_map() else []:
-                try:
-                    conn, _ = key.fileobj.accept()  # type: ignore[union-attr]
-                    conn.close()
-                except (BlockingIOError, OSError):
-                    pass
-            if not self._sel.get_map():
-                time.sleep(0.02)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        for s in self.listeners:
-            s.close()
-        self._sel.close()
-
-
 @pytest.fixture
 def farm() -> Iterator[Farm]:
-    f = Farm()
-    yield f
-    f.close()
+    with Farm() as f:
+        yield f
 
 
 def hanging_port(address: str, port: int, keep: list[socket.socket]) -> None:
