@@ -487,8 +487,14 @@ async def read_dahua(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
         _evidence(settings, http, f"dahua GET {target}", reply)
         kv = dahua_cgi.parse_kv(reply.body)
         if kv is None or not _apply_dahua(DAHUA_CONFIG_NAMES[index], kv, settings, http):
-            # Firmware without the table answers "Error": not present, which is not "disabled".
-            settings.not_verified_once(f"{label}: table not present or reply not understood")
+            first_line = reply.body.strip().split(b"\n", 1)[0].strip().lower()
+            if first_line == b"error":
+                # Firmware without the table answers "Error": not present, which is not
+                # "disabled" (egress.md section 2.3).
+                settings.not_verified_once(f"{label}: table not present (the device answered Error)")
+            else:
+                # Anything else we could not read says nothing about absence: not verified.
+                settings.not_verified_once(f"{label}: reply not understood")
     return result
 
 

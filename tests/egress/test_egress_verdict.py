@@ -185,6 +185,12 @@ def test_device_closed_needs_everything() -> None:
     assert elsewhere.verdict == "INCONCLUSIVE" and any("placement" in m for m in elsewhere.missing)
     p2p = _settings(cloud={"dahua_p2p": {"enabled": True, "registered": None, "note": "no verified API"}})
     assert device_verdict(p2p, seg, None).verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
+    # A Dahua table the device says it lacks ("Error") is absent; a reply camaudit could not
+    # read says nothing, so it keeps the device from CLOSED.
+    lacks = _settings(not_verified=["Dahua CGI T2UServer: table not present (the device answered Error)"])
+    assert device_verdict(lacks, seg, None).verdict == "CLOSED"  # type: ignore[arg-type]
+    unread = _settings(not_verified=["Dahua CGI T2UServer: reply not understood"])
+    assert device_verdict(unread, seg, None).verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
 
 
 def test_config_alone_never_decides() -> None:

@@ -105,7 +105,8 @@ def test_dahua_cgi_reads_and_redacts() -> None:
     p2p = settings.cloud["dahua_p2p"]
     assert p2p["enabled"] is True and p2p["registered"] is None  # no verified status API
     assert settings.upnp_mappings and settings.upnp_mappings[0]["kind"] == "configured"
-    assert "Dahua CGI VSP_PaaS: table not present or reply not understood" in settings.not_verified
+    # "Error" is how firmware without the table answers: not present, which is not "disabled".
+    assert "Dahua CGI VSP_PaaS: table not present (the device answered Error)" in settings.not_verified
     assert "dahua_paas" not in settings.cloud  # not present is not "disabled"
     stored = _stored_text(settings, result)
     for secret in (DAHUA_P2P_KEY, DAHUA_DDNS_PASSWORD, "p2puser"):
