@@ -22,6 +22,7 @@ from typing import Any
 from .model import utc_now
 from .policy import SEVERITIES, Policy, load_policy, severity_rank
 from .register import Asset, FoundDevice, Reconciled, load_register, normalise_mac, reconcile
+from .scope import is_external
 from .store import ScanRow, Store, _address_sort_key, device_key
 
 log = logging.getLogger(__name__)
@@ -191,6 +192,8 @@ class DeviceView:
     segment: str | None = None  # the segment whose verdict applies, else the register's
     register: str = "no_register"  # matched | unregistered | no_register | not_a_camera
     reconciled: Reconciled | None = None
+    #: What the device itself reports that points to the internet (egress.md 1.4 row 11).
+    internet_settings: list[str] = field(default_factory=list)
 
     @property
     def vendor(self) -> str:
@@ -224,6 +227,8 @@ class DeviceView:
             "covered": self.covered,
             # Covered on evidence that can carry a claim: a lone MAC prefix or favicon names a
             # maker at under 0.5 (fingerprint engine), which is a lead, not a finding.
+            "internet_config": bool(self.internet_settings),
+            "internet_settings": self.internet_settings,
             "covered_confirmed": self.covered and (ident.get("confidence") or 0.0) >= CONFIRMED_CONFIDENCE,
             "advisories": list(ident.get("advisories") or []),
             "has_advisories": bool(ident.get("advisories")),
@@ -289,13 +294,38 @@ def _found_devices(store: Store, scan_id: str) -> list[DeviceView]:
             "select d.id, d.mac from devices d join identities i on i.device_id = d.id where i.scan_id = ?", [scan_id]
         ).fetchall()
     )
+    settings = store.device_settings(scan_id) if store.db.table("device_settings").exists() else {}
     devices = []
     for host in store.hosts_of_scan(scan_id):
         ident = host.get("identity")
         device_id = (ident or {}).get("device_id") or device_key(serial=None, mac=host.get("mac"), address=host["address"])
         mac = host.get("mac") or macs.get(device_id)
-        devices.append(DeviceView(host["address"], device_id, mac, list(host["ports"]), ident))
+        device = DeviceView(host["address"], device_id, mac, list(host["ports"]), ident)
+        device.internet_settings = internet_settings(settings.get(host["address"]))
+        devices.append(device)
     return devices
+
+
+def internet_settings(settings: dict[str, Any] | None) -> list[str]:
+    """The settings a device reports that point to the internet: public DNS or NTP servers and
+    cloud or P2P services switched on. A configuration risk, never an egress verdict by itself
+    (egress.md section 1.4, row 11). Servers given by name are left out: camaudit does not
+    resolve them, and an internal name would be a false finding."""
+    if not settings:
+        return []
+    found: list[str] = []
+    for label, key in (("DNS server", "dns"), ("NTP server", "ntp")):
+        for server in settings.get(key) or []:
+            try:
+                external = is_external(str(server))
+            except ValueError:  # a host name
+                continue
+            if external:
+                found.append(f"{label} {server}")
+    for service, state in sorted((settings.get("cloud") or {}).items()):
+        if isinstance(state, dict) and state.get("enabled") is True:
+            found.append(f"{service} enabled")
+    return found
 
 
 def scan_view(store: Store, scan_ref: str = "latest") -> ScanView:

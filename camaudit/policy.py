@@ -46,7 +46,7 @@ OPERATORS: tuple[str, ...] = ("not", "min", "max", "contains")
 FACTS: dict[str, tuple[str, ...]] = {
     "device": (
         "address", "device_id", "mac", "maker", "vendor", "brand", "model", "firmware", "serial",
-        "device_type", "confidence", "identified", "covered", "covered_confirmed", "advisories", "has_advisories",
+        "device_type", "confidence", "identified", "covered", "covered_confirmed", "internet_config", "internet_settings", "advisories", "has_advisories",
         "verdict", "verdict_source", "verdict_text", "qualifiers", "missing", "exposed", "register", "asset_id",
         "declared_maker", "declared_brand", "maker_mismatch", "mismatch", "location", "department",
         "segment",

@@ -113,6 +113,16 @@ def test_with_credentials_the_devices_own_settings_are_read(lab: list[dict[str, 
         settings = host["settings"]
         assert settings["gateway"], host["address"]
         assert "dahua_p2p" in settings["cloud"], settings["cloud"]
+    # Public DNS or a P2P service switched on is a configuration finding, whatever the verdict.
+    configured = {f["subject"]: f for f in doc["findings"] if f["rule"] == "device-configured-for-internet"}
+    for host in doc["hosts"]:
+        settings = host["settings"]
+        risky = any(not d.startswith(("10.", "127.", "192.168.")) for d in settings["dns"] or []) or any(
+            s.get("enabled") is True for s in settings["cloud"].values())
+        assert (host["address"] in configured) == risky, (host["address"], settings["dns"], settings["cloud"])
+    assert configured, "the lab's Dahua devices report public DNS or P2P: the rule must fire"
+    for finding in configured.values():
+        assert "point to the internet" in finding["detail"]
     # The password never reaches the store.
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("c.db*"))
     assert b"camaudit-lab" not in raw
