@@ -362,19 +362,11 @@ async def read_isapi(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
         if why is not None:
             _skip(settings, ISAPI_CONFIG_READS, why)
             return result
-    for index, (target, label) in enumerate(ISAPI_CONFIG_READS):
-        if http.auth.refused:
-            _skip(settings, ISAPI_CONFIG_READS[index:], "credentials refused; not retried to avoid locking the account")
-            break
-        reply = await _fetch(http, target, label, settings, result)
-        if reply is None:
-            continue
-        if reply.status != 200:
-            settings.not_verified_once(f"{label}: {_status_text(reply, http)}")
-            continue
-        _evidence(settings, http, f"isapi GET {target}", reply)
-        if not _apply_isapi(target, reply.body, settings, http):
-            settings.not_verified_once(f"{label}: reply not understood")
+
+    def apply(index: int, target: str, body: bytes) -> str | None:
+        return None if _apply_isapi(target, body, settings, http) else "reply not understood"
+
+    await _read_config(http, settings, result, ISAPI_CONFIG_READS, "isapi", apply)
     return result
 
 
@@ -474,27 +466,19 @@ async def read_dahua(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
         result.observations.append(Observation(
             settings.address, "dahua_cgi", text, port=http.port, source=f"vendor_api GET {target}",
         ))
-    for index, (target, label) in enumerate(config_labels):
-        if http.auth.refused:
-            _skip(settings, config_labels[index:], "credentials refused; not retried to avoid locking the account")
-            break
-        reply = await _fetch(http, target, label, settings, result)
-        if reply is None:
-            continue
-        if reply.status != 200:
-            settings.not_verified_once(f"{label}: {_status_text(reply, http)}")
-            continue
-        _evidence(settings, http, f"dahua GET {target}", reply)
-        kv = dahua_cgi.parse_kv(reply.body)
-        if kv is None or not _apply_dahua(DAHUA_CONFIG_NAMES[index], kv, settings, http):
-            first_line = reply.body.strip().split(b"\n", 1)[0].strip().lower()
-            if first_line == b"error":
-                # Firmware without the table answers "Error": not present, which is not
-                # "disabled" (egress.md section 2.3).
-                settings.not_verified_once(f"{label}: table not present (the device answered Error)")
-            else:
-                # Anything else we could not read says nothing about absence: not verified.
-                settings.not_verified_once(f"{label}: reply not understood")
+
+    def apply(index: int, target: str, body: bytes) -> str | None:
+        kv = dahua_cgi.parse_kv(body)
+        if kv is not None and _apply_dahua(DAHUA_CONFIG_NAMES[index], kv, settings, http):
+            return None
+        if body.strip().split(b"\n", 1)[0].strip().lower() == b"error":
+            # Firmware without the table answers "Error": not present, which is not
+            # "disabled" (egress.md section 2.3).
+            return "table not present (the device answered Error)"
+        # Anything else we could not read says nothing about absence: not verified.
+        return "reply not understood"
+
+    await _read_config(http, settings, result, config_labels, "dahua", apply)
     return result
 
 
@@ -542,6 +526,33 @@ def _apply_dahua(name: str, kv: dict[str, str], settings: DeviceSettings, http: 
         }
         return True
     return False
+
+
+async def _read_config(
+    http: ReadOnlyHTTP,
+    settings: DeviceSettings,
+    result: VendorResult,
+    reads: tuple[tuple[str, str], ...],
+    source: str,
+    apply: Callable[[int, str, bytes], str | None],
+) -> None:
+    """Read each (target, label) in turn and hand a 200 reply to ``apply``, which returns None
+    when it used the reply, else why it could not (recorded as not verified). After one refused
+    login the rest are not tried: devices lock accounts after a few failures."""
+    for index, (target, label) in enumerate(reads):
+        if http.auth.refused:
+            _skip(settings, reads[index:], "credentials refused; not retried to avoid locking the account")
+            return
+        reply = await _fetch(http, target, label, settings, result)
+        if reply is None:
+            continue
+        if reply.status != 200:
+            settings.not_verified_once(f"{label}: {_status_text(reply, http)}")
+            continue
+        _evidence(settings, http, f"{source} GET {target}", reply)
+        why = apply(index, target, reply.body)
+        if why is not None:
+            settings.not_verified_once(f"{label}: {why}")
 
 
 def _skip(settings: DeviceSettings, reads: tuple[tuple[str, str], ...], why: str) -> None:
