@@ -91,7 +91,11 @@ def nft_ruleset(name: str, mapped: tuple[str, int] | None = None) -> str:
     text = (
         "table inet clab {\n  chain forward {\n"
         "    type filter hook forward priority 0; policy drop;\n"
-        "    ct state established,related accept\n"
+        # Only answers come back on an established flow. Outbound packets must match the
+        # current scenario's rules every time: a flow left established by the previous
+        # scenario (conntrack outlives a ruleset change) must not carry on under this one.
+        '    iifname "wan0" oifname "lan0" ct state established,related accept\n'
+        '    iifname "lan0" oifname "wan0" ct status dnat ct state established accept\n'
         f"{rules}  }}\n}}\n"
     )
     if name == "upnp-mapping" and mapped is not None:
