@@ -1,4 +1,4 @@
-"""The data that flows between camaudit's stages (DESIGN.md sections 1, 3 and 4).
+"""The data that flows between camaudit's stages (DESIGN.md sections 1, 3 and 4): one definition each.
 
 Observations are raw evidence; everything else is derived from them and links back to them.
 """
