@@ -1,8 +1,13 @@
-"""Issue 10 items 1 and 3 at the parser level: chunk sizes are hex digits only and every framing
-loop moves forward; interim (1xx) responses are skipped, boundedly; a malformed Location never
-raises."""
+"""Issue 10 items 1, 3 and 4 at the parser level: chunk sizes are hex digits only and every
+framing loop moves forward; interim (1xx) responses are skipped, boundedly; the <title> finder is
+linear and finds what the old regex found; a malformed Location never raises."""
 
 from __future__ import annotations
+
+import html
+import re
+import time
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -10,9 +15,12 @@ from hypothesis import strategies as st
 
 from camaudit.protocols.http import (
     MAX_INTERIM,
+    MAX_TITLE,
     MessageFramer,
     chunk_size,
     decode_chunked,
+    decode_text,
+    extract_title,
     location_is_well_formed,
     parse_response,
     redirect_path,
@@ -134,6 +142,55 @@ def test_endless_interim_responses_stop_at_the_limit() -> None:
 def test_rtsp_framing_is_unchanged_by_interim_handling() -> None:
     # RTSP has no interim answers to skip here: a 1xx is the answer (RFC 2326 section 7.1.1).
     assert MessageFramer(rtsp=True).feed(b"RTSP/1.0 100 Continue\r\nCSeq: 1\r\n\r\n")
+
+
+# --- <title> -----------------------------------------------------------------------------------
+
+_OLD_TITLE = re.compile(r"<title\b[^>]*>(.*?)(?:</title\s*>|<|$)", re.IGNORECASE | re.DOTALL)
+
+
+def _old_extract_title(body: bytes) -> str | None:
+    """The regex version this replaced, kept as the reference for what a title is."""
+    match = _OLD_TITLE.search(decode_text(body))
+    if match is None:
+        return None
+    return re.sub(r"\s+", " ", html.unescape(match.group(1)[: MAX_TITLE * 8])).strip()[:MAX_TITLE]
+
+
+_TITLE_PIECES = ["<title", "<TITLE", "<Title x='1'", ">", "<", "</title>", "</title >", "</TITLE\n>",
+                 " ", "\n", "x", "é", "&amp;", "<titlex", "<b>", "İ", "\u00a0", "a" * 300]
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.lists(st.sampled_from(_TITLE_PIECES), max_size=14))
+def test_title_finder_agrees_with_the_old_regex(pieces: list[str]) -> None:
+    body = "".join(pieces).encode("utf-8")
+    assert extract_title(body) == _old_extract_title(body)
+
+
+def _best_time(fn: Callable[[], object], *, number: int = 10, repeat: int = 5) -> float:
+    started = time.perf_counter()
+    fn()
+    if time.perf_counter() - started > 2.0:
+        pytest.fail("one call took over 2 s")
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - started) / number)
+    return best
+
+
+@pytest.mark.parametrize("hostile", [b"<title " * 9362, b"<title" * 10922, b"<TiTlE\t" * 9362])
+def test_title_finder_is_linear(hostile: bytes) -> None:
+    # 64 KiB either way; the benign page makes the finder scan the whole text too.
+    benign = b"<html><body>" + b"x" * (len(hostile) - 46) + b"<title>WEB SERVICE</title></body>"
+    assert extract_title(benign) == "WEB SERVICE"
+    hostile_time = _best_time(lambda: extract_title(hostile))
+    benign_time = _best_time(lambda: extract_title(benign))
+    assert hostile_time < 2.0
+    assert hostile_time < 20 * max(benign_time, 1e-5), (hostile_time, benign_time)
 
 
 # --- Location ----------------------------------------------------------------------------------
