@@ -15,6 +15,7 @@ import ssl
 from collections.abc import Callable
 
 from ..protocols.http import (
+    MAX_INTERIM,
     HttpResponse,
     MessageFramer,
     build_get,
@@ -22,6 +23,7 @@ from ..protocols.http import (
     extract_title,
     favicon_hashes,
     is_redirect,
+    location_is_well_formed,
     looks_like_html,
     parse_response,
     redirect_path,
@@ -90,11 +92,15 @@ async def probe_http(
     if first is None:
         return
     record_head(ctx, first)
-    if not first.head.complete:
+    if not first.head.complete or first.interim > MAX_INTERIM:
         return  # a broken answer: asking the same server again would only repeat it
     page = first
-    target = redirect_path(first.head.get("Location"), ctx.address, ctx.port, tls=tls)
-    if is_redirect(first.status) and target is not None and target != "/":
+    location = first.head.get("Location")
+    target = redirect_path(location, ctx.address, ctx.port, tls=tls)
+    if is_redirect(first.status) and location and not location_is_well_formed(location):
+        # Not followed; the page that redirected still has its title, body and favicon.
+        ctx.problem(f"redirect to a malformed Location {location.strip()[:80]!r}; not followed")
+    elif is_redirect(first.status) and target is not None and target != "/":
         followed = await fetch(ctx, target, tls_context)
         if followed is not None:
             page = followed
@@ -188,12 +194,14 @@ def _interpret(
         else:
             ctx.problem(prefix + describe_failure(result, ctx.config))
         return None
+    if response.problem:
+        ctx.problem(prefix + response.problem)
     if not response.head.complete:
         if result.why == "limit":
             ctx.problem(f"{prefix}response headers over {ctx.config.max_response_bytes} bytes, cut")
         else:
             ctx.problem(prefix + describe_failure(result, ctx.config, "response headers"))
-    elif result.why in ("complete", "idle", "limit") or response.body_complete:
+    elif response.problem or result.why in ("complete", "idle", "limit") or response.body_complete:
         pass  # "limit" with a whole head: a big page, of which we keep the first bytes
     else:
         ctx.problem(prefix + describe_failure(result, ctx.config))

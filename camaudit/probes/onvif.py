@@ -69,6 +69,17 @@ class ResponseTooLarge(aiohttp.ClientPayloadError):
     """A device reply exceeded the byte limit."""
 
 
+class RedirectRefused(aiohttp.ClientError):
+    """The device answered an ONVIF request with a redirect, which is never followed.
+
+    A device fault (recorded as a problem of that port), not a :class:`ReadOnlyViolation`:
+    camaudit sent nothing it should not have, and the host's other reads go on."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(f"device redirected the ONVIF request to {location!r}; not followed")
+        self.location = location
+
+
 def _bounded_response_class(limit: int) -> type[aiohttp.ClientResponse]:
     class BoundedResponse(aiohttp.ClientResponse):
         async def read(self) -> bytes:
@@ -129,7 +140,8 @@ async def _guard_request(session: Any, ctx: Any, params: aiohttp.TraceRequestSta
 
 
 async def _refuse_redirect(session: Any, ctx: Any, params: aiohttp.TraceRequestRedirectParams) -> None:
-    raise ReadOnlyViolation(f"device redirected the ONVIF request to {params.response.headers.get('Location', '?')!r}; not followed")
+    # Raised before aiohttp sends anything to the new location.
+    raise RedirectRefused(params.response.headers.get("Location", "?")[:200])
 
 
 _DOCUMENT: Any = None
@@ -249,9 +261,12 @@ _UNSUPPORTED_WORDS = ("actionnotsupported", "action not supported", "not support
 
 
 def classify_failure(exc: BaseException, http_status: int | None) -> tuple[str, str]:
-    """(kind, text): kind is auth | unsupported | timeout | too_large | not_soap | connection | fault."""
+    """(kind, text): kind is auth | unsupported | timeout | too_large | redirect | not_soap |
+    connection | fault."""
     from zeep import exceptions as zx
 
+    if isinstance(exc, RedirectRefused):
+        return "redirect", f"redirected to {_short(exc.location)!r}; not followed"
     if isinstance(exc, ResponseTooLarge):
         return "too_large", "reply too large"
     if isinstance(exc, TimeoutError):
@@ -344,7 +359,10 @@ async def read_onvif(address: str, port: int, settings: DeviceSettings, *, tls: 
             result.failures[operation] = text
             if kind == "too_large":
                 result.problems.append(f"ONVIF {operation} on port {port}: reply larger than {max_bytes} bytes")
-            if operation == "GetSystemDateAndTime" and kind in ("not_soap", "connection", "too_large", "timeout"):
+            if kind == "redirect":
+                result.problems.append(f"ONVIF {operation} on port {port}: {text}")
+            if operation == "GetSystemDateAndTime" and kind in ("not_soap", "connection", "too_large", "timeout",
+                                                                 "redirect"):
                 return result  # nothing ONVIF here: do not walk the rest of the list
     finally:
         await device.aclose()

@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 SOURCE = "tls"
 
+#: OpenSSL's SSL_OP_LEGACY_SERVER_CONNECT (the same bit in 1.0.2, 1.1.1 and 3.x): talk to servers
+#: that lack RFC 5746 secure renegotiation, i.e. exactly the old cameras this probe is for.
+#: ``ssl`` names it only from Python 3.12 on; on 3.11 the name is missing, the value is not.
+OP_LEGACY_SERVER_CONNECT: int = getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0x4)
+
 
 def client_context() -> ssl.SSLContext:
     """A client context that accepts any certificate and any protocol the local OpenSSL allows."""
@@ -35,7 +40,9 @@ def client_context() -> ssl.SSLContext:
         context.set_ciphers("ALL:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):  # a build without legacy support: keep its defaults
         log.debug("legacy TLS settings not available", exc_info=True)
-    context.options |= getattr(ssl, "OP_LEGACY_SERVER_CONNECT", 0)
+    # Without it OpenSSL 3 ends the handshake with UNSAFE_LEGACY_RENEGOTIATION_DISABLED before
+    # the certificate is seen. camaudit never renegotiates, so nothing is weakened by allowing it.
+    context.options |= OP_LEGACY_SERVER_CONNECT
     return context
 
 

@@ -42,7 +42,12 @@ _HASHES: dict[str, Callable[[bytes], Any]] = {
     "SHA-256": hashlib.sha256,
     "SHA-256-SESS": hashlib.sha256,
 }
-_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)')
+#: One ``name=value`` parameter, or else one whole word, or one other character: every match
+#: consumes input. A word that is not followed by ``=`` is skipped as a whole, because no
+#: parameter can start inside it (its every suffix runs into the same non-``=``); a bare
+#: ``name=value`` search instead retried ``[\w-]*`` from every letter of a long word, quadratic.
+#: Findings are the same as the bare search's: the parameters are the matches whose name is set.
+_PARAM = re.compile(r'([A-Za-z][\w-]*)\s*=\s*("(?:[^"\\]|\\.)*"|[^,\s]*)|[A-Za-z][\w-]*|.', re.DOTALL)
 _MAX_CHALLENGE = 4096
 
 
@@ -124,6 +129,8 @@ def parse_challenge(header: str) -> dict[str, str] | None:
         return None
     params: dict[str, str] = {}
     for name, raw in _PARAM.findall(header[7:]):
+        if not name:
+            continue  # a skipped word or character
         value = raw[1:-1].replace('\\"', '"').replace("\\\\", "\\") if raw.startswith('"') else raw
         params[name.lower()] = value
     return params if "realm" in params and "nonce" in params else None

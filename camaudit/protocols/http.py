@@ -30,12 +30,18 @@ MAX_TITLE = 256
 #: Status codes that carry no body (RFC 9110 section 6.4.1).
 _NO_BODY_STATUS = frozenset({204, 304})
 _REDIRECT_STATUS = frozenset({301, 302, 303, 307, 308})
+#: Interim (1xx) responses skipped before the final one; a device sending more is broken or
+#: hostile, and its answer ends there (RFC 9110 section 15.2 allows several, real servers send 1-2).
+MAX_INTERIM = 8
 
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
 _STATUS_LINE = re.compile(rb"^(HTTP|RTSP)/(\d{1,2}\.\d{1,2})[ \t]+(\d{3})(?:[ \t]+([^\r\n]*))?\r?$")
-_TITLE = re.compile(r"<title\b[^>]*>(.*?)(?:</title\s*>|<|$)", re.IGNORECASE | re.DOTALL)
 _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.IGNORECASE)
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.I)
+_TITLE_OPEN = re.compile(r"<title\b", re.IGNORECASE)
+#: A chunk size is hex digits only (RFC 9112 section 7.1): no sign, no "0x", no inner spaces, no
+#: "_" (all of which ``int(text, 16)`` accepts). 16 digits reach 2**64, far past any byte limit.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _SPACE = re.compile(r"\s+")
 _BOM = b"\xef\xbb\xbf"
 
@@ -96,6 +102,11 @@ class HttpResponse:
     body: bytes
     #: True when the body ended where its framing said (Content-Length, last chunk).
     body_complete: bool
+    #: What was wrong with the framing, in words ("" when nothing): a chunk size that is not hex,
+    #: too many interim responses. The bytes are kept as they came either way.
+    problem: str = ""
+    #: Interim (1xx) responses that came before this one and were skipped.
+    interim: int = 0
 
     @property
     def status(self) -> int:
@@ -185,37 +196,82 @@ def parse_head(data: bytes, *, protocols: tuple[str, ...] = ("HTTP",)) -> Respon
 # --- bodies ----------------------------------------------------------------------------------
 
 
+def is_interim(status: int) -> bool:
+    """True for a 1xx response that precedes the real answer (100 Continue, 102, 103 Early
+    Hints); 101 Switching Protocols is final (RFC 9110 section 15.2)."""
+    return 100 <= status < 200 and status != 101
+
+
+def chunk_size(line: bytes) -> int | None:
+    """The size on a chunk-size line (extensions after ``;`` ignored), or None unless it is 1 to
+    16 hex digits (optionally followed by spaces): ``-5``, ``+5``, `` 5``, ``0x5`` are not sizes."""
+    size_text = line.rstrip(b"\r").split(b";", 1)[0].rstrip(b" \t")
+    if _CHUNK_SIZE.fullmatch(size_text) is None:
+        return None
+    return int(size_text, 16)
+
+
+def _dechunk(data: bytes) -> tuple[bytes, bool, bytes | None]:
+    """``(body so far, last chunk arrived, the bad size line or None)``; linear in ``data``."""
+    out = bytearray()
+    pos = 0
+    while pos < len(data):
+        line_end = data.find(b"\n", pos)
+        if line_end < 0:
+            return bytes(out), False, None
+        size = chunk_size(data[pos:line_end])
+        if size is None:
+            out += data[pos:]
+            return bytes(out), False, data[pos:line_end]
+        if size == 0:
+            return bytes(out), True, None
+        start = line_end + 1
+        out += data[start : start + size]
+        if start + size > len(data):
+            return bytes(out), False, None
+        next_pos = start + size
+        # The CRLF after the chunk data; tolerate a bare LF or nothing.
+        if data[next_pos : next_pos + 2] == b"\r\n":
+            next_pos += 2
+        elif data[next_pos : next_pos + 1] == b"\n":
+            next_pos += 1
+        # Sizes are never negative, so every turn consumes at least a line end and one byte.
+        assert next_pos > pos, "chunk decoding must move forward"
+        pos = next_pos
+    return bytes(out), False, None
+
+
 def decode_chunked(data: bytes) -> tuple[bytes, bool]:
     """De-chunk leniently: ``(body so far, True when the last chunk arrived)``.
 
     A chunk-size line that is not hex ends decoding; the bytes after it are appended as they are,
     because a misbehaving server that claimed chunking but did not chunk still sent a body.
     """
-    out = bytearray()
-    pos = 0
-    while pos < len(data):
-        line_end = data.find(b"\n", pos)
-        if line_end < 0:
-            return bytes(out), False
-        size_text = data[pos:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
-            out += data[pos:]
-            return bytes(out), False
-        if size == 0:
-            return bytes(out), True
-        start = line_end + 1
-        out += data[start : start + size]
-        if start + size > len(data):
-            return bytes(out), False
-        pos = start + size
-        # The CRLF after the chunk data; tolerate a bare LF or nothing.
-        if data[pos : pos + 2] == b"\r\n":
-            pos += 2
-        elif data[pos : pos + 1] == b"\n":
-            pos += 1
-    return bytes(out), False
+    body, done, _ = _dechunk(data)
+    return body, done
+
+
+def _bad_size_problem(line: bytes) -> str:
+    shown = line.rstrip(b"\r")[:24].decode("latin-1")
+    return f"chunked body with an invalid chunk size {shown!r}; kept the bytes as they came"
+
+
+def skip_interim(data: bytes) -> tuple[int, int, int]:
+    """``(start of the final response, interim responses before it, start of the last of them)``:
+    1xx heads are skipped, at most MAX_INTERIM + 1 of them (more means no answer is coming)."""
+    start = last = 0
+    count = 0
+    while count <= MAX_INTERIM:
+        bounds = find_head_end(data, start)
+        if bounds is None:
+            break
+        head = parse_head(data[start : bounds[1]], protocols=("HTTP",))
+        if head is None or not is_interim(head.status):
+            break
+        assert bounds[1] > start, "each interim head consumes bytes"
+        last, start = start, bounds[1]
+        count += 1
+    return start, count, last
 
 
 def body_framing(head: ResponseHead) -> str:
@@ -231,25 +287,34 @@ def body_framing(head: ResponseHead) -> str:
 
 def parse_response(data: bytes, *, eof: bool = False) -> HttpResponse | None:
     """Parse a whole (or cut) HTTP response. ``eof``: the server closed, so a ``close``-framed
-    body is complete. None when ``data`` is not HTTP."""
+    body is complete. None when ``data`` is not HTTP. Interim (1xx) responses before the final one
+    are skipped; after more than MAX_INTERIM of them the last is returned, with a problem."""
+    start, interim, last = skip_interim(data)
+    if interim > MAX_INTERIM:
+        head = parse_head(data[last:start], protocols=("HTTP",))
+        assert head is not None  # skip_interim parsed it
+        problem = f"more than {MAX_INTERIM} interim (1xx) responses and no final answer"
+        return HttpResponse(head, b"", False, problem, interim)
+    data = data[start:]
     head = parse_head(data, protocols=("HTTP",))
     if head is None:
         return None
     if not head.complete:
-        return HttpResponse(head, b"", False)
+        return HttpResponse(head, b"", False, interim=interim)
     bounds = find_head_end(data)
     assert bounds is not None
     raw_body = data[bounds[1] :]
     framing = body_framing(head)
     if framing == "none":
-        return HttpResponse(head, b"", True)
+        return HttpResponse(head, b"", True, interim=interim)
     if framing == "chunked":
-        body, done = decode_chunked(raw_body)
-        return HttpResponse(head, body, done)
+        body, done, bad = _dechunk(raw_body)
+        problem = _bad_size_problem(bad) if bad is not None else ""
+        return HttpResponse(head, body, done, problem, interim)
     if framing == "length":
         length = head.content_length or 0
-        return HttpResponse(head, raw_body[:length], len(raw_body) >= length)
-    return HttpResponse(head, raw_body, eof)
+        return HttpResponse(head, raw_body[:length], len(raw_body) >= length, interim=interim)
+    return HttpResponse(head, raw_body, eof, interim=interim)
 
 
 class MessageFramer:
@@ -257,7 +322,9 @@ class MessageFramer:
 
     For the read loop of a probe: ``feed()`` each chunk; it returns True once the head and the body
     its framing announces have arrived. ``rtsp=True`` applies RTSP's rule that a message without
-    Content-Length has no body (RFC 2326 section 4.3), where HTTP would read until close.
+    Content-Length has no body (RFC 2326 section 4.3), where HTTP would read until close. HTTP
+    interim (1xx) responses are skipped; after more than MAX_INTERIM of them the framer gives up
+    (True, ``too_many_interim``). Every loop here consumes input on every turn, or stops.
     """
 
     def __init__(self, *, rtsp: bool = False) -> None:
@@ -265,11 +332,18 @@ class MessageFramer:
         self._prefixes = (b"RTSP/", b"HTTP/") if rtsp else (b"HTTP/",)
         self._buf = bytearray()
         self._scanned = 0
+        #: Where the current (final, as far as we know) response starts: after any interim ones.
+        self._head_start = 0
         self.head: ResponseHead | None = None
         self.body_start = -1
         self._framing = ""
         self._chunk_pos = 0
         self._done = False
+        self.interim = 0
+        self.too_many_interim = False
+        #: The chunk-size line that was not hex digits, when one came (the body is then read
+        #: until the server closes).
+        self.bad_chunk_size: bytes | None = None
 
     @property
     def until_close(self) -> bool:
@@ -286,22 +360,35 @@ class MessageFramer:
         self._buf += data
         if self._done:
             return True
-        if self.body_start < 0:
-            bounds = find_head_end(bytes(self._buf[max(0, self._scanned - 3) :]))
-            if bounds is None:
+        while self.body_start < 0:
+            search_from = max(self._head_start, self._scanned - 3)
+            match = _HEAD_END.search(self._buf, search_from)
+            if match is None:
                 self._scanned = len(self._buf)
                 return False
-            offset = max(0, self._scanned - 3)
-            self.body_start = offset + bounds[1]
+            end = match.end()
             protocols = ("RTSP", "HTTP") if self._rtsp else ("HTTP",)
-            self.head = parse_head(bytes(self._buf[: self.body_start]), protocols=protocols)
-            if self.head is None:
+            head = parse_head(bytes(self._buf[self._head_start : end]), protocols=protocols)
+            if head is not None and not self._rtsp and is_interim(head.status):
+                # 100 Continue, 102 Processing, 103 Early Hints: the answer is still to come.
+                assert end > self._head_start, "each interim head consumes bytes"
+                self.interim += 1
+                self._head_start = self._scanned = end
+                if self.interim > MAX_INTERIM:
+                    self.head = head
+                    self.too_many_interim = True
+                    self._done = True
+                    return True
+                continue
+            self.head = head
+            self.body_start = end
+            if head is None:
                 self._framing = "close"
             elif self._rtsp:
-                self._framing = "length" if self.head.content_length else "none"
+                self._framing = "length" if head.content_length else "none"
             else:
-                self._framing = body_framing(self.head)
-            self._chunk_pos = self.body_start
+                self._framing = body_framing(head)
+            self._chunk_pos = end
         self._done = self._check()
         return self._done
 
@@ -321,20 +408,23 @@ class MessageFramer:
             line_end = buf.find(b"\n", self._chunk_pos)
             if line_end < 0:
                 return False
-            size_text = bytes(buf[self._chunk_pos : line_end]).split(b";", 1)[0].strip()
-            if not size_text:
+            line = bytes(buf[self._chunk_pos : line_end])
+            if not line.strip():
                 self._chunk_pos = line_end + 1  # the CRLF after a chunk's data
                 continue
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                self._framing = "close"  # not really chunked: read until the server closes
+            size = chunk_size(line)
+            if size is None:
+                # "-5", "+5", "0x5", 20 hex digits: not a size. Not really chunked, then: read
+                # until the server closes; the parse says what was wrong.
+                self.bad_chunk_size = line
+                self._framing = "close"
                 return False
             if size == 0:
                 return True
             end = line_end + 1 + size
             if end > len(buf):
                 return False
+            assert end > self._chunk_pos, "chunk framing must move forward"
             self._chunk_pos = end
 
 
@@ -377,10 +467,20 @@ def extract_title(body: bytes, content_type: str | None = None, *, limit: int = 
     fingerprinting.md corpus nmap-amcrest-http-shape). A title left open ends at the next tag.
     """
     text = decode_text(body, content_type)
-    match = _TITLE.search(text)
-    if match is None:
+    # Plain searches, each moving forward only: linear in the page. (A single regex with
+    # ``<title\b[^>]*>`` retried its ``[^>]*`` at every "<title" of a page that never closes the
+    # tag, quadratic: about 1 s on 64 KiB of "<title ".) If the first "<title" has no ">" after
+    # it, no later one has either, so the first is the only candidate.
+    opening = _TITLE_OPEN.search(text)
+    if opening is None:
         return None
-    raw = match.group(1)[: limit * 8]
+    tag_end = text.find(">", opening.end())
+    if tag_end < 0:
+        return None
+    start = tag_end + 1
+    # The title ends at "</title>" or, left open, at the next tag: either way the next "<".
+    end = text.find("<", start, start + limit * 8)
+    raw = text[start : end if end >= 0 else start + limit * 8]
     title = _SPACE.sub(" ", html.unescape(raw)).strip()
     return title[:limit]
 
@@ -401,6 +501,20 @@ def favicon_hashes(data: bytes) -> tuple[str, str]:
     return str(digest), hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
+def location_is_well_formed(location: str) -> bool:
+    """True when ``location`` can be read as a URL at all: no control characters or spaces, not
+    huge, brackets closed (``http://[::1`` is not), a port that is a number in range."""
+    location = location.strip()
+    if any(c in location for c in "\r\n\x00 \t") or len(location) > 2048:
+        return False
+    try:
+        parts = urlsplit(location)
+        parts.hostname, parts.port  # noqa: B018  (both parse lazily and raise ValueError)
+    except ValueError:
+        return False
+    return True
+
+
 def redirect_path(
     location: str | None, address: str, port: int, *, tls: bool = False
 ) -> str | None:
@@ -412,16 +526,13 @@ def redirect_path(
     if not location:
         return None
     location = location.strip()
-    if any(c in location for c in "\r\n\x00 \t") or len(location) > 2048:
+    if not location_is_well_formed(location):
         return None
     parts = urlsplit(location)
     if parts.scheme or parts.netloc:
         if parts.scheme.lower() != ("https" if tls else "http"):
             return None
-        try:
-            host, other_port = parts.hostname, parts.port
-        except ValueError:
-            return None
+        host, other_port = parts.hostname, parts.port  # both checked by location_is_well_formed
         if host is None or host.lower() != address.lower():
             return None
         if (other_port or (443 if tls else 80)) != port:
