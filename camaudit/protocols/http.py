@@ -38,6 +38,11 @@ _CHARSET = re.compile(r"charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.IGNOREC
 _META_CHARSET = re.compile(rb"<meta[^>]{0,200}?charset\s*=\s*[\"']?([A-Za-z0-9._:-]{1,40})", re.I)
 _SPACE = re.compile(r"\s+")
 _BOM = b"\xef\xbb\xbf"
+#: chunk-size = 1*HEXDIG (RFC 9112 section 7.1); 16 digits already exceed any body we read.
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: Python codecs that are no character set a web page can use: they raise on ordinary bytes even
+#: with errors="replace" (undefined, idna, punycode) or interpret backslashes (the escapes).
+_NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +79,8 @@ class ResponseHead:
         if len(values) != 1:
             return None
         (text,) = values
-        if not text.isdigit() or len(text) > 15:
+        # isascii: "4²" (Latin-1 0xB2 in a header) passes isdigit() but int() refuses it.
+        if not (text.isascii() and text.isdigit()) or len(text) > 15:
             return None
         return int(text)
 
@@ -197,10 +203,8 @@ def decode_chunked(data: bytes) -> tuple[bytes, bool]:
         line_end = data.find(b"\n", pos)
         if line_end < 0:
             return bytes(out), False
-        size_text = data[pos:line_end].split(b";", 1)[0].strip()
-        try:
-            size = int(size_text, 16)
-        except ValueError:
+        size = chunk_size(data[pos:line_end])
+        if size is None:
             out += data[pos:]
             return bytes(out), False
         if size == 0:
@@ -216,6 +220,14 @@ def decode_chunked(data: bytes) -> tuple[bytes, bool]:
         elif data[pos : pos + 1] == b"\n":
             pos += 1
     return bytes(out), False
+
+
+def chunk_size(line: bytes) -> int | None:
+    """The size on a chunk-size line (extensions after ``;`` ignored), or None when it is not
+    hex digits. Strict on purpose: ``int(text, 16)`` also takes ``-4``, ``+4``, ``0x4`` and
+    ``4_0``, and a negative size would walk the decoder backwards, for ever."""
+    text = line.split(b";", 1)[0].strip()
+    return int(text, 16) if _CHUNK_SIZE.fullmatch(text) else None
 
 
 def body_framing(head: ResponseHead) -> str:
@@ -321,13 +333,12 @@ class MessageFramer:
             line_end = buf.find(b"\n", self._chunk_pos)
             if line_end < 0:
                 return False
-            size_text = bytes(buf[self._chunk_pos : line_end]).split(b";", 1)[0].strip()
-            if not size_text:
+            line = bytes(buf[self._chunk_pos : line_end])
+            if not line.split(b";", 1)[0].strip():
                 self._chunk_pos = line_end + 1  # the CRLF after a chunk's data
                 continue
-            try:
-                size = int(size_text, 16)
-            except ValueError:
+            size = chunk_size(line)
+            if size is None:
                 self._framing = "close"  # not really chunked: read until the server closes
                 return False
             if size == 0:
@@ -342,7 +353,10 @@ class MessageFramer:
 
 
 def charset_of(content_type: str | None, body: bytes = b"") -> str | None:
-    """The declared charset (header first, then a <meta> tag) when Python knows it."""
+    """The declared charset (header first, then a <meta> tag) when Python can decode text with it
+    leniently. A device may name any Python codec: non-text ones (``hex``, ``rot13``) and the
+    ones that refuse ``errors="replace"`` or are not character sets at all (``undefined``,
+    ``idna``, ``punycode``, ``unicode_escape``) are skipped, as an unknown name is."""
     candidates = []
     if content_type:
         found = _CHARSET.search(content_type)
@@ -353,9 +367,12 @@ def charset_of(content_type: str | None, body: bytes = b"") -> str | None:
         candidates.append(meta.group(1).decode("ascii", "replace"))
     for name in candidates:
         try:
-            return codecs.lookup(name).name
-        except LookupError:
+            codec = codecs.lookup(name).name
+            b"a".decode(codec, errors="replace")  # LookupError for a non-text codec (b"" skips it)
+        except (LookupError, UnicodeError):
             continue
+        if codec not in _NOT_CHARSETS:
+            return codec
     return None
 
 
@@ -366,7 +383,7 @@ def decode_text(body: bytes, content_type: str | None = None) -> str:
     charset = charset_of(content_type, body) or "utf-8"
     try:
         return body.decode(charset, errors="replace")
-    except LookupError:  # pragma: no cover - charset_of only returns known codecs
+    except (LookupError, UnicodeError, ValueError):  # a codec that still refuses: last resort
         return body.decode("utf-8", errors="replace")
 
 
@@ -412,9 +429,14 @@ def redirect_path(
     if not location:
         return None
     location = location.strip()
-    if any(c in location for c in "\r\n\x00 \t") or len(location) > 2048:
+    # Non-ASCII: the request line is ASCII (build_get), and guessing an encoding for the path
+    # would send the device a request it never named.
+    if any(c in location for c in "\r\n\x00 \t") or len(location) > 2048 or not location.isascii():
         return None
-    parts = urlsplit(location)
+    try:
+        parts = urlsplit(location)  # ValueError on a broken IPv6 literal ("http://[::1/")
+    except ValueError:
+        return None
     if parts.scheme or parts.netloc:
         if parts.scheme.lower() != ("https" if tls else "http"):
             return None
