@@ -70,6 +70,14 @@ def _failed(path: str, basis: str, conclusive: bool, detail: str, **kw: Any) -> 
                       detail=detail, ended_at=utc_now(), **kw)
 
 
+def _echo_extra(seen: str | None, facts: wire.ListenerFacts | None) -> dict[str, Any]:
+    """``seen_as``, and ``listener``: what the listener said it serves (zone, ports), when it did."""
+    extra: dict[str, Any] = {"seen_as": seen}
+    if facts is not None:
+        extra["listener"] = facts.to_json()
+    return extra
+
+
 def _show(data: bytes | None) -> str | None:
     if data is None:
         return None
@@ -116,7 +124,7 @@ def probe_tcp(path: str, dst: str, port: int, timing: Timing) -> PathResult:
         if seen is not None:
             return PathResult(path=path, result=ALLOWED, basis="echo", started_at=started, ended_at=utc_now(),
                               received=_show(data), detail=f"the listener echoed our nonce; it saw us as {seen}",
-                              extra={"seen_as": seen}, **base)
+                              extra=_echo_extra(seen, wire.echo_facts(data, nonce)), **base)
         return _failed(path, "no-nonce", False,
                        "a connection was accepted but no echo of our nonce came back (a transparent proxy, "
                        "a SYN proxy or another service answered): proves nothing", received=_show(data),
@@ -181,7 +189,7 @@ def probe_udp(path: str, dst: str, port: int, timing: Timing) -> PathResult:
         seen = wire.parse_echo(data, nonce)
         return PathResult(path=path, result=ALLOWED, basis="echo", ended_at=utc_now(),
                           detail=f"the listener echoed our nonce; it saw us as {seen}",
-                          extra={"seen_as": seen}, **base)
+                          extra=_echo_extra(seen, wire.echo_facts(data, nonce)), **base)
     return _failed(path, basis, conclusive, detail, **base)
 
 
@@ -211,11 +219,13 @@ def probe_dns(path: str, server: str, zone: str | None, timing: Timing, *, via_r
     if resp is None or resp.qid != qid:
         return _failed(path, "no-nonce", False, "answers came back that are not replies to our query", **base)
     shown = f"rcode {resp.rcode}; " + "; ".join(f"type {t}: {v}" for t, v in resp.answers[:4])
-    if any(nonce in txt.lower() for txt in resp.txt()):
+    echoed = [txt for txt in resp.txt() if nonce in txt.lower()]
+    if echoed:
         how = ("the resolver carried our nonce name to the listener's zone and back"
                if via_resolver else "the listener answered our direct query with our nonce")
+        facts = wire.parse_facts(echoed[0])
         return PathResult(path=path, result=ALLOWED, basis="echo", received=shown, ended_at=utc_now(),
-                          detail=how, **base)
+                          detail=how, extra={"listener": facts.to_json()} if facts else {}, **base)
     if via_resolver and zone is None:
         return _failed(path, "error", False,
                        "no auditor zone (--dns-zone): the resolver answered, but whether it recurses to the "

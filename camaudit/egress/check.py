@@ -21,9 +21,9 @@ import yaml
 from ..errors import ConfigError, UsageError
 from ..model import utc_now
 from ..resources import signatures_dir
-from . import active, gateway
+from . import active, gateway, wire
 from .active import Timing
-from .results import UNKNOWN, ActiveResult, PathResult
+from .results import ALLOWED, UNKNOWN, ActiveResult, PathResult
 from .vantage import gather, ipv6_enabled_interfaces, parse_proxy, proxy_from_environment
 
 log = logging.getLogger(__name__)
@@ -275,6 +275,7 @@ def run_egress_check(opts: CheckOptions) -> ActiveResult:
     finally:
         pool.shutdown(wait=False, cancel_futures=True)
 
+    notes += listener_disagreements(opts, [results[name] for name in planned if name in results])
     vendor = vendor_cloud_probes(timing) if opts.vendor_clouds else None
     if vendor is not None:
         notes.append("vendor clouds probed (opt-in); shown beside the paths, not used for the verdict")
@@ -292,6 +293,45 @@ def run_egress_check(opts: CheckOptions) -> ActiveResult:
         segment=opts.segment or vantage.network,
     )
     return run
+
+
+def listener_disagreements(opts: CheckOptions, paths: list[PathResult]) -> list[str]:
+    """Notes where this check's options disagree with what the listener said it serves (in the
+    answers that came back: :class:`.wire.ListenerFacts`). A listener that answered nothing, or
+    an older one that says nothing, gives no notes."""
+    facts: dict[str, wire.ListenerFacts] = {}
+    for p in paths:
+        said = wire.ListenerFacts.from_json(p.extra.get("listener")) if p.result == ALLOWED else None
+        if said is not None:
+            facts.setdefault(p.dst, said)
+    notes: list[str] = []
+    zones = {f.zone for f in facts.values() if f.zone}
+    ours = opts.dns_zone.strip(".").lower() if opts.dns_zone else None
+    resolved = any(p.path == "dns/resolver" and p.result == ALLOWED for p in paths)
+    for zone in sorted(zones):
+        if resolved:
+            break  # the nonce came back through the resolver: that path was tested, whatever the zones
+        if ours is None:
+            notes.append(f"the listener serves zone {zone} but this check was run without --dns-zone: "
+                         "the resolver path was not tested")
+        elif ours != zone and not ours.endswith("." + zone):
+            notes.append(f"the listener serves zone {zone} but this check used --dns-zone {ours}: the resolver "
+                         f"path asked for a zone the listener does not serve, so its result says nothing")
+    unserved: list[str] = []
+    for p in paths:
+        said = facts.get(p.dst)
+        if said is None or p.result == ALLOWED or p.port is None or p.proto not in ("tcp", "udp"):
+            continue
+        ports = said.tcp if p.proto == "tcp" else said.udp
+        if ports is not None and p.port not in ports:
+            where = f"{p.proto}/{p.port}"
+            unserved.append(where if p.path == where else f"{where} ({p.path})")
+    if unserved:
+        listed = ", ".join(unserved[:12]) + (f" and {len(unserved) - 12} more" if len(unserved) > 12 else "")
+        notes.append(f"the listener does not listen on {listed}, which this check probed: a 'blocked' there "
+                     "says nothing (unless the listener host redirects that port to a port it serves, "
+                     "e.g. with nftables)")
+    return notes
 
 
 def _skipped(name: str, skip: list[str]) -> bool:

@@ -21,6 +21,8 @@ RCODE_NXDOMAIN = 3
 RCODE_REFUSED = 5
 
 MAX_MESSAGE = 4096
+#: One TXT character-string (RFC 1035 section 3.3): build_response sends one.
+MAX_TXT = 255
 _MAX_LABELS = 127
 _MAX_POINTERS = 32
 
@@ -123,7 +125,7 @@ def build_response(
     count = 0
     if rcode == RCODE_NOERROR:
         if txt is not None and question.qtype in (QTYPE_TXT, 255):
-            data = txt.encode("ascii", "replace")[:255]
+            data = txt.encode("ascii", "replace")[:MAX_TXT]
             rdata = bytes([len(data)]) + data
             answers += b"\xc0\x0c" + struct.pack("!HHIH", QTYPE_TXT, QCLASS_IN, ttl, len(rdata)) + rdata
             count += 1

@@ -1,9 +1,13 @@
 """``egress listen``: the cooperating listener on the outside vantage.
 
 Answers TCP and UDP probes by echoing their nonce, answers DNS for ``<nonce>.<zone>`` with a TXT
-record carrying the nonce (as the zone's authoritative server, and directly), answers NTP client
+record carrying the nonce (as the zone's authoritative server, and directly: a direct query for
+``<nonce>.<any name>`` is answered whatever zone the listener serves, so that a check run without
+the listener's ``--dns-zone`` still tests direct DNS), answers NTP client
 requests (echoing the origin timestamp), and, as root, watches ICMP echo requests through a raw
-socket (the kernel answers them). Every nonce seen is logged as one JSON line with source address
+socket (the kernel answers them). Echo lines and TXT answers also say what the listener serves
+(its zone and the ports bound on that address, :class:`.wire.ListenerFacts`), so that a check can
+say where its options disagree with the listener. Every nonce seen is logged as one JSON line with source address
 and time: ``egress import-log`` merges that log into the store, so that one-way egress (the probe
 arrived, the answer was blocked) is proven too (reference/egress.md sections 1.2 and 7.1).
 
@@ -101,10 +105,13 @@ class NonceLog:
             self._fh.close()
 
 
-def dns_answer(query: bytes, zone: str | None, log_it: Callable[[str], None]) -> bytes | None:
-    """The listener's DNS answer (pure apart from ``log_it``): a TXT record with the nonce for
-    ``<nonce>.<zone>`` (or any ``<nonce>.<anything>`` when no zone is set), NXDOMAIN for other
-    names in the zone, REFUSED for names outside it."""
+def dns_answer(query: bytes, zone: str | None, log_it: Callable[[str], None],
+               facts: wire.ListenerFacts | None = None) -> bytes | None:
+    """The listener's DNS answer (pure apart from ``log_it``): a TXT record with the nonce (and
+    ``facts``, as far as they fit) for ``<nonce>.<anything>``, authoritative inside ``zone``;
+    NXDOMAIN for other names in the zone, REFUSED for other names outside it. A nonce name
+    outside the zone is a direct query (the check's ``dns/direct``, whose name carries the zone
+    of *its* options, or none): answering it keeps direct DNS testable whatever the two agree on."""
     q = dns.parse_query(query)
     if q is None:
         return None
@@ -113,11 +120,14 @@ def dns_answer(query: bytes, zone: str | None, log_it: Callable[[str], None]) ->
     in_zone = zone is None or q.name == zone or q.name.endswith("." + zone)
     if nonce is not None:
         log_it(nonce)
-    if not in_zone:
-        return dns.build_response(q, rcode=dns.RCODE_REFUSED, authoritative=False)
     if nonce is None:
+        if not in_zone:
+            return dns.build_response(q, rcode=dns.RCODE_REFUSED, authoritative=False)
         return dns.build_response(q, rcode=dns.RCODE_NXDOMAIN)
-    return dns.build_response(q, txt=f"camaudit-egress {nonce}")
+    txt = f"camaudit-egress {nonce}"
+    if facts is not None and (tokens := facts.tokens(dns.MAX_TXT - len(txt) - 1)):
+        txt += " " + tokens
+    return dns.build_response(q, txt=txt, authoritative=in_zone)
 
 
 class _Udp(asyncio.DatagramProtocol):
@@ -153,6 +163,8 @@ class Listener:
         self.served: list[str] = []
         self.failed: list[str] = []
         self._servers: list[Any] = []
+        #: What each bind address serves, said in every answer given on it (set by start()).
+        self.facts: dict[str, wire.ListenerFacts] = {}
         self._raw: list[socket.socket] = []
         self._slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
@@ -161,9 +173,10 @@ class Listener:
         probe = wire.parse_probe(data)
         if probe is not None:
             self.log.record("udp", probe[0], src, dst, "udp", port, probe[1])
-            return wire.echo_line(probe[0], src)
+            return wire.echo_line(probe[0], src, self.facts.get(dst))
         if port == 53:
-            return dns_answer(data, self.zone, lambda n: self.log.record("dns", n, src, dst, "udp", port))
+            return dns_answer(data, self.zone, lambda n: self.log.record("dns", n, src, dst, "udp", port),
+                              self.facts.get(dst))
         if port == 123 and (stamp := wire.ntp_request_stamp(data)) is not None:
             self.log.record("ntp", wire.NONCE_PREFIX + "0000" + stamp.hex(), src, dst, "udp", port)
             return wire.ntp_reply(data, int(time.time() + NTP_EPOCH_OFFSET) << 32)
@@ -188,7 +201,8 @@ class Listener:
                                 break
                             body += chunk
                         answer = dns_answer(body[:size], self.zone,
-                                            lambda n: self.log.record("dns", n, src, dst, "tcp", port))
+                                            lambda n: self.log.record("dns", n, src, dst, "tcp", port),
+                                            self.facts.get(dst))
                         if answer is not None:
                             writer.write(struct.pack("!H", len(answer)) + answer)
                 else:
@@ -200,7 +214,7 @@ class Listener:
                     probe = wire.parse_probe(first)
                     if probe is not None:
                         self.log.record("tcp", probe[0], src, dst, "tcp", port, probe[1])
-                        writer.write(wire.echo_line(probe[0], src))
+                        writer.write(wire.echo_line(probe[0], src, self.facts.get(dst)))
                     elif (nonce := wire.find_nonce(first)) is not None:
                         self.log.record("tcp", nonce, src, dst, "tcp", port)
                 await asyncio.wait_for(writer.drain(), READ_TIMEOUT)
@@ -270,6 +284,10 @@ class Listener:
                     self.served.append(f"udp/{port}@{addr}")
                 except OSError as exc:
                     self.failed.append(f"udp/{port}@{addr}: {exc.strerror}")
+        for addr in self.config.binds:
+            bound = {proto: frozenset(p for p in ports if f"{proto}/{p}@{addr}" in self.served)
+                     for proto, ports in (("tcp", self.config.tcp_ports), ("udp", self.config.udp_ports))}
+            self.facts[addr] = wire.ListenerFacts(zone=self.zone or "", tcp=bound["tcp"], udp=bound["udp"])
         if self.config.icmp:
             self._start_icmp(loop)
         if not any(s.startswith(("tcp/", "udp/")) for s in self.served):

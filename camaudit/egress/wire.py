@@ -6,6 +6,12 @@ can be joined unambiguously (reference/egress.md section 1.2). A nonce is ``cmx`
 lowercase hex digits: a valid DNS label, matched case-insensitively because resolvers may
 randomise the case of query names (DNS 0x20), and easy to find in any payload because ``x`` is
 not a hex digit.
+
+The listener's answers (the echo line, the DNS TXT record) may end with what the listener serves,
+as ``key=value`` tokens after the fields older checks read: ``zone=<zone>`` (``zone=-``: none),
+``tcp=<ports>`` and ``udp=<ports>`` (``80,443,8000-8010``; ``-``: none). A check compares them
+with its own options and says in its notes where they disagree. Older checks ignore the tokens;
+older listeners send none, and a check then says nothing about them.
 """
 
 from __future__ import annotations
@@ -58,9 +64,15 @@ def parse_probe(data: bytes) -> tuple[str, str] | None:
     return nonce, path
 
 
-def echo_line(nonce: str, peer: str) -> bytes:
-    """The listener's answer: the nonce, and the source address it saw (shows NAT)."""
-    return ECHO_MAGIC + b" " + nonce.encode("ascii") + b" " + peer.encode("ascii", "replace")[:64] + b"\r\n"
+def echo_line(nonce: str, peer: str, facts: ListenerFacts | None = None) -> bytes:
+    """The listener's answer: the nonce, the source address it saw (shows NAT), and what the
+    listener serves, as far as it fits in :data:`MAX_LINE`."""
+    line = ECHO_MAGIC + b" " + nonce.encode("ascii") + b" " + peer.encode("ascii", "replace")[:64]
+    if facts is not None:
+        tokens = facts.tokens(MAX_LINE - len(line) - 3)
+        if tokens:
+            line += b" " + tokens.encode("ascii")
+    return line + b"\r\n"
 
 
 def parse_echo(data: bytes, nonce: str) -> str | None:
@@ -72,6 +84,110 @@ def parse_echo(data: bytes, nonce: str) -> str | None:
     if parts[1].decode("ascii", "replace").lower() != nonce.lower():
         return None
     return parts[2].decode("ascii", "replace") if len(parts) > 2 else ""
+
+
+def echo_facts(data: bytes, nonce: str) -> ListenerFacts | None:
+    """What the listener said it serves, in the echo of ``nonce``; None when it said nothing."""
+    if parse_echo(data, nonce) is None:
+        return None
+    line = data[:MAX_LINE].split(b"\n", 1)[0].strip()
+    return parse_facts(line.decode("ascii", "replace"))
+
+
+# -- what the listener serves ----------------------------------------------------------------------
+_MAX_FACT_PORTS = 65535
+
+
+@dataclass(frozen=True, slots=True)
+class ListenerFacts:
+    """What a listener serves, as it states it. ``None`` in a field: the listener did not say."""
+
+    zone: str | None = None  # "" when the listener serves no zone
+    tcp: frozenset[int] | None = None
+    udp: frozenset[int] | None = None
+
+    def tokens(self, limit: int = 255) -> str:
+        """``zone=... tcp=... udp=...`` within ``limit`` characters: the port lists are dropped
+        before the zone when they do not fit (a check then says nothing about ports)."""
+        zone = None if self.zone is None else f"zone={self.zone or '-'}"
+        ports = [f"{name}={_port_ranges(value)}" for name, value in (("tcp", self.tcp), ("udp", self.udp))
+                 if value is not None]
+        for tokens in ([zone, *ports], [zone]):
+            text = " ".join(t for t in tokens if t)
+            if len(text) <= limit:
+                return text
+        return ""
+
+    def to_json(self) -> dict[str, object]:
+        """``{"zone": "egress.example.org" or None for no zone, "tcp": "80,443", "udp": "-"}``,
+        each key present only when the listener said it (the ``listener`` of a path's evidence)."""
+        doc: dict[str, object] = {}
+        if self.zone is not None:
+            doc["zone"] = self.zone or None
+        if self.tcp is not None:
+            doc["tcp"] = _port_ranges(self.tcp)
+        if self.udp is not None:
+            doc["udp"] = _port_ranges(self.udp)
+        return doc
+
+    @classmethod
+    def from_json(cls, doc: object) -> ListenerFacts | None:
+        if not isinstance(doc, dict):
+            return None
+        tokens = [f"{key}={doc[key] or '-'}" for key in ("zone", "tcp", "udp") if key in doc]
+        return parse_facts(" ".join(str(t) for t in tokens))
+
+
+def parse_facts(text: str) -> ListenerFacts | None:
+    """The ``zone=``/``tcp=``/``udp=`` tokens anywhere in ``text`` (an echo line, a TXT string);
+    None when there are none. A malformed token counts as not said."""
+    zone: str | None = None
+    ports: dict[str, frozenset[int] | None] = {"tcp": None, "udp": None}
+    for token in text[:1024].split():
+        key, sep, value = token.partition("=")
+        if not sep:
+            continue
+        if key == "zone" and 0 < len(value) <= 253 and value.isascii():
+            zone = "" if value == "-" else value.strip(".").lower()
+        elif key in ports:
+            ports[key] = _parse_port_ranges(value)
+    if zone is None and ports["tcp"] is None and ports["udp"] is None:
+        return None
+    return ListenerFacts(zone=zone, tcp=ports["tcp"], udp=ports["udp"])
+
+
+def _port_ranges(ports: frozenset[int]) -> str:
+    """``53,123,8000-8010``; ``-`` for none."""
+    out: list[str] = []
+    run: list[int] = []
+    for port in sorted(ports):
+        if run and port == run[-1] + 1:
+            run.append(port)
+            continue
+        if run:
+            out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+        run = [port]
+    if run:
+        out.append(f"{run[0]}-{run[-1]}" if len(run) > 2 else ",".join(map(str, run)))
+    return ",".join(out) or "-"
+
+
+def _parse_port_ranges(text: str) -> frozenset[int] | None:
+    if text == "-":
+        return frozenset()
+    ports: set[int] = set()
+    for part in text.split(",")[:512]:
+        lo_text, _, hi_text = part.partition("-")
+        hi_text = hi_text or lo_text
+        if not all(t.isascii() and t.isdigit() and len(t) <= 5 for t in (lo_text, hi_text)):
+            return None
+        lo, hi = int(lo_text), int(hi_text)
+        if not 0 < lo <= hi < 65536:
+            return None
+        ports.update(range(lo, hi + 1))
+        if len(ports) > _MAX_FACT_PORTS:
+            return None
+    return frozenset(ports) if ports else None
 
 
 # -- NTP (RFC 5905 section 7.3) ------------------------------------------------------------------

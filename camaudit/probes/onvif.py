@@ -391,7 +391,7 @@ def _clock_offset(value: Any) -> dt.timedelta | None:
         device_now = dt.datetime(int(date["Year"]), int(date["Month"]), int(date["Day"]),
                                  int(time["Hour"]), int(time["Minute"]), int(time["Second"]),
                                  tzinfo=dt.UTC)
-    except (KeyError, TypeError, ValueError):
+    except (KeyError, TypeError, ValueError, OverflowError):  # Overflow: a year past any C long
         return None
     return device_now - dt.datetime.now(dt.UTC)
 

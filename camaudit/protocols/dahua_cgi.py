@@ -17,6 +17,10 @@ MAX_REPLY_BYTES = 256 * 1024
 MAX_LINES = 4096
 
 _LINE = re.compile(r"^([A-Za-z_][\w.\[\]\-]*)=(.*)$")
+#: Table indexes: ASCII digits, few of them. ``\d+`` would hand int() a device-chosen run of
+#: digits, and past 4300 of them int() raises (CPython's integer string conversion limit).
+_MAP_ENTRY = re.compile(r"MapTable\[([0-9]{1,6})\]\.(\w+)")
+_DDNS_ENTRY = re.compile(r"\[([0-9]{1,6})\]\.(\w+)")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off"})
 
@@ -121,7 +125,7 @@ def upnp(kv: dict[str, str]) -> tuple[bool | None, list[dict[str, Any]]] | None:
         return None
     maps: dict[int, dict[str, Any]] = {}
     for key, value in rows.items():
-        match = re.fullmatch(r"MapTable\[(\d+)\]\.(\w+)", key)
+        match = _MAP_ENTRY.fullmatch(key)
         if match and int(match.group(1)) < 256:
             maps.setdefault(int(match.group(1)), {})[match.group(2)] = value
     mappings = []
@@ -140,7 +144,7 @@ def ddns(kv: dict[str, str]) -> list[dict[str, Any]] | None:
         return None
     entries: dict[int, dict[str, Any]] = {}
     for key, value in rows.items():
-        match = re.fullmatch(r"\[(\d+)\]\.(\w+)", key)
+        match = _DDNS_ENTRY.fullmatch(key)
         if match and int(match.group(1)) < 64:
             entries.setdefault(int(match.group(1)), {})[match.group(2)] = value
     out = []

@@ -56,8 +56,7 @@ class DhipReply:
         value = self.info.get(name)
         if isinstance(value, bool) or value is None or isinstance(value, dict | list):
             return None
-        text = str(value).strip()[:MAX_FIELD]
-        return text or None
+        return _field_text(value)
 
     def _nested(self, outer: str, inner: str) -> str | None:
         block = self.info.get(outer)
@@ -66,8 +65,7 @@ class DhipReply:
         value = block.get(inner)
         if value is None or isinstance(value, dict | list):
             return None
-        text = str(value).strip()[:MAX_FIELD]
-        return text or None
+        return _field_text(value)
 
     @property
     def mac(self) -> str | None:
@@ -215,6 +213,14 @@ def is_search(data: bytes) -> bool:
     except (ValueError, RecursionError):
         return False
     return isinstance(doc, dict) and doc.get("method") == DHIP_SEARCH_METHOD
+
+
+def _field_text(value: object) -> str | None:
+    """A field as text for the model. A JSON escape such as ``"\\ud800"`` decodes to a lone
+    surrogate, which no UTF-8 writer (the store, the reports, the terminal) can encode: it
+    becomes ``?`` here, so the device's text cannot crash what records it."""
+    text = str(value).strip()[:MAX_FIELD].encode("utf-8", "replace").decode("utf-8")
+    return text or None
 
 
 def _port(value: object) -> int | None:

@@ -44,6 +44,9 @@ _TITLE_OPEN = re.compile(r"<title\b", re.IGNORECASE)
 _CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
 _SPACE = re.compile(r"\s+")
 _BOM = b"\xef\xbb\xbf"
+#: Python codecs that are no character set a web page can use: they raise on ordinary bytes even
+#: with errors="replace" (undefined, idna, punycode) or interpret backslashes (the escapes).
+_NOT_CHARSETS = frozenset({"undefined", "idna", "punycode", "unicode-escape", "raw-unicode-escape"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +83,8 @@ class ResponseHead:
         if len(values) != 1:
             return None
         (text,) = values
-        if not text.isdigit() or len(text) > 15:
+        # isascii: "4²" (Latin-1 0xB2 in a header) passes isdigit() but int() refuses it.
+        if not (text.isascii() and text.isdigit()) or len(text) > 15:
             return None
         return int(text)
 
@@ -432,7 +436,10 @@ class MessageFramer:
 
 
 def charset_of(content_type: str | None, body: bytes = b"") -> str | None:
-    """The declared charset (header first, then a <meta> tag) when Python knows it."""
+    """The declared charset (header first, then a <meta> tag) when Python can decode text with it
+    leniently. A device may name any Python codec: non-text ones (``hex``, ``rot13``) and the
+    ones that refuse ``errors="replace"`` or are not character sets at all (``undefined``,
+    ``idna``, ``punycode``, ``unicode_escape``) are skipped, as an unknown name is."""
     candidates = []
     if content_type:
         found = _CHARSET.search(content_type)
@@ -443,9 +450,12 @@ def charset_of(content_type: str | None, body: bytes = b"") -> str | None:
         candidates.append(meta.group(1).decode("ascii", "replace"))
     for name in candidates:
         try:
-            return codecs.lookup(name).name
-        except LookupError:
+            codec = codecs.lookup(name).name
+            b"a".decode(codec, errors="replace")  # LookupError for a non-text codec (b"" skips it)
+        except (LookupError, UnicodeError):
             continue
+        if codec not in _NOT_CHARSETS:
+            return codec
     return None
 
 
@@ -456,7 +466,7 @@ def decode_text(body: bytes, content_type: str | None = None) -> str:
     charset = charset_of(content_type, body) or "utf-8"
     try:
         return body.decode(charset, errors="replace")
-    except LookupError:  # pragma: no cover - charset_of only returns known codecs
+    except (LookupError, UnicodeError, ValueError):  # a codec that still refuses: last resort
         return body.decode("utf-8", errors="replace")
 
 
@@ -507,6 +517,10 @@ def location_is_well_formed(location: str) -> bool:
     location = location.strip()
     if any(c in location for c in "\r\n\x00 \t") or len(location) > 2048:
         return False
+    # The request line is ASCII (build_get): guessing an encoding for a non-ASCII path would send
+    # the device a request it never named.
+    if not location.isascii():
+        return False
     try:
         parts = urlsplit(location)
         parts.hostname, parts.port  # noqa: B018  (both parse lazily and raise ValueError)
@@ -528,7 +542,6 @@ def redirect_path(
     location = location.strip()
     if not location_is_well_formed(location):
         return None
-    parts = urlsplit(location)
     if parts.scheme or parts.netloc:
         if parts.scheme.lower() != ("https" if tls else "http"):
             return None

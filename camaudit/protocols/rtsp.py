@@ -38,7 +38,8 @@ class RtspResponse:
     @property
     def cseq(self) -> int | None:
         value = (self.head.get("CSeq") or "").split(" ", 1)[0].strip()
-        return int(value) if value.isdigit() and len(value) < 10 else None
+        # isascii: "²" and other Unicode digits pass isdigit() but int() refuses them.
+        return int(value) if value.isascii() and value.isdigit() and len(value) < 10 else None
 
     @property
     def sdp(self) -> list[tuple[str, str]] | None:

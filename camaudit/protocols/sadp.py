@@ -28,6 +28,9 @@ MAX_FIELD = 1024
 
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "flase", "0", "no", "off"})  # "flase": real firmware, sic
+#: What parsing device XML can raise. LookupError: expat asks Python's codecs for the encoding
+#: the prolog names, so an unknown one (``encoding="x-bogus"``) or a non-text codec raises it.
+_XML_FAILURES = (ET.ParseError, DefusedXmlException, ValueError, LookupError, UnicodeError, RecursionError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,7 +173,7 @@ def parse_reply(data: bytes, source: str, now: str) -> SadpReply | None:
         return None
     try:
         root: ET.Element = _safe_fromstring(data.strip(), forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError, UnicodeError, RecursionError) as exc:
+    except _XML_FAILURES as exc:
         log.debug("sadp: %s: unusable XML (%s)", source, type(exc).__name__)
         return None
     if _local(root.tag) != "ProbeMatch":
@@ -194,7 +197,7 @@ def is_inquiry(data: bytes) -> bool:
         return False
     try:
         root = _safe_fromstring(data.strip(), forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError, UnicodeError, RecursionError):
+    except _XML_FAILURES:
         return False
     if _local(root.tag) != "Probe":
         return False

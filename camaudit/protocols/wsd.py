@@ -230,7 +230,9 @@ def probe_message_id(data: bytes) -> str | None:
 def _parse_xml(data: bytes, source: str) -> ET.Element | None:
     try:
         root: ET.Element = _safe_fromstring(data, forbid_dtd=True)
-    except (ET.ParseError, DefusedXmlException, ValueError, UnicodeError, RecursionError) as exc:
+    except (ET.ParseError, DefusedXmlException, ValueError, LookupError, UnicodeError, RecursionError) as exc:
+        # LookupError: expat asks Python's codecs for the encoding the prolog names, so an
+        # unknown one (``encoding="x-bogus"``) or a non-text codec (``hex``) raises it.
         log.debug("wsd: %s: unusable XML (%s)", source, type(exc).__name__)
         return None
     return root
