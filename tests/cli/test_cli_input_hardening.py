@@ -1,0 +1,65 @@
+"""Issue 10 (hardening), through the real CLI in a subprocess: what a user's own input can do
+to camaudit (scope, credentials files, stdin) ends in one clear line, never an echo of a
+secret, a traceback or an "internal error"."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(
+    *args: str, cwd: Path | None = None, stdin: bytes | None = None, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        [sys.executable, "-m", "camaudit", *args],
+        capture_output=True, timeout=120, cwd=cwd, input=stdin, env={**os.environ, **(env or {})},
+    )
+
+
+# --- item 2: CGNAT space is scanned, with a note ---------------------------------------------
+
+
+@pytest.mark.root
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_a_scan_of_cgnat_space_says_so_in_its_json_notes(tmp_path: Path) -> None:
+    # 100.64.0.1 exists only on the loopback of a network namespace made here and wired to
+    # nothing: the one probe the sweep sends cannot leave it.
+    db = tmp_path / "scan.db"
+    script = (
+        'ip link set lo up && ip addr add 100.64.0.1/32 dev lo && exec "$0" -m camaudit scan 100.64.0.1 '
+        '--sweep-only --ports 1 --no-discovery --json --quiet --fail-on none --db "$1"'
+    )
+    result = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script, sys.executable, str(db)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "complete"
+    assert any("100.64.0.1" in note and "RFC 6598" in note and "ambiguous" in note for note in doc["notes"])
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "::ffff:10.255.255.254-::ffff:11.0.0.1",
+        "::ffff:192.0.0.0/120",
+        "::ffff:172.31.255.254-::ffff:172.32.0.1",
+        "1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff-2000::1",
+        "64:ff9b:1::aff:ffff-64:ff9b:1::b00:1",
+    ],
+)
+def test_embedded_ipv4_ranges_into_public_space_are_refused(tmp_path: Path, target: str) -> None:
+    # Refused before anything is sent: the scope check comes first.
+    result = run("scan", target, "--db", str(tmp_path / "scan.db"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert b"--allow-public" in result.stderr
+    assert b"Traceback" not in result.stderr
+    assert not (tmp_path / "scan.db").exists()
