@@ -63,3 +63,46 @@ def test_embedded_ipv4_ranges_into_public_space_are_refused(tmp_path: Path, targ
     assert b"--allow-public" in result.stderr
     assert b"Traceback" not in result.stderr
     assert not (tmp_path / "scan.db").exists()
+
+
+# --- item 7: a credentials file's values are never echoed ------------------------------------
+
+SECRET = "Leak-Me-9981"
+
+
+@pytest.mark.parametrize(
+    ("entry", "field"),
+    [
+        (f'address: "{SECRET}"', "'address'"),
+        (f'cidr: "{SECRET}"', "'cidr'"),
+        (f'default: "{SECRET}"', "'default'"),
+        (f'{SECRET}: x\n    cidr: 10.0.0.0/8', "key 1"),
+    ],
+)
+def test_credentials_errors_name_the_entry_and_field_never_the_value(tmp_path: Path, entry: str, field: str) -> None:
+    creds = tmp_path / "creds.yaml"
+    creds.write_text(
+        "credentials:\n"
+        "  - cidr: 10.0.0.0/8\n    username: fine\n    password: 'first-entry-pw'\n"
+        f"  - {entry}\n    username: audit\n    password: 'second-entry-pw'\n"
+    )
+    creds.chmod(0o600)
+    result = run("scan", "127.0.0.1", "--credentials", str(creds), "--db", str(tmp_path / "scan.db"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    output = result.stdout + result.stderr
+    for secret in (SECRET, "first-entry-pw", "second-entry-pw"):
+        assert secret.encode() not in output
+    message = result.stderr.decode()
+    assert "entry 2" in message and field in message
+    assert "Traceback" not in message and message.count("\n") == 1
+
+
+def test_a_password_in_password_env_is_not_echoed(tmp_path: Path) -> None:
+    # A user who writes the password itself where the variable's name belongs.
+    creds = tmp_path / "creds.yaml"
+    creds.write_text(f"credentials:\n  - default: true\n    username: audit\n    password_env: '{SECRET}'\n")
+    creds.chmod(0o600)
+    result = run("scan", "127.0.0.1", "--credentials", str(creds), "--db", str(tmp_path / "scan.db"), cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert SECRET.encode() not in result.stdout + result.stderr
+    assert b"entry 1" in result.stderr and b"'password_env'" in result.stderr
