@@ -106,3 +106,29 @@ def test_a_password_in_password_env_is_not_echoed(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stderr
     assert SECRET.encode() not in result.stdout + result.stderr
     assert b"entry 1" in result.stderr and b"'password_env'" in result.stderr
+
+
+# --- item 9: identify - under strict stdin decoding -------------------------------------------
+
+
+def test_identify_stdin_survives_a_bad_byte_under_strict_decoding() -> None:
+    lines = (
+        b'{"id": "cam1", "observations": [{"kind": "http_server", "value": "App-webs/"}]}\n'
+        b'{"id": "cam\xff2", "observations": [{"kind": "http_server", "value": "DNVRS-Webs\xfe"}]}\n'
+        b'{"id": "cam3", "observations": []}\n'
+    )
+    result = run("identify", "-", stdin=lines, env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in result.stdout.decode("utf-8").splitlines()]
+    assert [r["id"] for r in records] == ["cam1", "cam\ufffd2", "cam3"]
+    assert records[0]["vendor"] == "hikvision"
+    assert all("error" not in r for r in records)
+
+
+def test_identify_reads_stdin_and_a_file_alike(tmp_path: Path) -> None:
+    data = b'{"id": "x\xc3", "observations": [{"kind": "http_server", "value": "App-webs/"}]}\n'
+    (tmp_path / "in.jsonl").write_bytes(data)
+    from_file = run("identify", str(tmp_path / "in.jsonl"))
+    from_stdin = run("identify", "-", stdin=data, env={"PYTHONIOENCODING": "utf-8:strict"})
+    assert from_file.returncode == from_stdin.returncode == 0
+    assert from_file.stdout == from_stdin.stdout
