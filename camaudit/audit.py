@@ -125,6 +125,7 @@ def run_scan(
         addresses=len(addresses),
     )
     result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses))
+    result.notes.extend(scope.notes)
     status, error = "failed", None
     try:
         with _StopSignals(stop):

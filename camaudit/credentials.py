@@ -31,6 +31,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import re
 import stat
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +48,8 @@ ENV_PASSWORD = "CAMAUDIT_PASSWORD"  # noqa: S105  (a variable name, not a passwo
 
 _MAX_FILE_BYTES = 1024 * 1024
 _ENTRY_KEYS = frozenset({"address", "cidr", "vendor", "default", "username", "password", "password_env"})
+_TOML_POSITION = re.compile(r"\(at (line \d+, column \d+|end of document)\)")
+_KIND_WANTED = {"address": "IP address", "cidr": "CIDR network (like 10.1.0.0/16)", "vendor": "vendor name"}
 
 
 class Credential:
@@ -217,7 +220,8 @@ def _parse(path: Path, raw: bytes) -> Any:
         try:
             return tomllib.loads(text)
         except tomllib.TOMLDecodeError as exc:
-            where = str(exc).rsplit("(", 1)[-1].rstrip(")") if "(" in str(exc) else "unknown position"
+            found = _TOML_POSITION.search(str(exc))
+            where = found.group(1) if found else "unknown position"
             raise ConfigError(f"credentials file {path} is not valid TOML ({where})") from None
     import yaml
 
@@ -233,22 +237,25 @@ def _entry(path: Path, number: int, item: Any, env: Mapping[str, str]) -> _Entry
     where = f"credentials file {path}, entry {number}"
     if not isinstance(item, dict):
         raise ConfigError(f"{where}: expected a table of keys")
-    unknown = sorted(set(map(str, item)) - _ENTRY_KEYS)
-    if unknown:
-        raise ConfigError(f"{where}: unknown key {unknown[0]!r}")
+    # Keys are named by position, not quoted: a mis-indented line can put a password there.
+    for position, key in enumerate(item, 1):
+        if key not in _ENTRY_KEYS:
+            raise ConfigError(
+                f"{where}: key {position} is not one of {', '.join(sorted(_ENTRY_KEYS))}"
+            )
     selectors = [k for k in ("address", "cidr", "vendor", "default") if k in item]
     if len(selectors) != 1:
         raise ConfigError(f"{where}: give exactly one of address, cidr, vendor or default")
     kind = selectors[0]
     username = item.get("username")
     if not isinstance(username, str) or not username:
-        raise ConfigError(f"{where}: 'username' is missing")
+        raise ConfigError(f"{where}: 'username' is missing or not text")
     password = _password(where, item, env)
     network = None
     match = ""
     if kind == "default":
         if item["default"] is not True:
-            raise ConfigError(f"{where}: write 'default: true'")
+            raise ConfigError(f"{where}: 'default' must be true (write 'default: true')")
     else:
         value = item[kind]
         if not isinstance(value, str) or not value.strip():
@@ -263,7 +270,8 @@ def _entry(path: Path, number: int, item: Any, env: Mapping[str, str]) -> _Entry
             else:
                 match = match.lower()
         except ValueError:
-            raise ConfigError(f"{where}: {match!r} is not a valid {kind}") from None
+            # The value is not quoted: it may be a password typed into the wrong field.
+            raise ConfigError(f"{where}: '{kind}' is not a valid {_KIND_WANTED[kind]}") from None
     label = f"{kind} {match}" if match else kind
     return _Entry(kind, match, Credential(username, password, f"file entry {number} ({label})"), network)
 
@@ -277,7 +285,8 @@ def _password(where: str, item: Mapping[str, Any], env: Mapping[str, str]) -> st
             raise ConfigError(f"{where}: 'password_env' must name an environment variable")
         value = env.get(name)
         if not value:
-            raise ConfigError(f"{where}: environment variable {name} is not set")
+            # The name is not quoted: it may be the password itself, put in the wrong field.
+            raise ConfigError(f"{where}: the environment variable named in 'password_env' is not set")
         return value
     value = item.get("password")
     if value is None or value == "":

@@ -15,6 +15,7 @@ of a document holding a six-letter verification code can be brute-forced back to
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -42,7 +43,10 @@ SECRET_SUFFIXES: tuple[str, ...] = (
     "community",
 )
 
-_SUFFIX_ALT = "|".join(re.escape(s) for s in SECRET_SUFFIXES)
+#: Plural names hold several secrets: Dahua names its WLAN keys ``Keys[0]``..``Keys[3]``.
+_PLURAL_SUFFIXES = tuple(f"{suffix}s" for suffix in SECRET_SUFFIXES)
+# A secret suffix, maybe plural.
+_SUFFIX_ALT = "(?:" + "|".join(re.escape(s) for s in SECRET_SUFFIXES) + ")s?"
 # Name parts are bounded ({0,64}): unbounded lazy repeats made hostile input quadratic.
 _NAME = r"[A-Za-z_][\w.\-]{0,64}"
 
@@ -52,13 +56,23 @@ _XML_ELEMENT = re.compile(
     rf"(?P<value>.{{0,2048}}?)</(?P=tag)\s*>",
     re.IGNORECASE | re.DOTALL,
 )
-# An opening secret tag followed by text with no closing tag: a reply cut at the size limit.
+# An opening secret tag followed by text or a CDATA section that the element pattern did not
+# take: a reply cut at the size limit, or a value longer than its 2 KiB bound. An unterminated
+# CDATA section runs to the end of the text.
 _XML_OPEN_TEXT = re.compile(
-    rf"(?P<open><(?:{_NAME}:)?[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT})(?:\s[^<>]*?)?(?<!/)>)(?P<value>[^<]+)",
-    re.IGNORECASE,
+    rf"(?P<open><(?:{_NAME}:)?[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT})(?:\s[^<>]*?)?(?<!/)>)"
+    r"(?P<value>[^<]+|<!\[CDATA\[.*?(?:\]\]>|\Z))",
+    re.IGNORECASE | re.DOTALL,
 )
 _XML_ATTR = re.compile(
     rf"(?P<name>\b[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT}))(?P<eq>\s*=\s*)(?P<value>\"[^\"]*\"|'[^']*')",
+    re.IGNORECASE,
+)
+# <user name=x password=secret> (HTML-style, unquoted): looked for only inside a tag, since
+# outside one ``name=value`` is a key=value line or a query parameter.
+_TAG = re.compile(r"<[A-Za-z][^<>]*>")
+_UNQUOTED_ATTR = re.compile(
+    rf"(?P<name>\b[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT}))(?P<eq>\s*=\s*)(?P<value>(?:[^\s\"'<>=`/]|/(?!>))+)",
     re.IGNORECASE,
 )
 # table.T2UServer.Key=..., table.DDNS[0].Password=...
@@ -68,6 +82,11 @@ _JSON_MEMBER = re.compile(
     r"(?P<value>\"(?:[^\"\\]|\\.)*\"|-?\d[\d.eE+\-]*|true|false)",
     re.IGNORECASE,
 )
+# A secret-named member whose value is an object or an array: the whole value goes.
+_JSON_CONTAINER = re.compile(rf"(?P<name>\"[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT})\")(?P<sep>\s*:\s*)[\[{{]", re.IGNORECASE)
+# What matters when finding where a JSON value ends: strings (an unterminated one runs to the
+# end), brackets, and runs of anything else.
+_JSON_TOKEN = re.compile(r'"(?:[^"\\]|\\.)*(?:"|\Z)|[\[\]{}]|[^"\[\]{}]+', re.DOTALL)
 _URL_USERINFO = re.compile(r"(?P<scheme>\b[a-zA-Z][a-zA-Z0-9+.\-]{0,32}://)[^/\s@<>\"']{1,512}@")
 _QUERY_PARAM = re.compile(
     rf"(?P<lead>[?&;](?:[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT}))=)(?P<value>[^&\s\"'<>#]*)", re.IGNORECASE
@@ -78,7 +97,7 @@ _INDEX = re.compile(r"\[\d*\]")
 def is_secret_name(name: str) -> bool:
     """True when a field called ``name`` (any case, any dotted prefix) holds a secret."""
     last = _INDEX.sub("", name).rsplit(".", 1)[-1].rsplit(":", 1)[-1].lower()
-    return bool(last) and last.endswith(SECRET_SUFFIXES)
+    return bool(last) and last.endswith(SECRET_SUFFIXES + _PLURAL_SUFFIXES)
 
 
 def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
@@ -91,13 +110,60 @@ def redact(text: str, extra_secrets: Iterable[str] = ()) -> str:
     text = _XML_ELEMENT.sub(_replace_element, text)
     text = _XML_OPEN_TEXT.sub(lambda m: m.group("open") + REDACTED, text)
     text = _XML_ATTR.sub(lambda m: f'{m.group("name")}{m.group("eq")}"{REDACTED}"', text)
+    text = _TAG.sub(_redact_unquoted_attrs, text)
+    text = _redact_json_containers(text)
     text = _JSON_MEMBER.sub(lambda m: f'{m.group("name")}{m.group("sep")}"{REDACTED}"', text)
     text = _KV_LINE.sub(_replace_kv, text)
     text = _URL_USERINFO.sub(lambda m: f"{m.group('scheme')}{REDACTED}@", text)
     text = _QUERY_PARAM.sub(lambda m: m.group("lead") + REDACTED, text)
-    for secret in sorted({s for s in extra_secrets if len(s) >= 3}, key=len, reverse=True):
+    literals = {form for s in extra_secrets if len(s) >= 3 for form in _echo_forms(s)}
+    for secret in sorted(literals, key=len, reverse=True):
         text = text.replace(secret, REDACTED)
     return text
+
+
+def _echo_forms(secret: str) -> set[str]:
+    """``secret`` as a device may echo it: as is, XML/HTML-escaped (``&amp;``, ``&lt;``,
+    ``&quot;`` or ``&#34;`` ...) and JSON-escaped."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    base = secret.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    for dq, sq in (('"', "'"), ("&quot;", "&apos;"), ("&quot;", "&#39;"), ("&#34;", "&#39;"), ("&#x22;", "&#x27;")):
+        forms.add(base.replace('"', dq).replace("'", sq))
+    return forms
+
+
+def _redact_unquoted_attrs(match: re.Match[str]) -> str:
+    return _UNQUOTED_ATTR.sub(lambda m: f'{m.group("name")}{m.group("eq")}"{REDACTED}"', match.group(0))
+
+
+def _redact_json_containers(text: str) -> str:
+    """Replace the object or array value of every secret-named JSON member by ``"[REDACTED]"``.
+    A value with no end (a reply cut at the size limit) is redacted to the end of the text."""
+    out: list[str] = []
+    pos = 0
+    while (match := _JSON_CONTAINER.search(text, pos)) is not None:
+        start = match.end() - 1  # the opening bracket
+        end = _json_value_end(text, start)
+        out.append(text[pos:start])
+        inner = text[start + 1 : end - 1] if end - start >= 2 else ""
+        out.append(text[start:end] if not inner.strip() and end > start + 1 else f'"{REDACTED}"')
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def _json_value_end(text: str, start: int) -> int:
+    """The index just past the object or array opening at ``start``, or len(text)."""
+    depth = 0
+    for token in _JSON_TOKEN.finditer(text, start):
+        kind = token.group(0)[0]
+        if kind in "[{":
+            depth += 1
+        elif kind in "]}":
+            depth -= 1
+            if depth == 0:
+                return token.end()
+    return len(text)
 
 
 def redact_obj(value: Any, extra_secrets: Iterable[str] = ()) -> Any:

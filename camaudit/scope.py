@@ -90,10 +90,9 @@ def classify(address: str | IPAddress, *, internal_extra: Iterable[IPNetwork] = 
         if ip.version == net.version and ip in net:
             return Classification(AddressClass.INTERNAL, f"declared internal ({net})")
     if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:  # ::ffff:0:0/96 follows the embedded IPv4 address
-            return classify(ip.ipv4_mapped, internal_extra=internal_extra)
-        if ip in _LOCAL_NAT64:  # 64:ff9b:1::/48 (RFC 8215) follows the embedded IPv4 address
-            return classify(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), internal_extra=internal_extra)
+        embedded = _embedded_ipv4(ip)
+        if embedded is not None:
+            return classify(embedded, internal_extra=internal_extra)
         rows = _V6
     else:
         rows = _V4
@@ -105,8 +104,28 @@ def classify(address: str | IPAddress, *, internal_extra: Iterable[IPNetwork] = 
     return Classification(AddressClass.EXTERNAL, "global unicast")
 
 
-_LOCAL_NAT64 = ipaddress.IPv6Network("64:ff9b:1::/48")
+#: IPv6 blocks whose class follows the IPv4 address in their low 32 bits (egress.md section 4):
+#: IPv4-mapped ::ffff:0:0/96 and local-use NAT64 64:ff9b:1::/48 (RFC 8215) per the reference;
+#: IPv4-compatible ::/96 (RFC 4291, deprecated) too, because a host that still routes it (a
+#: sit tunnel) sends the packet to that IPv4 address. Its first two addresses, :: and ::1, keep
+#: their own rows. The well-known NAT64 prefix 64:ff9b::/96 is external as a whole (a row).
+_EMBEDDED_V4_BLOCKS: tuple[IPNetwork, ...] = (
+    ipaddress.IPv6Network("::ffff:0:0/96"),
+    ipaddress.IPv6Network("::/96"),
+    ipaddress.IPv6Network("64:ff9b:1::/48"),
+)
+_V4_IN_V6_MASK = 0xFFFF_FFFF
 _V6_GLOBAL_UNICAST = ipaddress.IPv6Network("2000::/3")
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    """The IPv4 address whose class ``ip`` takes, or None when ``ip`` has its own class."""
+    if int(ip) <= 1:  # :: and ::1 are the unspecified and loopback addresses, not IPv4-compatible
+        return None
+    for block in _EMBEDDED_V4_BLOCKS:
+        if ip in block:
+            return ipaddress.IPv4Address(int(ip) & _V4_IN_V6_MASK)
+    return None
 
 
 def is_external(address: str | IPAddress) -> bool:
@@ -122,6 +141,8 @@ class Scope:
     networks: tuple[tuple[IPAddress, IPAddress], ...]  # inclusive ranges, merged
     excluded: tuple[tuple[IPAddress, IPAddress], ...]
     size: int
+    #: Things the user should know about the scope (CGNAT space in it, for one).
+    notes: tuple[str, ...] = ()
 
     def __iter__(self) -> Iterator[IPAddress]:
         for first, last in self.networks:
@@ -189,6 +210,9 @@ def expand_target_args(args: Iterable[str]) -> list[str]:
                 raise ScopeError(f"cannot read target file {str(path)!r}: {exc.strerror}") from exc
             except UnicodeDecodeError as exc:
                 raise ScopeError(f"target file {str(path)!r} is not UTF-8 text") from exc
+            except ValueError as exc:
+                # A NUL byte or a lone surrogate: no file can have that name.
+                raise ScopeError(f"{str(path)!r} cannot be a target file name") from exc
             for line in text.splitlines():
                 line = line.split("#", 1)[0].strip()
                 targets.extend(part for part in line.replace(",", " ").split() if part)
@@ -253,21 +277,98 @@ def build_scope(
         )
     if size == 0:
         raise ScopeError("the exclusions remove every target address")
-    return Scope(tuple(target_list), tuple(merged), tuple(excluded), size)
+    note = _ambiguous_note(_subtract(merged, excluded))
+    notes = (note,) if note is not None else ()
+    return Scope(tuple(target_list), tuple(merged), tuple(excluded), size, notes)
+
+
+def _boundaries(table: Sequence[tuple[IPNetwork, AddressClass, str]], extra: Iterable[IPNetwork]) -> tuple[int, ...]:
+    points = {0}
+    for net in [row[0] for row in table] + list(extra):
+        points.update((int(net.network_address), int(net.broadcast_address) + 1))
+    return tuple(sorted(points))
+
+
+# Where the class can change: the start of every row and the address after its end.
+_V4_BOUNDARIES = _boundaries(_V4, ())
+_V6_BOUNDARIES = _boundaries(_V6, (_V6_GLOBAL_UNICAST, *_EMBEDDED_V4_BLOCKS))
+
+
+def _class_boundaries(first: IPAddress, last: IPAddress) -> list[int]:
+    """``first`` and every address in [first, last] whose class may differ from the address
+    before it, in order: the class is constant from each one up to the next.
+
+    Inside a block that embeds IPv4 (``_EMBEDDED_V4_BLOCKS``) the class repeats every 2**32
+    addresses, so the IPv4 boundaries are mapped into the first, second and last period the
+    range touches: periods in between are whole and identical to the second one.
+    """
+    lo, hi = int(first), int(last)
+    points = {lo}
+    if first.version == 4:
+        points.update(p for p in _V4_BOUNDARIES if lo <= p <= hi)
+        return sorted(points)
+    points.update(p for p in _V6_BOUNDARIES if lo <= p <= hi)
+    for block in _EMBEDDED_V4_BLOCKS:
+        start, end = max(lo, int(block.network_address)), min(hi, int(block.broadcast_address))
+        if start > end:
+            continue
+        first_period, last_period = start >> 32, end >> 32
+        for period in {first_period, min(first_period + 1, last_period), last_period}:
+            base = period << 32
+            points.update(base + p for p in _V4_BOUNDARIES if start <= base + p <= end)
+    return sorted(points)
+
+
+def _first_of_class(first: IPAddress, last: IPAddress, wanted: AddressClass) -> IPAddress | None:
+    """The first address of class ``wanted`` in [first, last], found without enumerating the
+    range (a /8, or an IPv6 /64, must not take seconds)."""
+    make = type(first)
+    for value in _class_boundaries(first, last):
+        ip = make(value)
+        if classify(ip).cls is wanted:
+            return ip
+    return None
 
 
 def _first_external(first: IPAddress, last: IPAddress) -> IPAddress | None:
-    """The first external address in [first, last], found by walking table boundaries, not
-    every address (a /8 must not take seconds)."""
-    rows = _V4 if first.version == 4 else _V6
-    bounds = sorted(
-        {int(first)}
-        | {int(net.network_address) for net, _, _ in rows if int(first) <= int(net.network_address) <= int(last)}
-        | {int(net.broadcast_address) + 1 for net, _, _ in rows if int(first) <= int(net.broadcast_address) + 1 <= int(last)}
-    )
-    cls = type(first)
-    for value in bounds:
-        ip = cls(value)
-        if classify(ip).cls is AddressClass.EXTERNAL:
-            return ip
+    """The first external address in [first, last], or None."""
+    return _first_of_class(first, last, AddressClass.EXTERNAL)
+
+
+def _subtract(
+    ranges: Sequence[tuple[IPAddress, IPAddress]], excluded: Sequence[tuple[IPAddress, IPAddress]]
+) -> list[tuple[IPAddress, IPAddress]]:
+    """``ranges`` less ``excluded`` (both merged), as inclusive ranges."""
+    out: list[tuple[IPAddress, IPAddress]] = []
+    for first, last in ranges:
+        make = type(first)
+        lo, hi = int(first), int(last)
+        for x_first, x_last in excluded:
+            if x_first.version != first.version or int(x_last) < lo or int(x_first) > hi:
+                continue
+            if int(x_first) > lo:
+                out.append((make(lo), make(int(x_first) - 1)))
+            lo = int(x_last) + 1
+            if lo > hi:
+                break
+        if lo <= hi:
+            out.append((make(lo), make(hi)))
+    return out
+
+
+def _ambiguous_note(ranges: Sequence[tuple[IPAddress, IPAddress]]) -> str | None:
+    """The note a scan carries when its scope holds shared address space (CGNAT, RFC 6598).
+
+    reference/egress.md section 4 classes it "ambiguous": ISP-side space, internal only if the
+    organisation uses it deliberately; not global, so it is scanned, but flagged.
+    """
+    for first, last in ranges:
+        ip = _first_of_class(first, last, AddressClass.AMBIGUOUS)
+        if ip is not None:
+            return (
+                f"the scope includes {ip}, shared address space (carrier-grade NAT, RFC 6598, "
+                "100.64.0.0/10): camaudit classes it as ambiguous, not internal, because it is "
+                "usually the provider's side of a NAT; it was scanned as asked, but confirm that "
+                "your organisation uses this space itself"
+            )
     return None

@@ -92,11 +92,11 @@ def test_password_never_in_repr_str_or_pickle() -> None:
     [
         ("credentials: [{cidr: 10.0.0.0/8, username: u}]", "'password' is missing"),
         ("credentials: [{cidr: 10.0.0.0/8, username: u, password: 01234}]", "quotes"),
-        ("credentials: [{cidr: nonsense, username: u, password: 'p'}]", "not a valid cidr"),
+        ("credentials: [{cidr: nonsense, username: u, password: 'p'}]", "'cidr' is not a valid CIDR"),
         ("credentials: [{username: u, password: 'p'}]", "exactly one of"),
         ("credentials: [{cidr: 10.0.0.0/8, vendor: x, username: u, password: 'p'}]", "exactly one of"),
-        ("credentials: [{address: 10.0.0.1, username: u, password: 'p', extra: 1}]", "unknown key"),
-        ("credentials: [{default: true, username: u, password_env: NOPE_UNSET}]", "NOPE_UNSET is not set"),
+        ("credentials: [{address: 10.0.0.1, username: u, password: 'p', extra: 1}]", "key 4 is not one of"),
+        ("credentials: [{default: true, username: u, password_env: NOPE_UNSET}]", "named in 'password_env' is not set"),
         ("something: else", "expected a list"),
     ],
 )
@@ -106,9 +106,35 @@ def test_bad_entries_give_one_line_errors(tmp_path: Path, text: str, message: st
     assert "\n" not in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "entry",
+    [
+        "{address: Leak-Me-9981, username: u, password: 'p'}",
+        "{cidr: Leak-Me-9981, username: u, password: 'p'}",
+        "{address: '10.0.0.1/Leak-Me-9981', username: u, password: 'p'}",
+        "{default: Leak-Me-9981, username: u, password: 'p'}",
+        "{default: true, username: u, password_env: Leak-Me-9981}",
+        "{default: true, username: u, Leak-Me-9981: p}",
+        "{default: true, username: u, password: 'p', password_env: Leak-Me-9981}",
+        "{default: true, username: [Leak-Me-9981], password: 'p'}",
+        "{default: true, username: u, password: [Leak-Me-9981]}",
+        "{vendor: [Leak-Me-9981], username: u, password: 'p'}",
+        "[Leak-Me-9981]",
+    ],
+)
+def test_entry_errors_never_echo_a_value(tmp_path: Path, entry: str) -> None:
+    text = f"credentials:\n  - {{default: true, username: ok, password: 'p'}}\n  - {entry}\n"
+    with pytest.raises(ConfigError) as info:
+        load_credentials(_write(tmp_path, "c.yaml", text), environ={})
+    assert "Leak-Me-9981" not in str(info.value)
+    assert "entry 2" in str(info.value)
+
+
 @pytest.mark.parametrize("name, text", [
     ("c.yaml", "credentials:\n  - username: u\n    password: \"Leaky-Pw\n  bad: [\n"),
     ("c.toml", '[[credentials]]\nusername = "u"\npassword = "Leaky-Pw\n'),
+    ("c.toml", '[[credentials]]\nusername = "u"\npassword = Leaky-Pw\n'),
+    ("c.toml", '[[credentials]]\nusername = "u"\n(Leaky-Pw = 1\n'),
 ])
 def test_parse_errors_do_not_quote_the_file(tmp_path: Path, name: str, text: str) -> None:
     with pytest.raises(ConfigError) as info:

@@ -103,3 +103,120 @@ def test_hostile_input_is_linear(blob: str) -> None:
     started = time.monotonic()
     redact(blob)
     assert time.monotonic() - started < 2
+
+
+# Issue 10 item 8: the shapes vendors use that name-based redaction missed.
+
+
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        ("table.WLan.eth2.Keys[0]=wlanKeyZero\r\ntable.WLan.eth2.Keys[1]=wlanKeyOne\r\n", "wlanKeyZero"),
+        ("table.WLan.eth2.Keys[0]=wlanKeyZero\r\ntable.WLan.eth2.Keys[1]=wlanKeyOne\r\n", "wlanKeyOne"),
+        ("<WLan><Keys><Key>wlanKeyXml</Key></Keys></WLan>", "wlanKeyXml"),
+        ("<WLan><Keys>wlanKeyText</Keys></WLan>", "wlanKeyText"),
+        ('{"Keys": "wlanKeyJson"}', "wlanKeyJson"),
+        ('<wlan Keys="wlanKeyAttr"/>', "wlanKeyAttr"),
+        ("GET /cgi?passwords=qsPlural&x=1", "qsPlural"),
+    ],
+)
+def test_plural_secret_names(text: str, secret: str) -> None:
+    assert secret not in redact(text)
+
+
+def test_plural_names_are_secret_names() -> None:
+    assert is_secret_name("table.WLan.eth2.Keys[0]")
+    assert is_secret_name("Passwords")
+    assert redact_obj({"WLan": {"Keys": ["k-one", "k-two"]}}) == {"WLan": {"Keys": REDACTED}}
+
+
+@pytest.mark.parametrize(
+    "doc, secret",
+    [
+        ('{"T2UServer": {"Keys": ["arrKeyOne", "arrKeyTwo"], "Enable": true}}', "arrKeyTwo"),
+        ('{"password": {"value": "objPw", "type": "plain"}}', "objPw"),
+        ('{"secret": {"a": [{"b": "deep]}{Pw"}], "c": 1}, "after": "kept"}', "deep]}{Pw"),
+        ('{"PPPoE": {"Password": ["cutAtTheLimit", ', "cutAtTheLimit"),  # a reply cut short
+    ],
+)
+def test_json_secret_members_with_object_or_array_values(doc: str, secret: str) -> None:
+    out = redact(doc)
+    assert secret not in out
+    assert REDACTED in out
+
+
+def test_json_container_redaction_keeps_the_rest_valid() -> None:
+    doc = json.dumps({"Keys": ["a1b2c3", "d4e5f6"], "Enable": True, "Name": "wlan0", "Password": {"x": "y7y7"}})
+    out = json.loads(redact(doc))
+    assert out == {"Keys": REDACTED, "Enable": True, "Name": "wlan0", "Password": REDACTED}
+    assert redact('{"Keys": [], "Name": "n"}') == '{"Keys": [], "Name": "n"}'  # nothing to hide
+
+
+def test_cdata_longer_than_two_kib_is_redacted() -> None:
+    secret = "C" * 3000
+    doc = f"<DDNS><password><![CDATA[{secret}]]></password><server>ddns.example</server></DDNS>"
+    out = redact(doc)
+    assert "CCCC" not in out
+    assert "<server>ddns.example</server>" in out
+    # Unterminated, as a reply cut at the size limit leaves it.
+    assert "CCCC" not in redact(f"<password><![CDATA[{secret}")
+
+
+def test_plain_text_longer_than_two_kib_is_redacted() -> None:
+    assert "TTTT" not in redact("<password>" + "T" * 3000 + "</password>")
+
+
+@pytest.mark.parametrize(
+    "doc, secret",
+    [
+        ("<user name=admin password=unquotedPw>", "unquotedPw"),
+        ("<user name=admin password=unquotedPw/>", "unquotedPw"),
+        ("<input type=hidden name=x authKey = spacedKey >", "spacedKey"),
+        ("<a name=x passwd=a/b/c>", "a/b/c"),
+    ],
+)
+def test_unquoted_attributes(doc: str, secret: str) -> None:
+    out = redact(doc)
+    assert secret not in out
+    assert "name=" in out
+
+
+def test_unquoted_attribute_rule_stays_inside_tags() -> None:
+    url = "http://10.0.0.5/cgi?pwd=qq123&x=1"
+    assert redact(url) == f"http://10.0.0.5/cgi?pwd={REDACTED}&x=1"
+    assert redact("<model>DS-2CD</model> key=value outside a tag") == "<model>DS-2CD</model> key=value outside a tag"
+
+
+@pytest.mark.parametrize(
+    "echo",
+    [
+        "<error>bad password a&amp;b&lt;c&gt;&quot;d&apos;e</error>",
+        "<error>bad password a&amp;b&lt;c&gt;&#34;d&#39;e</error>",
+        "<error>bad password a&amp;b&lt;c&gt;\"d'e</error>",
+        '{"error": "bad password a&b<c>\\"d\'e"}',
+    ],
+)
+def test_escaped_echo_of_the_audit_password(echo: str) -> None:
+    password = "a&b<c>\"d'e"
+    out = redact(echo, extra_secrets=[password])
+    assert "b&lt;c" not in out and "b<c" not in out
+    assert "bad password" in out and REDACTED in out
+
+
+@pytest.mark.parametrize(
+    "blob",
+    [
+        '"Keys": [' * 30000,
+        '{"password": {"a": "' + "\\\\" * 50000,
+        "<password><![CDATA[" * 20000,
+        "<a password=" + "x" * 100000,
+        "<a " + "pwd=x " * 30000 + ">",
+    ],
+)
+def test_new_shapes_stay_linear_on_hostile_input(blob: str) -> None:
+    # Bounded only to prove "does not hang": a quadratic pass on these takes minutes.
+    import time
+
+    started = time.monotonic()
+    redact(blob)
+    assert time.monotonic() - started < 20

@@ -5,9 +5,21 @@ from __future__ import annotations
 import ipaddress
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from camaudit.errors import ScopeError
-from camaudit.scope import AddressClass, build_scope, classify, is_external, parse_target
+from camaudit.scope import (
+    _V4_TABLE,
+    _V6_TABLE,
+    AddressClass,
+    IPAddress,
+    build_scope,
+    classify,
+    expand_target_args,
+    is_external,
+    parse_target,
+)
 
 # One row per line of the reference table, plus the cases where CPython's is_private/is_global
 # disagree between patch releases (CVE-2024-4032).
@@ -39,6 +51,9 @@ CLASS_CASES = [
     ("::1", AddressClass.LOCAL),
     ("::ffff:10.0.0.1", AddressClass.INTERNAL),
     ("::ffff:8.8.8.8", AddressClass.EXTERNAL),
+    ("::10.0.0.1", AddressClass.INTERNAL),  # IPv4-compatible (deprecated) follows its IPv4 address
+    ("::8.8.8.8", AddressClass.EXTERNAL),
+    ("::2", AddressClass.LOCAL),
     ("64:ff9b::808:808", AddressClass.EXTERNAL),
     ("64:ff9b:1::a00:1", AddressClass.INTERNAL),
     ("100::1", AddressClass.LOCAL),
@@ -132,3 +147,127 @@ def test_target_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_exclusions_that_remove_everything_are_an_error() -> None:
     with pytest.raises(ScopeError, match="exclusions remove every"):
         build_scope(["10.0.0.1"], exclude=["10.0.0.0/24"])
+
+
+# Issue 10 item 2: ranges and CIDRs that cross an embedded-IPv4 boundary into public space.
+@pytest.mark.parametrize(
+    ("target", "public"),
+    [
+        ("::ffff:10.255.255.254-::ffff:11.0.0.1", "::ffff:b00:0"),
+        ("::ffff:192.0.0.0/120", "::ffff:c000:9"),
+        ("::ffff:172.31.255.254-::ffff:172.32.0.1", "::ffff:ac20:0"),
+        ("1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff-2000::1", "2000::"),
+        ("64:ff9b:1::aff:ffff-64:ff9b:1::b00:1", "64:ff9b:1::b00:0"),
+        ("::10.255.255.254-::11.0.0.1", "::b00:0"),  # IPv4-compatible
+        ("64:ff9b::a00:0/120", "64:ff9b::a00:0"),  # well-known NAT64: external whatever it embeds
+        # Local-use NAT64 repeats the IPv4 table every 2**32 addresses: the first period holds
+        # only 255.255.255.255, the last only 0.0.0.0 (both local), the whole one between them
+        # holds public space.
+        ("64:ff9b:1::ffff:ffff-64:ff9b:1:0:0:2:0:0", "64:ff9b:1:0:0:1:100:0"),
+        ("::ffff:0:0/96", "::ffff:100:0"),
+        ("::/0", "::100:0"),
+    ],
+)
+def test_embedded_ipv4_ranges_are_refused_at_their_first_public_address(target: str, public: str) -> None:
+    with pytest.raises(ScopeError, match="--allow-public") as err:
+        build_scope([target])
+    assert str(err.value).startswith(f"{ipaddress.ip_address(public)} is a public")
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "::ffff:10.0.0.0-::ffff:10.0.255.255",
+        "::ffff:192.0.0.0-::ffff:192.0.0.8",
+        "64:ff9b:1::a00:0/112",
+        "64:ff9b:1:0:0:5:a00:0/112",
+        "::10.1.0.0/112",
+        "::ffff:172.16.0.0-::ffff:172.16.255.255",
+        "1fff:ffff:ffff:ffff:ffff:ffff:ffff:0/112",
+    ],
+)
+def test_embedded_ipv4_ranges_inside_internal_space_are_accepted(target: str) -> None:
+    assert len(build_scope([target])) > 0
+
+
+def _interesting_points() -> list[int]:
+    """Addresses where the class changes: the IPv4 table's edges, the IPv6 table's, and the
+    IPv4 edges mapped into each IPv6 block that embeds IPv4 (in several 2**32 periods)."""
+    v4_edges = sorted(
+        {0, 2**32 - 1}
+        | {int(ipaddress.ip_network(p).network_address) for p, _, _ in _V4_TABLE}
+        | {int(ipaddress.ip_network(p).broadcast_address) + 1 for p, _, _ in _V4_TABLE}
+    )
+    v6_prefixes = [p for p, _, _ in _V6_TABLE] + ["2000::/3", "::ffff:0:0/96", "::/96", "64:ff9b:1::/48"]
+    points = []
+    for edge in v4_edges:
+        points.append(edge)
+        for base in ("::", "::ffff:0:0", "64:ff9b:1::", "64:ff9b:1:0:0:7:0:0", "64:ff9b:1:ffff:ffff:ffff::"):
+            points.append((1 << 128) + int(ipaddress.IPv6Address(base)) + edge)
+    for prefix in v6_prefixes:
+        net = ipaddress.IPv6Network(prefix)
+        points += [(1 << 128) + int(net.network_address), (1 << 128) + int(net.broadcast_address) + 1]
+    return points
+
+
+def _to_range(anchor: int, offset: int, length: int) -> tuple[IPAddress, IPAddress] | None:
+    """An inclusive range near ``anchor`` (values from 2**128 up stand for IPv6)."""
+    if anchor >= 1 << 128:
+        make: type[IPAddress] = ipaddress.IPv6Address
+        top = 2**128 - 1
+        anchor -= 1 << 128
+    else:
+        make, top = ipaddress.IPv4Address, 2**32 - 1
+    first = anchor + offset
+    last = first + length
+    if first < 0 or last > top:
+        return None
+    return make(first), make(last)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    anchor=st.sampled_from(_interesting_points()),
+    offset=st.integers(min_value=-300, max_value=300),
+    length=st.integers(min_value=0, max_value=600),
+)
+def test_public_check_agrees_with_classifying_every_address(anchor: int, offset: int, length: int) -> None:
+    """Property: a small range is refused exactly when one of its addresses is external, naming
+    the first; it carries the CGNAT note exactly when one of its addresses is ambiguous."""
+    bounds = _to_range(anchor, offset, length)
+    assume(bounds is not None)
+    assert bounds is not None
+    first, last = bounds
+    make = type(first)
+    classes = [classify(make(value)).cls for value in range(int(first), int(last) + 1)]
+    externals = [int(first) + i for i, cls in enumerate(classes) if cls is AddressClass.EXTERNAL]
+    target = f"{first}-{last}"
+    if externals:
+        with pytest.raises(ScopeError) as err:
+            build_scope([target])
+        assert str(err.value).startswith(f"{make(externals[0])} is a public")
+    else:
+        scope = build_scope([target])
+        has_cgnat = AddressClass.AMBIGUOUS in classes
+        assert bool(scope.notes) == has_cgnat
+        if has_cgnat:
+            assert "RFC 6598" in scope.notes[0] and "ambiguous" in scope.notes[0]
+
+
+def test_cgnat_is_scanned_with_a_note_unless_excluded() -> None:
+    scope = build_scope(["100.64.0.1"])
+    assert scope.addresses() == ["100.64.0.1"]
+    [note] = scope.notes
+    assert note.startswith("the scope includes 100.64.0.1, shared address space (carrier-grade NAT, RFC 6598")
+    assert build_scope(["10.0.0.1"]).notes == ()
+    assert build_scope(["10.0.0.1", "100.64.0.1-100.64.0.3"], exclude=["100.64.0.0/10"]).notes == ()
+    [note] = build_scope(["::ffff:100.127.255.255"]).notes
+    assert "::ffff:647f:ffff" in note
+
+
+@pytest.mark.parametrize("name", ["@targets\x00.txt", "@targets-\ud800.txt"], ids=["nul", "lone-surrogate"])
+def test_impossible_target_file_names_are_a_usage_error(name: str) -> None:
+    with pytest.raises(ScopeError, match="cannot be a target file name") as err:
+        expand_target_args([name])
+    assert err.value.exit_code == 2
+    assert "\n" not in str(err.value)

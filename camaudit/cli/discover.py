@@ -92,6 +92,7 @@ def discover(
             rate=rate,
         )
     )
+    result.notes[:0] = scope.notes  # about the scope itself (CGNAT space), before the run's own
     devices = summarise(result.observations)
     if as_json:
         click.echo(json.dumps(_document(scope.targets, len(addresses), result, devices), indent=2))

@@ -40,24 +40,28 @@ def identify(source: str | None, nmap_xml: str | None) -> int:
     if not source:
         raise UsageError("give a JSON lines FILE, '-' for standard input, or --nmap-xml FILE")
     if source == "-":
-        _emit(offline.identify_lines(sys.stdin))
+        stdin = getattr(sys.stdin, "buffer", None)
+        if stdin is None:
+            raise InputError("standard input is not open for reading")
+        _emit(offline.identify_stream(stdin))
         return 0
     try:
-        with open(source, encoding="utf-8", errors="replace") as handle:
-            _emit(offline.identify_lines(handle))
+        with open(source, "rb") as handle:
+            _emit(offline.identify_stream(handle))
     except OSError as exc:
         raise InputError(f"cannot read {source}: {exc.strerror or exc}") from exc
     return 0
 
 
 def _emit(records: Any) -> None:
+    encoding = getattr(sys.stdout, "encoding", None) or "utf-8"
     for record in records:
         line = json.dumps(record, ensure_ascii=False)
         try:
-            line.encode("utf-8")
-        except UnicodeEncodeError:
-            # A lone surrogate from a "\udXXX" escape in the input cannot be written as UTF-8;
-            # escaped output is the same JSON.
+            line.encode(encoding)
+        except (UnicodeEncodeError, LookupError):
+            # A lone surrogate from a "\udXXX" escape in the input, or a character the output
+            # encoding lacks (PYTHONIOENCODING=ascii): escaped output is the same JSON.
             line = json.dumps(record)
         sys.stdout.write(line + "\n")
         sys.stdout.flush()

@@ -11,9 +11,10 @@ kinds camaudit does not know are skipped and named in ``ignored_kinds``.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import IO, Any
 
 from ..model import OBSERVATION_KINDS, Identity, Observation, bounded_text
 from .engine import Engine, default_engine
@@ -106,6 +107,20 @@ def identify_lines(lines: Iterable[str], engine: Engine | None = None) -> Iterat
         if ignored:
             out["ignored_kinds"] = ignored
         yield out
+
+
+def identify_stream(stream: IO[bytes], engine: Engine | None = None) -> Iterator[dict[str, Any]]:
+    """:func:`identify_lines` over a byte stream (a file or standard input, read alike).
+
+    The bytes are decoded as UTF-8 leniently: a byte that is not UTF-8 becomes U+FFFD in its
+    own line and the other lines go on. Evidence comes from anywhere, and the decoding must not
+    depend on the caller's locale or PYTHONIOENCODING.
+    """
+    text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace")
+    try:
+        yield from identify_lines(text, engine)
+    finally:
+        text.detach()  # the caller owns the stream: leave it open
 
 
 def identify_nmap_hosts(hosts: Iterable[NmapHost], engine: Engine | None = None) -> Iterator[dict[str, Any]]:
