@@ -195,6 +195,9 @@ def _run_stages(
                 host.observations.append(obs)
                 if obs.kind == "mac" and not host.mac:
                     host.mac = obs.value
+            for address, problems in found.problems.items():
+                hosts.setdefault(address, Host(address)).problems.extend(problems)
+                store.add_problems(result.scan_id, address, problems)
         if progress:
             progress("discover", 1, 1)
     if stop.is_set():
