@@ -4,7 +4,9 @@ DESIGN.md section 1 and writes each one to the store as it goes.
 scope -> sweep -> discover -> probe -> interrogate -> identify -> store
 
 Interruption (Ctrl-C, SIGTERM, or the caller's ``stop`` event) ends the current stage promptly;
-what was found is already in the store and the scan is marked ``interrupted``.
+what was found is already in the store and the scan is marked ``interrupted``. While it runs,
+the scan records a heartbeat every ``heartbeat_interval`` seconds, so that a scan killed outright
+(SIGKILL) is later marked ``interrupted`` too (store.py).
 """
 
 from __future__ import annotations
@@ -65,6 +67,40 @@ class _StopSignals:
         self.restore()
 
 
+class _Heartbeat:
+    """Touches the scan's row every ``interval`` seconds from a thread of its own, through a
+    connection of its own, so that a later command can tell a killed scan from a running one
+    (a long sweep or a slow device gives the scan's own thread no moment to do it)."""
+
+    def __init__(self, db_path: str, scan_id: str, interval: float, stale_after: float) -> None:
+        self.db_path, self.scan_id, self.interval, self.stale_after = db_path, scan_id, interval, stale_after
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camaudit-scan-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if store is None:
+                        store = open_store(self.db_path, stale_after=self.stale_after)
+                    store.touch_scan(self.scan_id)
+                except CamauditError as exc:
+                    # A full disk or a locked database: the scan goes on; the next beat retries.
+                    log.debug("scan %s: heartbeat not recorded: %s", self.scan_id, exc)
+        finally:
+            if store is not None:
+                store.close()
+
+
 class _SweepWriter:
     """Collects open ports from the sweep and writes them in small batches."""
 
@@ -116,7 +152,7 @@ def run_scan(
 
         load_policy(config.policy_path)  # a bad policy file is a usage error, found before scanning
     stop = stop or threading.Event()
-    store = open_store(config.db_path)
+    store = open_store(config.db_path, stale_after=config.stale_after)
     scan_id = store.start_scan(
         targets=list(config.targets),
         exclude=list(config.exclude),
@@ -126,8 +162,9 @@ def run_scan(
     )
     result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses))
     status, error = "failed", None
+    heartbeat = _Heartbeat(config.db_path, scan_id, config.heartbeat_interval, config.stale_after)
     try:
-        with _StopSignals(stop):
+        with heartbeat, _StopSignals(stop):
             _run_stages(config, store, result, addresses, progress, stop, credentials)
         status = "interrupted" if stop.is_set() else "complete"
     except KeyboardInterrupt:
