@@ -18,6 +18,9 @@ HEARTBEAT_INTERVAL = 5.0
 #: A ``running`` scan whose last heartbeat is older than this many seconds was killed (SIGKILL,
 #: a power cut): any command that opens the store marks it ``interrupted``.
 STALE_AFTER = 60.0
+#: Seconds a scan has, after SIGINT/SIGTERM, to stop in order before its watchdog marks it
+#: ``interrupted`` and ends the process (a probe that never yields cannot keep it alive).
+STOP_GRACE = 5.0
 
 DEFAULT_PORTS: tuple[int, ...] = (
     21, 23, 80, 81, 88, 443, 554, 2020, 5000, 5554, 8000, 8080, 8443, 8554, 8899,
@@ -92,6 +95,7 @@ class ScanConfig:
     credentials_path: str | None = None  # the file's path only: secrets never enter the config
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     stale_after: float = STALE_AFTER
+    stop_grace: float = STOP_GRACE
 
     def digest(self) -> str:
         """A short hash of everything that shapes the scan, stored with it."""

@@ -18,6 +18,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -27,7 +28,35 @@ from camaudit.config import load_config
 from camaudit.errors import ConfigError
 from camaudit.store import Store, open_store
 
+#: A scan whose probe spins forever without giving control back to the event loop, as a parser
+#: looping on hostile bytes would. The probe is replaced here, in the child process only: the
+#: product has no switch for this.
+SPINNING_SCAN = """
+import pathlib, sys
+import camaudit.probes
+from camaudit.cli import main
+
+marker = pathlib.Path(sys.argv[1])
+
+async def spinning_probe(*args, **kwargs):
+    marker.write_text("spinning")
+    while True:  # never returns, never awaits
+        pass
+
+camaudit.probes.probe_host = spinning_probe
+main(sys.argv[2:])
+"""
+
 STALE_NOTE = re.compile(r"marked interrupted at \S+: no heartbeat since \S+ \(the process was probably killed\)")
+
+
+@pytest.fixture
+def open_port() -> Iterator[tuple[str, int]]:
+    """A listening TCP socket on loopback: the kernel completes the handshakes, enough for a sweep."""
+    with socket.socket() as sock:
+        sock.bind(("127.93.1.1", 0))
+        sock.listen(64)
+        yield sock.getsockname()
 
 
 def camaudit(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -54,6 +83,44 @@ def rows(db: Path, sql: str) -> list[tuple[object, ...]]:
             return conn.execute(sql).fetchall()
     except sqlite3.OperationalError:
         return []  # not created yet
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_stops_a_scan_whose_probe_never_yields(
+    tmp_path: Path, open_port: tuple[str, int], signum: int
+) -> None:
+    address, port = open_port
+    db, marker = tmp_path / "spin.db", tmp_path / "spinning"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SPINNING_SCAN, str(marker), "scan", address, "--db", str(db), "--ports", str(port),
+         "--no-discovery", "--no-interrogate", "--json", "-q"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+    )
+    try:
+        wait_for(marker.exists, "the probe to start spinning", proc)
+        time.sleep(0.5)
+        sent = time.monotonic()
+        proc.send_signal(signum)
+        try:
+            out, err = proc.communicate(timeout=15)  # a generous bound: "does not hang"
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the scan ignored {signal.Signals(signum).name} for 15 s")
+        took = time.monotonic() - sent
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err
+    assert "stopped by its watchdog" in err, err
+    assert out == ""  # no half document on stdout
+    [(status, notes, finished)] = rows(db, "select status, notes, finished_at from scans")
+    assert status == "interrupted"
+    assert finished
+    assert any(f"did not stop within 5 s of {signal.Signals(signum).name}" in n for n in json.loads(str(notes)))
+    # What the sweep found before the probe hung is kept.
+    assert rows(db, "select address, port from services") == [(address, port)]
+    assert took < 15
 
 
 def test_a_killed_scan_is_marked_interrupted_by_the_next_command(tmp_path: Path) -> None:
