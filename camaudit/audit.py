@@ -4,7 +4,11 @@ DESIGN.md section 1 and writes each one to the store as it goes.
 scope -> sweep -> discover -> probe -> interrogate -> identify -> store
 
 Interruption (Ctrl-C, SIGTERM, or the caller's ``stop`` event) ends the current stage promptly;
-what was found is already in the store and the scan is marked ``interrupted``.
+what was found is already in the store and the scan is marked ``interrupted``. After a signal, a
+watchdog thread gives the orderly stop ``stop_grace`` seconds; a scan still busy then (a probe
+that never yields) is marked ``interrupted`` by the watchdog, and the process ends with exit
+code 3. While it runs, the scan records a heartbeat every ``heartbeat_interval`` seconds, so
+that a scan killed outright (SIGKILL) is later marked ``interrupted`` too (store.py).
 """
 
 from __future__ import annotations
@@ -12,10 +16,13 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import suppress
 from typing import Any
 
 from .config import ScanConfig
@@ -23,7 +30,7 @@ from .credentials import CredentialStore, load_credentials
 from .errors import CamauditError, ScanFailed, StoreError
 from .model import Host, Observation, ScanResult, utc_now
 from .scope import build_scope
-from .store import Store, open_store
+from .store import Store, mark_interrupted_elsewhere, open_store
 
 log = logging.getLogger(__name__)
 
@@ -34,13 +41,29 @@ ProgressCallback = Callable[[str, int, int], None]
 _FLUSH_SECONDS = 0.5
 
 
+#: The exit code of a scan its watchdog ended (DESIGN.md section 7: interrupted).
+EXIT_INTERRUPTED = 3
+
+
 class _StopSignals:
     """Turn SIGINT and SIGTERM into a stop event for the duration of a scan (main thread only),
-    so every stage can finish its bookkeeping instead of dying mid-write."""
+    so every stage can finish its bookkeeping instead of dying mid-write.
 
-    def __init__(self, stop: threading.Event) -> None:
+    The orderly stop needs the event loop to get control back; a probe that never yields (a
+    parser spinning on hostile bytes) would keep it from ever doing so. So a signal also wakes a
+    watchdog thread, which does not depend on the loop: if the scan has not stopped ``grace``
+    seconds later, it calls ``on_stuck`` (which marks the scan and ends the process)."""
+
+    def __init__(self, stop: threading.Event, *, grace: float = 5.0,
+                 on_stuck: Callable[[str], None] | None = None) -> None:
         self.stop = stop
+        self.grace = grace
+        self.on_stuck = on_stuck
         self._previous: dict[int, Any] = {}
+        self._signal_name = ""
+        self._signalled = threading.Event()
+        self._done = threading.Event()
+        self._watchdog: threading.Thread | None = None
 
     def _handler(self, signum: int, frame: object) -> None:
         if self.stop.is_set() and signum == signal.SIGINT:
@@ -48,13 +71,26 @@ class _StopSignals:
             self.restore()
             raise KeyboardInterrupt
         log.warning("received %s: stopping the scan and keeping what was found", signal.Signals(signum).name)
+        self._signal_name = self._signal_name or signal.Signals(signum).name
+        self._signalled.set()
         self.stop.set()
 
     def __enter__(self) -> _StopSignals:
         if threading.current_thread() is threading.main_thread():
             for signum in (signal.SIGINT, signal.SIGTERM):
                 self._previous[signum] = signal.signal(signum, self._handler)
+            if self.on_stuck is not None:
+                self._watchdog = threading.Thread(target=self._watch, name="camaudit-scan-watchdog", daemon=True)
+                self._watchdog.start()
         return self
+
+    def _watch(self) -> None:
+        # Started before any signal can arrive, so a signal handler never has to start a thread.
+        self._signalled.wait()
+        if self._done.is_set() or self._done.wait(self.grace):
+            return
+        assert self.on_stuck is not None
+        self.on_stuck(self._signal_name or "a stop signal")
 
     def restore(self) -> None:
         for signum, previous in self._previous.items():
@@ -62,7 +98,63 @@ class _StopSignals:
         self._previous.clear()
 
     def __exit__(self, *exc: object) -> None:
+        self._done.set()
+        self._signalled.set()  # wake the watchdog so that it ends
         self.restore()
+
+
+class _Heartbeat:
+    """Touches the scan's row every ``interval`` seconds from a thread of its own, through a
+    connection of its own, so that a later command can tell a killed scan from a running one
+    (a long sweep or a slow device gives the scan's own thread no moment to do it)."""
+
+    def __init__(self, db_path: str, scan_id: str, interval: float, stale_after: float) -> None:
+        self.db_path, self.scan_id, self.interval, self.stale_after = db_path, scan_id, interval, stale_after
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="camaudit-scan-heartbeat", daemon=True)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def _run(self) -> None:
+        store: Store | None = None
+        try:
+            while not self._stop.wait(self.interval):
+                try:
+                    if store is None:
+                        store = open_store(self.db_path, stale_after=self.stale_after)
+                    store.touch_scan(self.scan_id)
+                except CamauditError as exc:
+                    # A full disk or a locked database: the scan goes on; the next beat retries.
+                    log.debug("scan %s: heartbeat not recorded: %s", self.scan_id, exc)
+        finally:
+            if store is not None:
+                store.close()
+
+
+def _end_stuck_scan(db_path: str, scan_id: str, grace: float, notes: list[str]) -> Callable[[str], None]:
+    """What the watchdog does when a signalled scan has not stopped within ``grace`` seconds:
+    mark it interrupted through a connection of its own (what was written stays), say so on
+    stderr, and end the process at once: the stuck thread cannot be stopped any other way."""
+
+    def end(signal_name: str) -> None:
+        note = (f"stopped by its watchdog: the scan did not stop within {grace:g} s of {signal_name} "
+                "(a probe did not give back control); what was found before is kept")
+        marked = mark_interrupted_elsewhere(db_path, scan_id, [*notes, note])
+        message = f"camaudit: WARNING: {note}" + ("" if marked else f" (could not mark scan {scan_id} as interrupted)")
+        with suppress(OSError):
+            os.write(2, (message + "\n").encode())
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        os._exit(EXIT_INTERRUPTED)
+
+    return end
 
 
 class _SweepWriter:
@@ -116,7 +208,7 @@ def run_scan(
 
         load_policy(config.policy_path)  # a bad policy file is a usage error, found before scanning
     stop = stop or threading.Event()
-    store = open_store(config.db_path)
+    store = open_store(config.db_path, stale_after=config.stale_after)
     scan_id = store.start_scan(
         targets=list(config.targets),
         exclude=list(config.exclude),
@@ -127,8 +219,10 @@ def run_scan(
     result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses))
     result.notes.extend(scope.notes)
     status, error = "failed", None
+    on_stuck = _end_stuck_scan(config.db_path, scan_id, config.stop_grace, result.notes)
+    heartbeat = _Heartbeat(config.db_path, scan_id, config.heartbeat_interval, config.stale_after)
     try:
-        with _StopSignals(stop):
+        with heartbeat, _StopSignals(stop, grace=config.stop_grace, on_stuck=on_stuck):
             _run_stages(config, store, result, addresses, progress, stop, credentials)
         status = "interrupted" if stop.is_set() else "complete"
     except KeyboardInterrupt:
@@ -196,6 +290,9 @@ def _run_stages(
                 host.observations.append(obs)
                 if obs.kind == "mac" and not host.mac:
                     host.mac = obs.value
+            for address, problems in found.problems.items():
+                hosts.setdefault(address, Host(address)).problems.extend(problems)
+                store.add_problems(result.scan_id, address, problems)
         if progress:
             progress("discover", 1, 1)
     if stop.is_set():

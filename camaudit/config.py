@@ -13,6 +13,15 @@ from typing import Any
 
 from .errors import ConfigError
 
+#: Seconds between a running scan's heartbeats (the ``scans.heartbeat_at`` column).
+HEARTBEAT_INTERVAL = 5.0
+#: A ``running`` scan whose last heartbeat is older than this many seconds was killed (SIGKILL,
+#: a power cut): any command that opens the store marks it ``interrupted``.
+STALE_AFTER = 60.0
+#: Seconds a scan has, after SIGINT/SIGTERM, to stop in order before its watchdog marks it
+#: ``interrupted`` and ends the process (a probe that never yields cannot keep it alive).
+STOP_GRACE = 5.0
+
 DEFAULT_PORTS: tuple[int, ...] = (
     21, 23, 80, 81, 88, 443, 554, 2020, 5000, 5554, 8000, 8080, 8443, 8554, 8899,
     34567, 37777, 37778,
@@ -84,6 +93,9 @@ class ScanConfig:
     policy_path: str | None = None  # findings policy; None = the shipped config/policy.yaml
     interrogate: bool = True  # read-only ONVIF / ISAPI / Dahua CGI reads of each device
     credentials_path: str | None = None  # the file's path only: secrets never enter the config
+    heartbeat_interval: float = HEARTBEAT_INTERVAL
+    stale_after: float = STALE_AFTER
+    stop_grace: float = STOP_GRACE
 
     def digest(self) -> str:
         """A short hash of everything that shapes the scan, stored with it."""
@@ -217,7 +229,7 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
         for k, v in overrides.items()
         if v is not None and k not in _SWEEP_KEYS and not k.startswith(("probe_", "discovery_", "egress_"))
     }
-    return dataclasses.replace(
+    config = dataclasses.replace(
         config,
         **scan_over,
         sweep=_apply("option", SweepConfig, config.sweep, sweep_over),
@@ -225,6 +237,11 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
         discovery=_apply("option", DiscoveryConfig, config.discovery, discovery_over),
         egress=_apply("option", EgressConfig, config.egress, egress_over),
     )
+    if config.stale_after <= 2 * config.heartbeat_interval:
+        # A live scan must never look dead: leave room for a late heartbeat or two.
+        raise ConfigError(f"[scan] stale_after ({config.stale_after:g} s) must be more than twice "
+                          f"heartbeat_interval ({config.heartbeat_interval:g} s)")
+    return config
 
 
 _SWEEP_KEYS = {f.name for f in dataclasses.fields(SweepConfig)}

@@ -6,11 +6,16 @@ merge without collision. WAL mode and ``BEGIN IMMEDIATE`` writes with a generous
 let two scans write to one database at once, each landing whole.
 
 Tables (migration 1): scans, hosts, services, observations. Later migrations add identities,
-devices and sightings (2). Readable by Datasette as it is.
+devices and sightings (2), ... and the scans' heartbeat (7). Readable by Datasette as it is.
+
+A running scan records a heartbeat every few seconds. A scan that was killed (SIGKILL, a power
+cut) cannot mark itself, so every writable open marks a ``running`` scan whose heartbeat is older
+than ``stale_after`` seconds as ``interrupted``, with a note; a read-only open only shows it so.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import os
@@ -30,6 +35,7 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from . import __version__
+from .config import STALE_AFTER
 from .errors import StoreError, UsageError
 from .model import Identity, Observation, utc_now
 
@@ -171,6 +177,13 @@ def _m0006(db: sqlite_utils.Database) -> None:
     db.table("hosts").add_column("problems", str)
 
 
+@migrations(name="0007_scan_heartbeat")
+def _m0007(db: sqlite_utils.Database) -> None:
+    # A running scan touches this every few seconds; a `running` scan whose heartbeat is old was
+    # killed (SIGKILL, a power cut) and is marked interrupted by the next command (DESIGN.md 6).
+    db.table("scans").add_column("heartbeat_at", str)
+
+
 def device_key(*, serial: str | None, mac: str | None, address: str) -> str:
     """A device's identity across scans: serial, else MAC, else address (DESIGN.md section 6)."""
     if serial:
@@ -241,12 +254,17 @@ def _enable_wal(conn: sqlite3.Connection) -> str:
 class Store:
     """One evidence database. Open with :func:`open_store`; use as a context manager."""
 
-    def __init__(self, path: str | Path, *, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, read_only: bool = False, stale_after: float = STALE_AFTER) -> None:
         self.path = Path(path)
         self.read_only = read_only
+        self.stale_after = stale_after
+        #: scan id -> note, for killed scans this store could not mark (read-only): shown as
+        #: interrupted in memory, never written.
+        self._stale: dict[str, str] = {}
         if read_only:
             self.db = sqlite_utils.Database(self._connect_read_only())
             self._check_schema()
+            self._stale = dict(self._find_stale_scans())
             return
         try:
             conn = sqlite3.connect(str(self.path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
@@ -262,6 +280,7 @@ class Store:
             raise store_error(self.path, exc, "open") from exc
         self.db = sqlite_utils.Database(conn)
         self._migrate()
+        self._mark_stale_scans()
 
     def _connect_read_only(self) -> sqlite3.Connection:
         """A database the user cannot write (archived evidence, a read-only disk) can still be
@@ -391,9 +410,54 @@ class Store:
                     "addresses_scanned": addresses,
                     "notes": "[]",
                     "error": None,
+                    "heartbeat_at": utc_now(),
                 }
             )
         return scan_id
+
+    def touch_scan(self, scan_id: str) -> None:
+        """The scan's heartbeat: it is alive now. Only a ``running`` scan is touched, so a scan
+        already marked otherwise keeps the heartbeat its note names."""
+        with self.write() as db:
+            db.execute("update scans set heartbeat_at = ? where id = ? and status = 'running'", [utc_now(), scan_id])
+
+    def _find_stale_scans(self) -> list[tuple[str, str]]:
+        """(scan id, note) for each ``running`` scan whose heartbeat (or start, for a scan from
+        before heartbeats) is older than ``stale_after`` seconds."""
+        now = dt.datetime.now(dt.UTC)
+        found = []
+        for row in self.db.query(
+            "select id, coalesce(heartbeat_at, started_at) as beat from scans where status = 'running'"
+        ):
+            try:
+                beat = dt.datetime.fromisoformat(row["beat"])
+            except (TypeError, ValueError):
+                continue  # not a time camaudit wrote: leave the row as it is
+            if beat.tzinfo is None:
+                beat = beat.replace(tzinfo=dt.UTC)
+            if (now - beat).total_seconds() > self.stale_after:
+                found.append((row["id"], stale_note(now.isoformat(timespec="seconds"), row["beat"])))
+        return found
+
+    def _mark_stale_scans(self) -> None:
+        """Mark killed scans ``interrupted`` (their process can no longer do it). The check is
+        repeated inside the write lock, so a heartbeat that lands meanwhile is respected. When the
+        store cannot take the write (a full disk), they are shown as interrupted in memory only."""
+        if not self._find_stale_scans():
+            return
+        try:
+            with self.write() as db:
+                for scan_id, note in self._find_stale_scans():
+                    row = db.execute("select notes, coalesce(heartbeat_at, started_at) from scans where id = ?",
+                                     [scan_id]).fetchone()
+                    notes = json.loads(row[0] or "[]") + [note]
+                    db.table("scans").update(
+                        scan_id, {"status": "interrupted", "finished_at": row[1], "notes": json.dumps(notes)}
+                    )
+                    log.info("scan %s: %s", scan_id, note)
+        except StoreError as exc:
+            log.debug("could not mark killed scans: %s", exc)
+            self._stale = dict(self._find_stale_scans())
 
     def finish_scan(self, scan_id: str, status: str, *, notes: Sequence[str] = (), error: str | None = None) -> None:
         if status not in SCAN_STATUSES:
@@ -594,22 +658,50 @@ class Store:
             [address],
         ):
             host = next((h for h in self.hosts_of_scan(scan["id"]) if h["address"] == address), None)
-            result.append({"scan_id": scan["id"], "started_at": scan["started_at"], "status": scan["status"], "host": host})
+            status = "interrupted" if scan["id"] in self._stale else scan["status"]
+            result.append({"scan_id": scan["id"], "started_at": scan["started_at"], "status": status, "host": host})
         return result
 
     def _scan_row(self, row: dict[str, Any]) -> ScanRow:
+        stale = self._stale.get(row["id"])
         return ScanRow(
             id=row["id"],
             started_at=row["started_at"],
             finished_at=row["finished_at"],
-            status=row["status"],
+            status="interrupted" if stale else row["status"],
             targets=json.loads(row["targets"] or "[]"),
             addresses_scanned=row["addresses_scanned"] or 0,
             hosts=row.get("host_count", 0),
-            notes=json.loads(row["notes"] or "[]"),
+            notes=json.loads(row["notes"] or "[]") + ([stale] if stale else []),
             camaudit_version=row["camaudit_version"],
             error=row["error"],
         )
+
+
+def stale_note(marked_at: str, heartbeat_at: str) -> str:
+    """The note a killed scan gets when a later command marks it interrupted."""
+    return (f"marked interrupted at {marked_at}: no heartbeat since {heartbeat_at} "
+            "(the process was probably killed)")
+
+
+def mark_interrupted_elsewhere(path: str | Path, scan_id: str, notes: Sequence[str], *, timeout: float = 5.0) -> bool:
+    """Mark a running scan ``interrupted`` through a connection of its own: for the scan's
+    watchdog thread, while the scan's own connection belongs to a thread that no longer answers
+    (WAL lets the two write side by side). Returns whether the row was marked."""
+    try:
+        conn = sqlite3.connect(str(path), timeout=timeout, isolation_level=None)
+    except sqlite3.Error:
+        return False
+    try:
+        cursor = conn.execute(
+            "update scans set status = 'interrupted', finished_at = ?, notes = ? where id = ? and status = 'running'",
+            [utc_now(), json.dumps(list(notes)), scan_id],
+        )
+        return cursor.rowcount == 1
+    except sqlite3.Error:
+        return False
+    finally:
+        conn.close()
 
 
 def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
@@ -640,9 +732,12 @@ def _address_sort_key(address: str) -> tuple[int, int]:
     return (ip.version, int(ip))
 
 
-def open_store(path: str | Path, *, create: bool = True) -> Store:
+def open_store(path: str | Path, *, create: bool = True, stale_after: float = STALE_AFTER) -> Store:
     """Open (and migrate) the store at ``path``. With ``create=False`` a missing file is a
-    UsageError rather than a new empty database (for commands that only read)."""
+    UsageError rather than a new empty database (for commands that only read).
+
+    Opening marks ``running`` scans whose heartbeat is older than ``stale_after`` seconds as
+    ``interrupted`` (their process was killed); a read-only store only shows them so."""
     path = Path(path)
     if not create and not path.exists():
         raise UsageError(f"no database at {path}; run `camaudit scan` first or name one with --db")
@@ -656,7 +751,7 @@ def open_store(path: str | Path, *, create: bool = True) -> Store:
     # A command that only reads can use a database it cannot write (archived evidence, a
     # read-only disk); one that writes gets a clear "read-only" StoreError from write().
     read_only = not create and not (os.access(path, os.W_OK) and os.access(parent, os.W_OK))
-    return Store(path, read_only=read_only)
+    return Store(path, read_only=read_only, stale_after=stale_after)
 
 
 # Later migrations live beside the code that owns their tables; importing registers them.

@@ -11,7 +11,7 @@ import asyncio
 import ipaddress
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import click
@@ -93,19 +93,25 @@ def discover(
         )
     )
     result.notes[:0] = scope.notes  # about the scope itself (CGNAT space), before the run's own
-    devices = summarise(result.observations)
+    devices = summarise(result.observations, result.problems)
     if as_json:
         click.echo(json.dumps(_document(scope.targets, len(addresses), result, devices), indent=2))
         return 0
     _print_table(devices)
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
+    for address, problems in result.problems.items():
+        for problem in problems:
+            click.echo(f"problem: {address}: {problem}", err=True)
     return 0
 
 
-def summarise(observations: Sequence[Observation]) -> list[dict[str, Any]]:
+def summarise(
+    observations: Sequence[Observation], problems: Mapping[str, Sequence[str]] | None = None
+) -> list[dict[str, Any]]:
     """One entry per answering address: MAC, OUI registrant, which protocols answered, and the
-    model, firmware, serial and name the replies carry."""
+    model, firmware, serial and name the replies carry; ``problems`` (what could not be kept
+    from an address, e.g. a capped flood) when there are any."""
     by_address: dict[str, list[Observation]] = {}
     for obs in observations:
         by_address.setdefault(obs.address, []).append(obs)
@@ -136,6 +142,8 @@ def summarise(observations: Sequence[Observation]) -> list[dict[str, Any]]:
         entry["observations"] = [
             {**o.brief(), "source": o.source, "observed_at": o.observed_at} for o in obs_list
         ]
+        if problems and problems.get(address):
+            entry["problems"] = list(problems[address])
         devices.append(entry)
     return devices
 

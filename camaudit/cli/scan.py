@@ -10,10 +10,15 @@ from typing import Any
 import click
 
 from ..audit import run_scan
-from ..config import load_config, parse_ports
+from ..config import STALE_AFTER, load_config, parse_ports
 from ..errors import ConfigError
 from ..store import open_store
 from .output import DB_OPTION, JSON_OPTION, print_json, progress_bar
+
+STALE_AFTER_OPTION = click.option(
+    "--stale-after", type=click.FloatRange(min=0, min_open=True), default=STALE_AFTER, show_default=True,
+    help="Seconds without a heartbeat after which a running scan counts as killed and is marked interrupted.",
+)
 
 
 def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tuple[int, ...] | None:
@@ -219,9 +224,14 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
 @DB_OPTION
 @JSON_OPTION
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
-def scans(db_path: str, as_json: bool, limit: int) -> int:
-    """List past scans in the store, newest first."""
-    with open_store(db_path, create=False) as store:
+@STALE_AFTER_OPTION
+def scans(db_path: str, as_json: bool, limit: int, stale_after: float) -> int:
+    """List past scans in the store, newest first.
+
+    A scan still marked running whose heartbeat is older than --stale-after was killed: it is
+    marked interrupted, with a note saying so.
+    """
+    with open_store(db_path, create=False, stale_after=stale_after) as store:
         rows = store.scans(limit=limit)
     if as_json:
         print_json({"scans": [_scan_json(r) for r in rows]})
@@ -257,9 +267,10 @@ def _scan_json(row: Any) -> dict[str, Any]:
 @click.argument("ref")
 @DB_OPTION
 @JSON_OPTION
-def show(ref: str, db_path: str, as_json: bool) -> int:
+@STALE_AFTER_OPTION
+def show(ref: str, db_path: str, as_json: bool, stale_after: float) -> int:
     """Show one scan (by id, id prefix or `latest`), or an address's history across scans."""
-    with open_store(db_path, create=False) as store:
+    with open_store(db_path, create=False, stale_after=stale_after) as store:
         if _is_address(ref):
             history = store.address_history(ref)
             if as_json:

@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 class DiscoveryResult:
     observations: list[Observation] = field(default_factory=list)  # address = the replying device
     notes: list[str] = field(default_factory=list)
+    #: address -> what could not be kept from it (a flood of answers, capped)
+    problems: dict[str, list[str]] = field(default_factory=dict)
 
 
 async def discover(
@@ -73,4 +75,5 @@ def _merge(udp: UdpDiscoveryResult, arp: ArpResult, notes: list[str]) -> Discove
     for note in notes + udp.notes + arp.notes:
         if note not in all_notes:
             all_notes.append(note)
-    return DiscoveryResult(observations=observations, notes=all_notes)
+    return DiscoveryResult(observations=observations, notes=all_notes,
+                           problems={address: list(found) for address, found in udp.problems.items()})

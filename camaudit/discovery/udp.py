@@ -67,6 +67,14 @@ WSD_PROBE_TYPE_SETS: tuple[str, ...] = ("dn:NetworkVideoTransmitter", "tds:Devic
 #: Replies beyond this many are dropped unread: a flood must not grow memory without bound.
 MAX_REPLIES = 100_000
 
+#: Distinct answers kept from one address per protocol (and MACs it may name). A device answers
+#: a discovery probe once, or a few times with the same evidence; one that sends more (2,153
+#: ProbeMatches from one address in 2 s, issue 10) is flooding, and the rest is dropped with a
+#: problem recorded for that address.
+MAX_ANSWERS_PER_ADDRESS = 5
+
+_NAME = {"wsd": "WS-Discovery", "sadp": "SADP", "dhip": "DHIP"}
+
 _KIND = {"wsd": "onvif_probe_match", "sadp": "sadp", "dhip": "dhip"}
 _SOURCE = {"wsd": SOURCE_WSD, "sadp": SOURCE_SADP, "dhip": SOURCE_DHIP}
 _PORT = {"wsd": WSD_PORT, "sadp": SADP_PORT, "dhip": DHIP_PORT}
@@ -204,6 +212,8 @@ class UdpDiscoveryResult:
     replies: int = 0
     ignored: int = 0  # datagrams: malformed, oversized, hostile, foreign MessageID, non-camera
     ignored_sources: set[str] = field(default_factory=set)
+    #: address -> what could not be kept from it (a flood over MAX_ANSWERS_PER_ADDRESS)
+    problems: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -258,6 +268,11 @@ class _Collector:
         self.seen_evidence: set[tuple[str, str, int | None, str]] = set()
         self.evidence_keys: set[tuple[str, ...]] = set()
         self.errors: dict[str, str] = {}
+        #: (address, protocol) -> distinct answers kept, answers dropped over the cap
+        self.kept: dict[tuple[str, str], int] = {}
+        self.dropped: dict[tuple[str, str], int] = {}
+        #: (address, protocol) -> MACs named in the answers kept
+        self.macs: dict[tuple[str, str], set[str]] = {}
 
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
@@ -286,11 +301,22 @@ class _Collector:
         full_key = (source, proto) + key
         if full_key in self.evidence_keys:
             return  # the same device evidence again (a second answer with a new MessageID)
+        per_address = (source, proto)
+        if self.kept.get(per_address, 0) >= MAX_ANSWERS_PER_ADDRESS:
+            self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
+            return  # a flood: each further answer would become observations in the store
+        self.kept[per_address] = self.kept.get(per_address, 0) + 1
         self.evidence_keys.add(full_key)
         self._add(source, _KIND[proto], value, _PORT[proto], _SOURCE[proto], now)
+        named = self.macs.setdefault(per_address, set())
         for mac in macs:
-            if mac:
-                self._add(source, "mac", mac, None, _SOURCE[proto], now)
+            if not mac or mac in named:
+                continue
+            if len(named) >= MAX_ANSWERS_PER_ADDRESS:
+                self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
+                break  # one address naming ever more MACs is a flood too
+            named.add(mac)
+            self._add(source, "mac", mac, None, _SOURCE[proto], now)
         if src_port == _PORT[proto]:
             self._add(source, "open_port", f"udp/{src_port}", src_port, _SOURCE[proto], now)
 
@@ -441,6 +467,8 @@ async def udp_discover(
             transport.close()
     for label, message in collector.errors.items():
         result.notes.append(f"{label}: {message}")
+    for (address, proto), dropped in collector.dropped.items():
+        result.problems.setdefault(address, []).append(flood_problem(proto, dropped))
     if result.ignored_sources:
         count = len(result.ignored_sources)
         result.notes.append(
@@ -455,6 +483,12 @@ async def udp_discover(
         len(result.observations),
     )
     return result
+
+
+def flood_problem(proto: str, dropped: int) -> str:
+    """The problem recorded for an address whose discovery answers were capped."""
+    return (f"{_NAME[proto]} discovery: answers capped at {MAX_ANSWERS_PER_ADDRESS} from this address; "
+            f"{dropped} more dropped (a device answers a probe a few times at most: this one flooded)")
 
 
 async def _endpoint(

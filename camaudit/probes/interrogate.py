@@ -67,6 +67,7 @@ async def interrogate(
     budget = max(30.0, timeout * 8)
 
     onvif_port: int | None = None
+    hostile: list[int] = []  # ports whose answer was refused as hostile (a bomb, XXE)
     for port in ports:
         try:
             result = await read_onvif(address, port, settings, tls=port in tls, credential=credential,
@@ -75,15 +76,26 @@ async def interrogate(
             report.problems.append(f"ONVIF on port {port}: {type(exc).__name__}")
             continue
         report.problems.extend(result.problems)
+        if result.refused_hostile and not result.answered:
+            hostile.append(port)
+            continue
         if result.answered:
             onvif_port = port
             report.observations.extend(result.observations)
             break
     if onvif_port is None:
-        settings.not_verified.append(
-            f"ONVIF: no device service answered on port{'s' if len(ports) > 1 else ''} "
-            + ", ".join(map(str, ports))
-        )
+        # Said as it was: an answer refused as hostile is not the absence of an answer.
+        if hostile:
+            settings.not_verified.append(
+                f"ONVIF: the answer on port{'s' if len(hostile) > 1 else ''} {', '.join(map(str, hostile))} "
+                f"was refused as hostile (an XML bomb or XXE)"
+            )
+        silent = [p for p in ports if p not in hostile]
+        if silent:
+            settings.not_verified.append(
+                f"ONVIF: no device service answered on port{'s' if len(silent) > 1 else ''} "
+                + ", ".join(map(str, silent))
+            )
 
     family = (vendor or "").lower() or _vendor_from_onvif(report.observations)
     web_port = ports[0]

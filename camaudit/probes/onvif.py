@@ -252,7 +252,11 @@ class OnvifResult:
     auth: dict[str, str] = field(default_factory=dict)
     observations: list[Observation] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    #: an answer was refused as hostile (an XML bomb, XXE): the device was not asked again
+    refused_hostile: bool = False
 
+
+HOSTILE_TEXT = "answer refused as hostile (XML with a DTD or entity declarations: an entity bomb or XXE)"
 
 _AUTH_WORDS = ("notauthorized", "not authorized", "unauthorized", "unauthorised",
                "authority failure", "sender not authorized", "authentication", "access denied")
@@ -261,7 +265,7 @@ _UNSUPPORTED_WORDS = ("actionnotsupported", "action not supported", "not support
 
 
 def classify_failure(exc: BaseException, http_status: int | None) -> tuple[str, str]:
-    """(kind, text): kind is auth | unsupported | timeout | too_large | redirect | not_soap |
+    """(kind, text): kind is auth | unsupported | timeout | too_large | redirect | hostile | not_soap |
     connection | fault."""
     from zeep import exceptions as zx
 
@@ -269,6 +273,10 @@ def classify_failure(exc: BaseException, http_status: int | None) -> tuple[str, 
         return "redirect", f"redirected to {_short(exc.location)!r}; not followed"
     if isinstance(exc, ResponseTooLarge):
         return "too_large", "reply too large"
+    if isinstance(exc, zx.DTDForbidden | zx.EntitiesForbidden | zx.ExternalReferenceForbidden):
+        # zeep refused the document before expanding anything: a DTD or entity declarations in a
+        # SOAP reply have no use but an entity-expansion bomb or an external entity (XXE).
+        return "hostile", HOSTILE_TEXT
     if isinstance(exc, TimeoutError):
         return "timeout", "timed out"
     if http_status in (401, 403):
@@ -361,8 +369,11 @@ async def read_onvif(address: str, port: int, settings: DeviceSettings, *, tls: 
                 result.problems.append(f"ONVIF {operation} on port {port}: reply larger than {max_bytes} bytes")
             if kind == "redirect":
                 result.problems.append(f"ONVIF {operation} on port {port}: {text}")
+            if kind == "hostile":
+                result.refused_hostile = True
+                result.problems.append(f"ONVIF {operation} on port {port}: {text}")
             if operation == "GetSystemDateAndTime" and kind in ("not_soap", "connection", "too_large", "timeout",
-                                                                 "redirect"):
+                                                                 "redirect", "hostile"):
                 return result  # nothing ONVIF here: do not walk the rest of the list
     finally:
         await device.aclose()

@@ -9,7 +9,7 @@ from interrogate_stubs import HIK_SERIAL, OnvifBehaviour, StubServer, onvif_devi
 
 from camaudit.credentials import Credential
 from camaudit.probes.device_config import DeviceSettings
-from camaudit.probes.onvif import OnvifResult, read_onvif
+from camaudit.probes.onvif import HOSTILE_TEXT, OnvifResult, read_onvif
 
 USERS = {"onvifuser": "0nvif-Pw"}
 GOOD = Credential("onvifuser", "0nvif-Pw")
@@ -94,5 +94,6 @@ def test_oversized_and_hostile_soap_replies() -> None:
     settings, result, _ = _run("127.81.3.7", behaviour, None, max_bytes=100_000)
     assert "ONVIF GetScopes: reply too large" in settings.not_verified
     assert any("larger than 100000 bytes" in p for p in result.problems)
-    assert "ONVIF GetDNS: reply is not a usable SOAP document" in settings.not_verified
+    assert "ONVIF GetDNS: " + HOSTILE_TEXT in settings.not_verified
+    assert f"ONVIF GetDNS on port {result.port}: {HOSTILE_TEXT}" in result.problems
     assert settings.dns is None and settings.gateway == ["10.88.1.1"]  # the rest still read
