@@ -542,6 +542,7 @@ def redirect_path(
     location = location.strip()
     if not location_is_well_formed(location):
         return None
+    parts = urlsplit(location)  # cannot raise: location_is_well_formed parsed it
     if parts.scheme or parts.netloc:
         if parts.scheme.lower() != ("https" if tls else "http"):
             return None
