@@ -121,7 +121,7 @@ def upnp(kv: dict[str, str]) -> tuple[bool | None, list[dict[str, Any]]] | None:
         return None
     maps: dict[int, dict[str, Any]] = {}
     for key, value in rows.items():
-        match = re.fullmatch(r"MapTable\[(\d+)\]\.(\w+)", key)
+        match = re.fullmatch(r"MapTable\[(\d{1,9})\]\.(\w+)", key)  # int() refuses > 4300 digits
         if match and int(match.group(1)) < 256:
             maps.setdefault(int(match.group(1)), {})[match.group(2)] = value
     mappings = []
@@ -140,7 +140,7 @@ def ddns(kv: dict[str, str]) -> list[dict[str, Any]] | None:
         return None
     entries: dict[int, dict[str, Any]] = {}
     for key, value in rows.items():
-        match = re.fullmatch(r"\[(\d+)\]\.(\w+)", key)
+        match = re.fullmatch(r"\[(\d{1,9})\]\.(\w+)", key)  # int() refuses > 4300 digits
         if match and int(match.group(1)) < 64:
             entries.setdefault(int(match.group(1)), {})[match.group(2)] = value
     out = []
