@@ -223,6 +223,9 @@ def _parse(path: Path, raw: bytes) -> Any:
             found = _TOML_POSITION.search(str(exc))
             where = found.group(1) if found else "unknown position"
             raise ConfigError(f"credentials file {path} is not valid TOML ({where})") from None
+        except (ValueError, RecursionError):
+            # A number too long for int() (over 4300 digits) or nesting too deep to parse.
+            raise ConfigError(f"credentials file {path} is not valid TOML (a value cannot be read)") from None
     import yaml
 
     try:
@@ -231,6 +234,10 @@ def _parse(path: Path, raw: bytes) -> Any:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark is not None else "unknown position"
         raise ConfigError(f"credentials file {path} is not valid YAML ({where})") from None
+    except (ValueError, RecursionError):
+        # YAML builds dates and numbers after parsing: 2001-02-30 or a 5000-digit number raise
+        # ValueError (whose text quotes the value), and deep nesting exhausts the stack.
+        raise ConfigError(f"credentials file {path} is not valid YAML (a value cannot be read)") from None
 
 
 def _entry(path: Path, number: int, item: Any, env: Mapping[str, str]) -> _Entry:

@@ -11,6 +11,33 @@ import os
 import resource
 
 import pytest
+from hypothesis import HealthCheck, Phase, settings
+
+# Property tests (tests/fuzz/). "ci": a bounded, reproducible run (derandomize: the same examples
+# every run, so a red CI is a real finding, not luck); no shrinking, so a known defect that hangs
+# costs one time bound, not minutes of shrink attempts. "long": the by-hand campaign (fuzz/run.py):
+# random, shrinking, many examples. The deadline is generous for a loaded 2-core machine; hangs are
+# caught by tests/fuzz/fuzzkit.py's per-call time bound, not by the deadline.
+settings.register_profile(
+    "ci",
+    max_examples=200,
+    deadline=2000,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+    phases=(Phase.explicit, Phase.reuse, Phase.generate),
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+)
+settings.register_profile(
+    "long",
+    max_examples=5000,
+    deadline=10_000,
+    derandomize=False,
+    database=None,
+    print_blob=True,
+    suppress_health_check=(HealthCheck.too_slow, HealthCheck.data_too_large),
+)
+settings.load_profile(os.environ.get("CAMAUDIT_HYPOTHESIS_PROFILE", "ci"))
 
 IS_ROOT = os.geteuid() == 0
 
