@@ -76,7 +76,7 @@ _UNQUOTED_ATTR = re.compile(
     re.IGNORECASE,
 )
 # table.T2UServer.Key=..., table.DDNS[0].Password=...
-_KV_LINE = re.compile(r"^(?P<key>[\w.\[\]\-]{1,256})(?P<eq>[ \t]*=[ \t]*)(?P<value>[^\r\n]*)", re.MULTILINE)
+_KV_LINE = re.compile(r"^(?P<lead>[ \t]{0,64})(?P<key>[\w.\[\]\-]{1,256})(?P<eq>[ \t]*=[ \t]*)(?P<value>[^\r\n]*)", re.MULTILINE)
 _JSON_MEMBER = re.compile(
     rf"(?P<name>\"[\w.\-]{{0,64}}?(?:{_SUFFIX_ALT})\")(?P<sep>\s*:\s*)"
     r"(?P<value>\"(?:[^\"\\]|\\.)*\"|-?\d[\d.eE+\-]*|true|false)",
@@ -196,4 +196,4 @@ def _replace_element(match: re.Match[str]) -> str:
 def _replace_kv(match: re.Match[str]) -> str:
     if not is_secret_name(match.group("key")) or not match.group("value"):
         return match.group(0)
-    return f"{match.group('key')}{match.group('eq')}{REDACTED}"
+    return f"{match.group('lead')}{match.group('key')}{match.group('eq')}{REDACTED}"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from fuzzkit import bounded, capture, fuzz_bytes
 from hypothesis import given
 from hypothesis import strategies as st
@@ -24,14 +23,8 @@ XML_TOKENS = (b'<?xml version="1.0" encoding="x-bogus"?>', b'encoding="x-bogus"'
               b"<!DOCTYPE x [<!ENTITY a \"b\">]>", b"&a;", b"<a>" * 400, b"\x00", b"\xff\xfe")
 JSON_TOKENS = (b"1" * 5000, b"[" * 5000, b'{"a":' * 5000, b"\\udfff", b"1e999", b"NaN", b"\x00")
 
-KNOWN_XML_ENCODING = pytest.mark.xfail(
-    reason="issue 10 known defect (WS-Discovery and SADP raise LookupError on encoding=\"x-bogus\"), "
-    "fixed on a parallel h10-* branch",
-    strict=False,
-)
 
 
-@KNOWN_XML_ENCODING
 @given(fuzz_bytes(WSD_SEEDS, tokens=XML_TOKENS))
 def test_wsd_parsers_never_raise(data: bytes) -> None:
     reply = bounded(wsd.parse_reply, data, "127.0.0.1", "2026-01-01T00:00:00Z")
@@ -44,7 +37,6 @@ def test_wsd_parsers_never_raise(data: bytes) -> None:
     bounded(wsd.probe_message_id, data)
 
 
-@KNOWN_XML_ENCODING
 @given(fuzz_bytes(SADP_SEEDS, tokens=XML_TOKENS))
 def test_sadp_parsers_never_raise(data: bytes) -> None:
     reply = bounded(sadp.parse_reply, data, "127.0.0.1", "2026-01-01T00:00:00Z")

@@ -7,7 +7,6 @@ MessageFramer in any split is complete exactly when its last byte arrives.
 
 from __future__ import annotations
 
-import pytest
 from fuzzkit import bounded, fuzz_bytes, fuzz_text, mutated, observation_values
 from hypothesis import given
 from hypothesis import strategies as st
@@ -55,18 +54,8 @@ HOSTILE_CHUNKED_RESPONSES = hostile_chunked().map(
     lambda body: b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + body
 )
 
-KNOWN_CHUNK_HANG = pytest.mark.xfail(
-    reason="issue 10 known defect (negative/non-hex chunk sizes loop forever), fixed on a parallel h10-* branch", strict=False
-)
-KNOWN_TITLE_QUADRATIC = pytest.mark.xfail(
-    reason="issue 10 known defect (quadratic <title> regex), fixed on a parallel h10-* branch", strict=False
-)
-KNOWN_REDIRECT = pytest.mark.xfail(
-    reason="issue 10 known defect (redirect_path raises on 'http://[::1'), fixed on a parallel h10-* branch", strict=False
-)
 
 
-@KNOWN_CHUNK_HANG
 @given(st.one_of(fuzz_bytes(RESPONSES, tokens=TITLE_TOKENS), HOSTILE_CHUNKED_RESPONSES), st.booleans())
 def test_parse_response_never_raises(data: bytes, eof: bool) -> None:
     response = bounded(http.parse_response, data, eof=eof)
@@ -84,7 +73,6 @@ def test_parse_head_never_raises(data: bytes, protocols: tuple[str, ...]) -> Non
         assert head.content_length is None or head.content_length >= 0
 
 
-@KNOWN_CHUNK_HANG
 @given(st.one_of(fuzz_bytes(CHUNKED_BODIES, tokens=CHUNK_TOKENS), hostile_chunked()))
 def test_decode_chunked_never_raises_or_hangs(data: bytes) -> None:
     body, _done = bounded(http.decode_chunked, data)
@@ -98,7 +86,6 @@ def test_decode_chunked_round_trip(chunks: list[bytes], bare_lf: bool) -> None:
     assert http.decode_chunked(wire) == (b"".join(chunks), True)
 
 
-@KNOWN_CHUNK_HANG
 @given(st.one_of(fuzz_bytes(RESPONSES), HOSTILE_CHUNKED_RESPONSES),
        st.lists(st.integers(1, 4096), max_size=6), st.booleans())
 def test_message_framer_never_raises_or_hangs(data: bytes, cuts: list[int], rtsp: bool) -> None:
@@ -143,7 +130,6 @@ def test_message_framer_is_done_exactly_at_the_end(case: tuple[bytes, bytes], cu
     assert response is not None and response.body == body and response.body_complete
 
 
-@KNOWN_TITLE_QUADRATIC
 @given(fuzz_bytes(TITLES, tokens=TITLE_TOKENS), st.sampled_from([None, "text/html; charset=gbk", "text/html; charset=x-bogus", "utf-16"]))
 def test_extract_title_never_raises_and_is_bounded(body: bytes, content_type: str | None) -> None:
     title = bounded(http.extract_title, body, content_type)
@@ -157,7 +143,6 @@ def test_decode_text_and_charset_never_raise(body: bytes, content_type: str) -> 
     bounded(http.favicon_hashes, body)
 
 
-@KNOWN_REDIRECT
 @given(fuzz_text(LOCATIONS, max_size=300, tokens=REDIRECT_TOKENS), st.sampled_from(["10.0.0.5", "fe80::1", "::1"]), st.integers(1, 65535),
        st.booleans())
 def test_redirect_path_never_raises(location: str, address: str, port: int, tls: bool) -> None:

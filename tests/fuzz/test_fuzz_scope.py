@@ -6,7 +6,6 @@ from __future__ import annotations
 import ipaddress
 from pathlib import Path
 
-import pytest
 from fuzzkit import bounded, fuzz_text
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -68,8 +67,6 @@ def test_v6_range_decision_equals_brute_force(bound: int, shift: int, count: int
     _check(*_decision(first, count, 6))
 
 
-@pytest.mark.xfail(reason="issue 10 known defect (scope bypass via IPv4-mapped/NAT64 forms), fixed on a parallel h10-* branch",
-                   strict=False)
 @given(st.sampled_from(V4_BOUNDS), st.integers(-40, 40), st.integers(1, 64),
        st.sampled_from(["::ffff:0:0", "64:ff9b:1::"]))
 def test_embedded_v4_range_decision_equals_brute_force(bound: int, shift: int, count: int, embed: str) -> None:
@@ -77,8 +74,6 @@ def test_embedded_v4_range_decision_equals_brute_force(bound: int, shift: int, c
     _check(*_decision(first, count, 6, embed=embed))
 
 
-@pytest.mark.xfail(reason="issue 10 known defect (expand_target_args raises on @ paths with NUL/lone surrogate), "
-                   "fixed on a parallel h10-* branch", strict=False)
 @settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(st.text(st.characters(exclude_categories=(), exclude_characters="/"), min_size=1, max_size=30))
 def test_target_file_names_raise_only_scope_error(tmp_path: Path, name: str) -> None:
