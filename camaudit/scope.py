@@ -198,6 +198,14 @@ def parse_target(text: str) -> list[tuple[IPAddress, IPAddress]]:
         ) from exc
 
 
+def shown_address(address: IPAddress) -> str:
+    """An address as a person reads it: an IPv4-mapped one with its IPv4 part dotted
+    (``::ffff:11.0.0.0``, which Python 3.11 prints as ``::ffff:b00:0``)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return f"::ffff:{address.ipv4_mapped}"
+    return str(address)
+
+
 def expand_target_args(args: Iterable[str]) -> list[str]:
     """Expand ``@file`` arguments (one target per line, ``#`` comments) into targets."""
     targets: list[str] = []
@@ -266,7 +274,7 @@ def build_scope(
             public = _first_external(first, last)
             if public is not None:
                 raise ScopeError(
-                    f"{public} is a public (internet) address; camaudit scans only internal "
+                    f"{shown_address(public)} is a public (internet) address; camaudit scans only internal "
                     "networks unless you pass --allow-public"
                 )
     size = _count(merged) - sum(_overlap(r, x) for r in merged for x in excluded)

@@ -19,6 +19,7 @@ from camaudit.scope import (
     expand_target_args,
     is_external,
     parse_target,
+    shown_address,
 )
 
 # One row per line of the reference table, plus the cases where CPython's is_private/is_global
@@ -171,7 +172,13 @@ def test_exclusions_that_remove_everything_are_an_error() -> None:
 def test_embedded_ipv4_ranges_are_refused_at_their_first_public_address(target: str, public: str) -> None:
     with pytest.raises(ScopeError, match="--allow-public") as err:
         build_scope([target])
-    assert str(err.value).startswith(f"{ipaddress.ip_address(public)} is a public")
+    assert str(err.value).startswith(f"{shown_address(ipaddress.ip_address(public))} is a public")
+
+
+def test_refusals_show_an_ipv4_mapped_address_with_its_ipv4_part_dotted() -> None:
+    with pytest.raises(ScopeError) as err:
+        build_scope(["::ffff:10.255.255.254-::ffff:11.0.0.1"])
+    assert str(err.value).startswith("::ffff:11.0.0.0 is a public")
 
 
 @pytest.mark.parametrize(
