@@ -252,7 +252,7 @@ def test_public_check_agrees_with_classifying_every_address(anchor: int, offset:
     if externals:
         with pytest.raises(ScopeError) as err:
             build_scope([target])
-        assert str(err.value).startswith(f"{make(externals[0])} is a public")
+        assert str(err.value).startswith(f"{shown_address(make(externals[0]))} is a public")
     else:
         scope = build_scope([target])
         has_cgnat = AddressClass.AMBIGUOUS in classes
