@@ -19,7 +19,9 @@ from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
+from .egress.verdict import carried_verdict, segments_of
 from .model import utc_now
+from .model.verdicts import Reason, Verdict, english, reasons_from_json, reasons_to_json
 from .policy import SEVERITIES, Policy, load_policy, severity_rank
 from .register import Asset, FoundDevice, Reconciled, load_register, normalise_mac, reconcile
 from .scope import is_external
@@ -31,11 +33,13 @@ EGRESS_VERDICTS = ("OPEN", "CLOSED", "INCONCLUSIVE")
 NO_VERDICT = "NONE"
 #: An identity at or above this confidence rests on more than weak hints (DESIGN.md section 4).
 CONFIRMED_CONFIDENCE = 0.5
-#: What a device with no verdict lacks, in words a reader takes at face value.
-NO_VERDICT_MISSING = "an egress check of this device in this scan"
-#: Facts written as sentences by egress verification, assessment and the register; a report in
-#: another language shows them translated where camaudit knows the sentence.
-_SENTENCE_FACTS = ("verdict_source", "verdict_text", "qualifiers", "missing", "mismatch")
+#: What a device with no verdict lacks (rendered by the report layer's catalogue).
+NO_VERDICT_MISSING = Reason("no_verdict_in_scan")
+NO_VERDICT_RECORDED = Reason("no_verdict_recorded")
+#: Facts that are reasons (rendered in the report's language through the message catalogue),
+#: and the register's sentence (translated by camaudit.report.i18n where it knows it).
+_REASON_FACTS = ("verdict_source", "verdict_text", "qualifiers", "missing")
+_SENTENCE_FACTS = ("mismatch",)
 #: When several egress verdicts speak of one subject the most alarming wins; CLOSED never
 #: outvotes doubt (egress.md section 1.4 roll-up rule).
 _VERDICT_ORDER = {"OPEN": 3, "INCONCLUSIVE": 2, "CLOSED": 1, NO_VERDICT: 0}
@@ -77,16 +81,19 @@ class VerdictRow:
     subject_kind: str
     subject: str
     verdict: str
-    qualifiers: Any = None
-    missing: list[Any] = field(default_factory=list)
+    qualifiers: list[Reason] | None = None
+    missing: list[Reason] = field(default_factory=list)
     paths: list[Any] = field(default_factory=list)
     evidence: Any = None
     decided_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
+        """Qualifiers and missing items in English for readers of the JSON, and as codes."""
         return {
             "subject_kind": self.subject_kind, "subject": self.subject, "verdict": self.verdict,
-            "qualifiers": self.qualifiers, "missing": self.missing, "paths": self.paths,
+            "qualifiers": english(self.qualifiers) if self.qualifiers is not None else None,
+            "missing": english(self.missing), "paths": self.paths,
+            "qualifier_codes": reasons_to_json(self.qualifiers or []), "missing_codes": reasons_to_json(self.missing),
             "evidence": self.evidence, "decided_at": self.decided_at,
         }  # fmt: skip
 
@@ -114,15 +121,16 @@ def read_verdicts(store: Store, scan_id: str) -> list[VerdictRow]:
         if verdict not in (*EGRESS_VERDICTS, "EXPOSED") or kind not in ("device", "segment"):
             log.warning("ignoring verdict row %r for %r: unknown verdict or subject kind", verdict, row.get("subject"))
             continue
-        missing = _json_field(row.get("missing"), [])
+        qualifiers = _json_field(row.get("qualifiers"), None)
         paths = _json_field(row.get("paths"), [])
         rows.append(
             VerdictRow(
                 subject_kind=kind,
                 subject=str(row.get("subject") or ""),
                 verdict=verdict,
-                qualifiers=_json_field(row.get("qualifiers"), None),
-                missing=missing if isinstance(missing, list) else [missing],
+                # codes (flat objects), or the sentences of a 0.1 store or a hand-written row
+                qualifiers=None if qualifiers is None else reasons_from_json(qualifiers),
+                missing=reasons_from_json(_json_field(row.get("missing"), [])),
                 paths=paths if isinstance(paths, list) else [paths],
                 evidence=_json_field(row.get("evidence"), None),
                 decided_at=row.get("decided_at"),
@@ -157,7 +165,7 @@ class SegmentView:
         return {
             "segment": self.name,
             "verdict": self.verdict,
-            "verdict_text": "no verdict recorded" if self.verdict == NO_VERDICT else self.verdict,
+            "verdict_text": NO_VERDICT_RECORDED if self.verdict == NO_VERDICT else self.verdict,
             "qualifiers": self.row.qualifiers if self.row else None,
             "missing": self.row.missing if self.row else [],
             "exposed": self.exposed is not None,
@@ -187,7 +195,8 @@ class DeviceView:
     identity: dict[str, Any] | None
     verdict: str = NO_VERDICT
     verdict_row: VerdictRow | None = None
-    verdict_source: str = ""
+    #: Where the verdict comes from (a ``source_*`` reason, egress.verdict.carried_verdict).
+    source: Reason | None = None
     exposed: VerdictRow | None = None
     segment: str | None = None  # the segment whose verdict applies, else the register's
     register: str = "no_register"  # matched | unregistered | no_register | not_a_camera
@@ -198,6 +207,11 @@ class DeviceView:
     @property
     def vendor(self) -> str:
         return (self.identity or {}).get("vendor") or "unknown"
+
+    @property
+    def verdict_source(self) -> str:
+        """Where the verdict comes from, in English ("" when nothing was recorded)."""
+        return english([self.source])[0] if self.source is not None else ""
 
     @property
     def covered(self) -> bool:
@@ -233,8 +247,8 @@ class DeviceView:
             "advisories": list(ident.get("advisories") or []),
             "has_advisories": bool(ident.get("advisories")),
             "verdict": self.verdict,
-            "verdict_source": self.verdict_source or "no verdict recorded",
-            "verdict_text": "no verdict recorded" if self.verdict == NO_VERDICT else self.verdict,
+            "verdict_source": self.source or NO_VERDICT_RECORDED,
+            "verdict_text": NO_VERDICT_RECORDED if self.verdict == NO_VERDICT else self.verdict,
             "qualifiers": row.qualifiers if row else None,
             "missing": ([NO_VERDICT_MISSING] if self.verdict == NO_VERDICT else (row.missing if row else [])),
             "exposed": self.exposed is not None,
@@ -259,7 +273,8 @@ class DeviceView:
             "open_ports": self.ports,
             "identity": {k: ident.get(k) for k in ("vendor", "brand", "device_type", "model", "firmware", "serial", "confidence", "covered", "advisories", "conflicts")},
             "signatures": ident.get("signatures", []),
-            "verdict": {"verdict": self.verdict, "source": self.verdict_source or "no verdict recorded"},
+            "verdict": {"verdict": self.verdict, "source": self.verdict_source or "no verdict recorded",
+                        "source_code": (self.source or NO_VERDICT_RECORDED).to_json()},
         }
         if self.verdict_row:
             doc["verdict"] |= self.verdict_row.to_json()
@@ -364,64 +379,45 @@ def _apply_verdicts(devices: list[DeviceView], rows: list[VerdictRow]) -> list[S
         worst = _worst(seg_rows)
         exposed = next((r for r in seg_rows if r.verdict == "EXPOSED"), None)
         segments.append(SegmentView(name, worst.verdict if worst else NO_VERDICT, worst, exposed, _network(name)))
+    # Which verdict a device carries is decided once, by the egress verification's own rule
+    # (camaudit.egress.verdict.carried_verdict); here the stored rows are only handed to it.
+    recorded = [(s, _as_verdict("segment", s.name, s.row, s.exposed)) for s in segments]
+    seg_verdicts = [v for _, v in recorded if v is not None]
+    by_verdict = {id(v): s for s, v in recorded if v is not None}
     for device in devices:
         own = by_device.get(device.address, []) + by_device.get(device.device_id, [])
-        inside = _segments_of(device, segments)
-        for segment in inside:
+        own_worst = _worst(own)
+        own_exposed = next((r for r in own if r.verdict == "EXPOSED"), None)
+        own_verdict = _as_verdict("device", device.address, own_worst, own_exposed) if own else None
+        declared = device.asset.segment if device.asset else None
+        for inside in segments_of(device.address, seg_verdicts, declared):
+            segment = by_verdict[id(inside)]
             segment.devices.append(device.address)
             segment.covered_devices += int(device.covered)
-        own_worst = _worst(own)
-        seg = inside[0] if inside else None
-        candidates: list[tuple[VerdictRow, str]] = []
-        if own_worst:
-            candidates.append((own_worst, "device"))
-        if seg and seg.row:
-            candidates.append((seg.row, f"segment {seg.name}"))
-        # The device's own verdict speaks first: egress verification decided it from the
-        # segment check *and* the device's placement (its gateway against the sensor's), its
-        # own settings and any capture, so a segment OPEN seen from a sensor in another policy
-        # group does not make every device OPEN (egress.md section 1.3, placement control).
-        # A device with no verdict of its own takes its segment's.
-        chosen = candidates[0] if candidates else None
-        if chosen and not own_worst and _judged_per_device(chosen[0]):
-            # The segment row is camaudit's own roll-up (or the sensor's check alone): it speaks
-            # for the devices that were judged, and this one was not. An OPEN segment because
-            # another camera reports its cloud registration says nothing of this one.
-            device.verdict_source = (f"no verdict of its own; segment {seg.name if seg else '?'} is "
-                                     f"{chosen[0].verdict} on the evidence of other devices or the sensor")
-            chosen = None
-        if chosen:
-            device.verdict_row, device.verdict_source = chosen
-            device.verdict = chosen[0].verdict
-        # Likewise for exposure: a segment is EXPOSED when one of its devices is (the roll-up),
-        # which says nothing of a device that has verdicts of its own.
-        inherited = seg.exposed if seg and seg.exposed and not _judged_per_device(seg.exposed) else None
-        device.exposed = next((r for r in own if r.verdict == "EXPOSED"), None) if own else inherited
-        device.segment = seg.name if seg else (device.asset.segment if device.asset else None)
+        carried = carried_verdict(own_verdict, seg_verdicts, device.address, declared_segment=declared)
+        seg = by_verdict[id(carried.segment)] if carried.segment is not None else None
+        device.source = carried.source
+        if carried.verdict is not None:
+            device.verdict_row = own_worst if carried.verdict is own_verdict else (seg.row if seg else None)
+            device.verdict = device.verdict_row.verdict if device.verdict_row else NO_VERDICT
+        if carried.exposed is not None:
+            device.exposed = own_exposed if carried.exposed is own_verdict else (seg.exposed if seg else None)
+        device.segment = seg.name if seg else declared
     return sorted(segments, key=lambda s: s.name)
 
 
-def _judged_per_device(row: VerdictRow) -> bool:
-    """True for a segment row written by camaudit's egress verification (a roll-up of per-device
-    verdicts, or a sensor's check), which judges each device on its own row; False for a row
-    written by hand or by another tool about the segment as a whole."""
-    evidence = row.evidence if isinstance(row.evidence, list) else []
-    return any(isinstance(e, dict) and e.get("kind") in ("rollup", "active") for e in evidence)
-
-
-def _segments_of(device: DeviceView, segments: list[SegmentView]) -> list[SegmentView]:
-    """The segments a device sits in, most specific first: CIDR segments by address, named
-    segments by the register's segment column."""
-    try:
-        address = ipaddress.ip_address(device.address)
-    except ValueError:
-        address = None
-    inside = [s for s in segments if s.network is not None and address is not None and address in s.network]
-    inside.sort(key=lambda s: -(s.network.prefixlen if s.network else 0))
-    declared = device.asset.segment if device.asset else None
-    if declared:
-        inside += [s for s in segments if s.network is None and s.name.lower() == declared.lower()]
-    return inside
+def _as_verdict(kind: str, subject: str, worst: VerdictRow | None, exposed: VerdictRow | None) -> Verdict | None:
+    """The stored rows of one subject as the verdict they record (``egress`` NONE when only an
+    EXPOSED row speaks for it)."""
+    row = worst or exposed
+    if row is None:
+        return None
+    egress = worst.verdict if worst else NO_VERDICT
+    return Verdict(subject_kind=kind, subject=subject, verdict=egress if egress != NO_VERDICT else "EXPOSED",
+                   egress=egress, exposed=exposed is not None, qualifiers=list(row.qualifiers or []),
+                   missing=list(row.missing), paths=list(row.paths),
+                   evidence=row.evidence if isinstance(row.evidence, list) else [],
+                   decided_at=row.decided_at or "")
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -448,10 +444,20 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
     findings: list[Finding] = []
 
     def local(facts: dict[str, Any]) -> dict[str, Any]:
+        # here: camaudit.report imports this module
+        from .report.i18n import localise
+        from .report.messages import render
+
+        def words(value: Any) -> Any:
+            if isinstance(value, Reason):
+                return render(value, lang)
+            if isinstance(value, list):
+                return [words(v) for v in value]
+            return value
+
+        facts = facts | {k: words(facts[k]) for k in _REASON_FACTS if k in facts}
         if lang == "en":
             return facts
-        from .report.i18n import localise  # here: camaudit.report imports this module
-
         return facts | {k: localise(facts[k], lang) for k in _SENTENCE_FACTS if k in facts}
 
     def add(rule_id: str, severity: str, subject: str, title: str, detail: str, evidence: dict[str, Any]) -> None:

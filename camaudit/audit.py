@@ -366,7 +366,7 @@ def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[s
     outcome = check_and_record(store, options, scan_id=scan_id, window_s=egress.control_window)
     # None: the device's settings were not read (no HTTP port, interrogation off), so its
     # verdict cannot lean on what it says about itself.
-    settings = {address: DeviceSettings(**host.settings) if host.settings else None for address, host in hosts.items()}
+    settings = {address: DeviceSettings.from_json(host.settings) if host.settings else None for address, host in hosts.items()}
     verdicts = record_scan_verdicts(store, scan_id, outcome, settings)
     for address, verdict in verdicts.items():
         hosts[address].verdict = verdict.to_json()

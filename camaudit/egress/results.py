@@ -11,17 +11,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import utc_now
+from ..model.verdicts import CLOSED as CLOSED
+from ..model.verdicts import EXPOSED as EXPOSED
+from ..model.verdicts import INCONCLUSIVE as INCONCLUSIVE
+from ..model.verdicts import OPEN as OPEN
+from ..model.verdicts import VERDICTS as VERDICTS
+from ..model.verdicts import Reason as Reason
+from ..model.verdicts import Verdict as Verdict
 
 ALLOWED = "allowed"
 BLOCKED = "blocked"
 UNKNOWN = "unknown"
 PATH_RESULTS = (ALLOWED, BLOCKED, UNKNOWN)
 
-OPEN = "OPEN"
-EXPOSED = "EXPOSED"
-CLOSED = "CLOSED"
-INCONCLUSIVE = "INCONCLUSIVE"
-VERDICTS = (OPEN, EXPOSED, CLOSED, INCONCLUSIVE)
+# The verdict vocabulary, Reason and Verdict live in the model (one definition for every stage);
+# they are re-exported here so that ``from camaudit.egress.results import Verdict`` keeps working.
 
 #: Why a path ended as it did. Only ``echo`` and ``listener-log`` make a path allowed (an
 #: application answer or log line carrying the probe's nonce: reference/lab.md section 9).
@@ -208,38 +212,3 @@ class PassiveResult:
             "devices": self.devices, "flows": [f.to_json() for f in self.flows],
             "lookups": [q.to_json() for q in self.lookups], "notes": list(self.notes),
         }  # fmt: skip
-
-
-@dataclass(slots=True)
-class Verdict:
-    """A verdict on a device or a segment, with qualifiers, gaps and the evidence behind it.
-
-    ``verdict`` is the contract's one word; ``egress`` is the egress axis alone (OPEN, CLOSED or
-    INCONCLUSIVE), which differs from ``verdict`` only when an inbound path makes it EXPOSED;
-    ``exposed`` says whether an inbound path exists, also when the verdict is OPEN.
-    """
-
-    subject_kind: str  # device | segment
-    subject: str
-    verdict: str
-    egress: str
-    exposed: bool
-    qualifiers: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    paths: list[dict[str, Any]] = field(default_factory=list)
-    evidence: list[dict[str, Any]] = field(default_factory=list)
-    decided_at: str = field(default_factory=utc_now)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "verdict": self.verdict,
-            "egress": self.egress,
-            "exposed": self.exposed,
-            "subject_kind": self.subject_kind,
-            "subject": self.subject,
-            "qualifiers": list(self.qualifiers),
-            "missing": list(self.missing),
-            "paths": list(self.paths),
-            "evidence": list(self.evidence),
-            "decided_at": self.decided_at,
-        }

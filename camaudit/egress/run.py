@@ -39,10 +39,13 @@ class CheckOutcome:
 
     def to_json(self) -> dict[str, Any]:
         v = self.verdict
+        doc = v.to_json()
         return {
             "verdict": v.verdict,
-            "qualifiers": v.qualifiers,
-            "missing": v.missing,
+            "qualifiers": doc["qualifiers"],
+            "missing": doc["missing"],
+            "qualifier_codes": doc["qualifier_codes"],
+            "missing_codes": doc["missing_codes"],
             "paths": v.paths,
             "egress": v.egress,
             "exposed": v.exposed,

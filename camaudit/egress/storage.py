@@ -19,6 +19,7 @@ from typing import Any
 from .. import __version__
 from ..errors import InputError
 from ..model import utc_now
+from ..model.verdicts import reasons_to_json
 from ..store import Store
 from . import wire
 from .results import EXPOSED, ActiveResult, ListenerEntry, PassiveResult, PathResult, Verdict
@@ -111,7 +112,9 @@ def write_verdicts(store: Store, scan_id: str, verdicts: Sequence[Verdict]) -> N
             for word in rows:
                 db.table("verdicts").insert({
                     "scan_id": scan_id, "subject_kind": v.subject_kind, "subject": v.subject, "verdict": word,
-                    "qualifiers": json.dumps(v.qualifiers), "missing": json.dumps(v.missing),
+                    # the reasons as codes (flat JSON objects); words are the report layer's
+                    "qualifiers": json.dumps(reasons_to_json(v.qualifiers)),
+                    "missing": json.dumps(reasons_to_json(v.missing)),
                     "paths": json.dumps(v.paths), "decided_at": v.decided_at,
                     "evidence": json.dumps(v.evidence, default=str),
                 })

@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import datetime as _dt
 import ipaddress
-import re
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from ..scope import AddressClass, classify
@@ -34,25 +34,42 @@ from .results import (
     ListenerEntry,
     PassiveResult,
     PathResult,
+    Reason,
     Verdict,
     is_inbound,
 )
 
 DEFAULT_CONTROL_WINDOW_S = 3600.0
-_ABSENT_RE = re.compile(r"404 not found|table not present", re.IGNORECASE)
+EGRESS_WORDS = (OPEN, CLOSED, INCONCLUSIVE)
 _ANSWER_BASES = ("echo", "listener-log")
-#: Words that, in a device's not-verified list, name a read the registration question needs.
-_REGISTRATION_READS = ("ezviz", "ehome", "online-upgrade", "onlineupgrade", "t2userver", "vsp_paas",
-                       "upnp", "uplink", "p2p", "sip", "deviceinfo", "vendor api", "no open http port")
+#: The reads (``read`` of a not-verified reason, see camaudit.probes) that the registration
+#: question needs: the cloud, online-upgrade and UPnP endpoints, and the identity read that
+#: gates them (ISAPI deviceInfo; ONVIF GetDeviceInformation as 0.1 counted it).
+REGISTRATION_READS = frozenset({
+    "isapi:deviceInfo", "isapi:EZVIZ", "isapi:Ehome", "isapi:onlineUpgrade", "isapi:UPnP", "isapi:UPnPStatus",
+    "dahua:T2UServer", "dahua:VSP_PaaS", "dahua:UPnP", "onvif:GetDeviceInformation",
+})
+#: Not-verified reasons that stand for a whole vendor API, or every read, left unread: the
+#: registration question was not asked at all.
+WHOLE_API_UNREAD = frozenset({"api_time_limit", "vendor_api_not_tried", "no_http_port"})
+#: Not-verified reasons that say the feature is not there (a 404, or Dahua's "Error" for a
+#: missing table): "not present", which is not "disabled" (egress.md 2.3) and not a gap.
+ABSENT_CODES = frozenset({"not_found", "table_absent"})
+#: Qualifiers that carry an exposure, which a device does not inherit from its segment's wording.
+EXPOSED_CODES = frozenset({"exposed", "exposed_inbound", "exposed_subjects"})
 
 
-def _registration_read(message: str) -> bool:
-    """Whether a not-verified line names a read the registration question needs: one of the
-    registration endpoints, or a whole vendor API that stopped (``isapi: stopped (time limit)``)."""
-    text = message.lower()
-    if text.startswith(("isapi:", "dahua:")):
+def registration_read(reason: Reason) -> bool:
+    """Whether a not-verified reason concerns a read the registration question needs. A 0.1
+    sentence (no code) cannot be shown not to, so it counts: it keeps a device from CLOSED."""
+    if reason.code in WHOLE_API_UNREAD or reason.code == "legacy_text":
         return True
-    return any(word in text.replace(" ", "") or word in text for word in _REGISTRATION_READS)
+    return reason.get("read") in REGISTRATION_READS
+
+
+def read_absent(reason: Reason) -> bool:
+    """Whether a not-verified reason says the read's feature is absent from this firmware."""
+    return reason.code in ABSENT_CODES
 
 
 def _parse_time(text: str) -> _dt.datetime | None:
@@ -117,11 +134,12 @@ def select_controls(run: ActiveResult, candidates: Iterable[ActiveResult],
     return chosen
 
 
-def _vantage_text(vantage: dict[str, Any]) -> str:
-    addrs = ", ".join(vantage.get("addresses") or []) or "unknown address"
-    gw = vantage.get("gateway") or "no default gateway"
-    host = vantage.get("hostname") or "this sensor"
-    return f"{host} ({addrs}; gateway {gw})"
+def _vantage(vantage: dict[str, Any]) -> Reason:
+    params = {"host": vantage.get("hostname") or "this sensor",
+              "addresses": ", ".join(vantage.get("addresses") or []) or "unknown address"}
+    if vantage.get("gateway"):
+        return Reason("vantage", {**params, "gateway": vantage["gateway"]})
+    return Reason("vantage_no_gateway", params)
 
 
 # -- the active check (segment) ------------------------------------------------------------------
@@ -139,77 +157,70 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
     passing = [c for c in controls if control_passed(c)]
     controlled = {p.path for c in passing for p in c.paths if p.result == ALLOWED}
 
-    missing: list[str] = []
+    missing: list[Reason] = []
     tested = {p.path for p in run.paths}
     for name in run.planned:
         if name not in tested:
-            missing.append(f"{name}: planned but not tested")
+            missing.append(Reason("planned_not_tested", {"path": name}))
     uncontrolled: list[str] = []
     for p in run.paths:
         if p.result == UNKNOWN:
-            missing.append(f"{p.path}: {p.detail or p.basis}")
+            missing.append(Reason("path_unknown", {"path": p.path, "detail": p.detail or p.basis}))
         elif p.result == BLOCKED and not p.conclusive and p.path not in controlled:
             uncontrolled.append(p.path)
     if uncontrolled and not run.control:
         if not passing:
             failed = [c.run_id for c in controls]
-            why = (f"the control run(s) {', '.join(failed)} never got an answer from the listener"
-                   if failed else f"no control run within {window_s / 60:g} minutes against the same listener")
-            missing.append(
-                "a positive control (`egress check --control` from a vantage with egress, same listener): "
-                f"{why}; without it the silence on {_brief(uncontrolled)} may mean the listener was down"
-            )
+            why = (Reason("controls_never_answered", {"runs": ", ".join(failed)}) if failed
+                   else Reason("no_control_in_window", {"minutes": window_s / 60}))
+            missing.append(Reason("control_missing", {"why": why, "paths": _brief(uncontrolled)}))
         else:
-            missing.append(
-                f"a positive control for {_brief(uncontrolled)}: the control run(s) did not reach the listener "
-                "on these paths either, so their silence here proves nothing"
-            )
+            missing.append(Reason("control_not_reaching", {"paths": _brief(uncontrolled)}))
     elif uncontrolled and run.control and not allowed:
-        missing.append("the listener never answered this control run: it proves nothing about the listener")
+        missing.append(Reason("control_run_unanswered"))
 
     # A path that does not exist from here (no proxy, no router advertisement) was not tested:
     # silence on it says nothing, and a run with nothing else cannot be CLOSED (egress.md 1.4 row 9).
     tested_blocked = [p.path for p in egress_paths if p.result == BLOCKED and p.basis != "absent"]
     if not allowed and not tested_blocked:
-        missing.append("no egress path was tested from this vantage (TCP, UDP, DNS, ICMP or NTP to the listener): "
-                       "nothing here can show the segment closed")
-    qualifiers: list[str] = []
-    window = f"between {run.started_at} and {run.finished_at}"
-    vantage = _vantage_text(run.vantage)
+        missing.append(Reason("no_path_tested"))
+    qualifiers: list[Reason] = []
+    window = {"start": run.started_at, "end": run.finished_at}
+    vantage = _vantage(run.vantage)
     if run.control:
-        qualifiers.append(f"control run from a vantage with egress: {vantage}; not a verdict on any segment")
+        qualifiers.append(Reason("control_vantage", {"vantage": vantage}))
     if allowed:
         egress = OPEN
         via = ", ".join(p.path for p in allowed)
-        qualifiers.append(f"egress observed on {via} from {vantage} {window}")
+        qualifiers.append(Reason("egress_observed", {"paths": via, "vantage": vantage, **window}))
         if any(p.path == "dns/resolver" for p in allowed):
-            qualifiers.append("OPEN through DNS: the segment's resolver carried a nonce name to the auditor's zone "
-                              "(DNS recursion reaches the internet; data can leave through DNS alone)")
+            qualifiers.append(Reason("open_through_dns"))
         if any(p.path.startswith("ipv6/") for p in allowed):
-            qualifiers.append("OPEN through IPv6: a router advertises a global prefix and forwards IPv6")
+            qualifiers.append(Reason("open_through_ipv6"))
         if all(p.basis == "listener-log" for p in allowed):
-            qualifiers.append("one-way egress: the listener logged the probes, their answers did not come back")
+            qualifiers.append(Reason("one_way_egress"))
     elif not missing:
         egress = CLOSED
-        qualifiers.append(f"no egress observed on {len(tested_blocked)} tested paths ({_brief(tested_blocked, 40)}) "
-                          f"from {vantage} {window}")
+        qualifiers.append(Reason("no_egress_observed", {"count": len(tested_blocked),
+                                                        "paths": _brief(tested_blocked, 40), "vantage": vantage,
+                                                        **window}))
         if passing:
-            qualifiers.append("positive control: " + "; ".join(
-                f"run {c.run_id} from {_vantage_text(c.vantage)} at {c.started_at} reached the listener on "
-                f"{sum(1 for p in c.paths if p.result == ALLOWED)} paths" for c in passing))
+            qualifiers.append(Reason("positive_control", {"runs": [
+                Reason("control_run", {"run": c.run_id, "vantage": _vantage(c.vantage), "at": c.started_at,
+                                       "count": sum(1 for p in c.paths if p.result == ALLOWED)})
+                for c in passing]}))
         else:
-            qualifiers.append("no positive control was needed: every path was refused locally or by an internal router")
+            qualifiers.append(Reason("no_control_needed"))
         absent = [f"{p.path} ({p.detail})" for p in egress_paths if p.basis == "absent"]
         if absent:
-            qualifiers.append("not present from this vantage: " + "; ".join(absent))
-        qualifiers.append("placement: the verdict holds for traffic from this sensor's address and gateway; "
-                          "firewall rules keyed on device addresses, MACs or 802.1X groups are not covered by it")
+            qualifiers.append(Reason("absent_from_vantage", {"paths": "; ".join(absent)}))
+        qualifiers.append(Reason("placement_scope"))
     else:
         egress = INCONCLUSIVE
     exposed = bool(exposed_by)
     if exposed:
-        qualifiers.append("EXPOSED: inbound path on the segment: " + "; ".join(
-            f"{p.path} ({p.detail})" if p.detail else p.path for p in exposed_by))
+        qualifiers.append(Reason("exposed_inbound", {"paths": "; ".join(
+            f"{p.path} ({p.detail})" if p.detail else p.path for p in exposed_by)}))
     verdict = OPEN if egress == OPEN else EXPOSED if exposed else egress
     return Verdict(
         subject_kind="segment",
@@ -254,7 +265,7 @@ def _internal_literal(server: str) -> bool:
     return classify(ip).cls is not AddressClass.EXTERNAL
 
 
-def _registration(settings: Any, qualifiers: list[str], missing: list[str], evidence: list[dict[str, Any]]
+def _registration(settings: Any, qualifiers: list[Reason], missing: list[Reason], evidence: list[dict[str, Any]]
                   ) -> tuple[list[str], bool]:
     """Cloud entries that report registration, and whether a cloud binding exposes the device."""
     registered: list[str] = []
@@ -268,7 +279,7 @@ def _registration(settings: Any, qualifiers: list[str], missing: list[str], evid
         state = entry.get("registered")
         if state is True:
             if servers and all(_internal_literal(s) for s in servers):
-                qualifiers.append(f"{name}: registered with an internal platform ({', '.join(servers)}), not egress")
+                qualifiers.append(Reason("registered_internal", {"service": name, "servers": ", ".join(servers)}))
                 continue
             registered.append(name)
             evidence.append({"kind": "device_config", "setting": name, "registered": True,
@@ -276,11 +287,10 @@ def _registration(settings: Any, qualifiers: list[str], missing: list[str], evid
             if entry.get("bound") is True:
                 bound = True
         elif state is None and entry.get("enabled") is not False:
-            note = entry.get("note") or "not verified"
-            missing.append(f"{name}: the device's registration status was not verified ({note}; {source})")
+            note = Reason.from_json(entry["note"]) if entry.get("note") else Reason("status_not_reported")
+            missing.append(Reason("registration_unverified", {"service": name, "note": note, "source": source}))
         elif entry.get("enabled") is True:
-            qualifiers.append(f"{name} is enabled but reports no registration ({source}): a cloud feature "
-                              "that would reach the internet if the network let it (finding, not a verdict)")
+            qualifiers.append(Reason("enabled_unregistered", {"service": name, "source": source}))
     return registered, bound
 
 
@@ -320,89 +330,86 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
     nothing, and a capture (if given) shows no established external flow.
     """
     addr = address or getattr(settings, "address", None) or "unknown"
-    qualifiers: list[str] = []
-    missing: list[str] = []
+    qualifiers: list[Reason] = []
+    missing: list[Reason] = []
     evidence: list[dict[str, Any]] = []
-    opened: list[str] = []
-    exposed_by: list[str] = []
+    opened: list[Reason] = []
+    exposed_by: list[Reason] = []
 
     # -- the device's own word
     if settings is None:
-        missing.append("device settings (gateway, DNS, cloud registration) were not read")
+        missing.append(Reason("settings_not_read"))
         gateways: list[str] | None = None
     else:
         registered, bound = _registration(settings, qualifiers, missing, evidence)
         gaps_before = len(missing)
         for name in registered:
-            opened.append(f"the device reports registration with {name} (device-asserted, conclusive)")
+            opened.append(Reason("registration_reported", {"service": name}))
         if bound:
-            exposed_by.append("bound to a cloud account while registered: a third-party access path to its footage")
-        for msg in settings.not_verified:
-            if not _registration_read(msg):
+            exposed_by.append(Reason("cloud_bound"))
+        for reason in settings.not_verified:
+            reason = Reason.from_json(reason)
+            if not registration_read(reason):
                 continue
-            if _ABSENT_RE.search(msg):
+            if read_absent(reason):
                 # A 404 (or Dahua's "Error" for a missing table) means this firmware has no such
                 # feature to register through: "not present", not "disabled" (egress.md 2.3).
-                qualifiers.append(f"not present on this device (recorded as not verified): {msg}")
+                qualifiers.append(Reason("not_present", {"reason": reason}))
             else:
-                missing.append(f"not verified: {msg}")
+                missing.append(Reason("not_verified", {"reason": reason}))
         if len(missing) == gaps_before and not any(isinstance(e, dict) and k not in ("upnp", "ddns")
                                                    for k, e in (settings.cloud or {}).items()):
-            qualifiers.append("the device reported no cloud-registration status that camaudit can read (no "
-                              "Hik-Connect, Ehome, online-upgrade or Dahua P2P settings): its verdict rests on the "
-                              "network evidence")
+            qualifiers.append(Reason("no_registration_status"))
         live = _active_mappings(settings)
         if live:
-            exposed_by.append(f"the device reports {len(live)} active UPnP port mapping(s)")
+            exposed_by.append(Reason("active_upnp_mappings", {"count": len(live)}))
             evidence.append({"kind": "device_config", "setting": "upnp_mappings", "active": live})
         gateways = settings.gateway
         if gateways is not None and not [g for g in gateways if g and g not in ("0.0.0.0", "::")]:
-            qualifiers.append("the device reports no default gateway (supports CLOSED; not a verdict alone)")
+            qualifiers.append(Reason("no_default_gateway"))
         for server in (settings.dns or []):
             if not _internal_literal(server) and _is_literal(server):
-                qualifiers.append(f"the device is configured with an external DNS server {server} (finding)")
+                qualifiers.append(Reason("external_dns", {"server": server}))
         for server in (settings.ntp or []):
             if not _internal_literal(server):
-                qualifiers.append(f"the device is configured with a non-internal NTP server {server} (finding)")
+                qualifiers.append(Reason("external_ntp", {"server": server}))
 
     # -- the segment's active check
     configured = _configured_mappings(settings) if settings is not None else []
     if active is None:
-        missing.append("an active egress check from the device's segment (`egress check --listener ...`)")
+        missing.append(Reason("active_check_missing"))
     else:
         placement_ok, placement_note = _placement(gateways, sensor_gateway, active)
         no_gateway = gateways is not None and not [g for g in gateways if g and g not in ("0.0.0.0", "::")]
         igd_maps = _igd_mappings_for(active, addr)
         if igd_maps:
-            exposed_by.append(f"the segment's IGD maps {len(igd_maps)} external port(s) to this device")
+            exposed_by.append(Reason("igd_maps_device", {"count": len(igd_maps)}))
             evidence.append({"kind": "active", "path": "upnp", "mappings": igd_maps})
         elif active.exposed and configured:
-            exposed_by.append("UPnP mappings configured on the device and a UPnP IGD answers on its segment")
+            exposed_by.append(Reason("upnp_configured_igd"))
         if active.egress == OPEN:
             if placement_ok and not no_gateway:
-                opened.append(f"its segment is OPEN from a sensor on the same segment ({placement_note})")
+                opened.append(Reason("segment_open_same", {"placement": placement_note}))
             elif placement_ok:
                 # The sensor reached the listener through a gateway this device does not use:
                 # that shows nothing about the device's own egress (egress.md 1.3, 1.4 row 10).
-                missing.append("placement: the segment is OPEN from a sensor that used a gateway, but the device "
-                               "reports no default gateway; its own egress was not shown")
+                missing.append(Reason("placement_open_no_gateway"))
             else:
-                missing.append(f"placement: {placement_note}; the segment's OPEN result was not shown for this device")
+                missing.append(Reason("placement_open_not_shown", {"placement": placement_note}))
         elif active.egress == CLOSED:
             if not placement_ok:
-                missing.append(f"placement: {placement_note}")
+                missing.append(Reason("placement_gap", {"placement": placement_note}))
             else:
                 # A device's CLOSED is stated with the segment check's own qualifiers: the
                 # paths, the window, the vantage and the controls (DESIGN.md section 5).
-                qualifiers.append(f"segment CLOSED from the sensor ({placement_note})")
-                qualifiers.extend(q for q in active.qualifiers if not q.startswith("EXPOSED"))
+                qualifiers.append(Reason("segment_closed", {"placement": placement_note}))
+                qualifiers.extend(q for q in active.qualifiers if q.code not in EXPOSED_CODES)
         else:
-            missing.append("the segment's active check is INCONCLUSIVE: " + "; ".join(active.missing[:3]))
+            missing.append(Reason("segment_inconclusive", {"reasons": list(active.missing[:3])}))
         evidence.append({"kind": "segment", "subject": active.subject, "verdict": active.verdict,
                          "egress": active.egress})
     if configured and not exposed_by:
-        qualifiers.append(f"{len(configured)} UPnP mapping(s) configured on the device; no IGD seen to apply them "
-                          "(finding)")
+        qualifiers.append(Reason("upnp_configured_no_igd", {"count": len(configured)}))
 
     # -- the capture
     if passive is not None:
@@ -411,27 +418,27 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         odd = [f for f in mine if f.state == "established" and f.remote_class != "external"]
         attempted = [f for f in mine if f.state == "attempted"]
         if odd:
-            qualifiers.append(f"{len(odd)} answered flow(s) with non-internal but not global addresses (CGNAT or "
-                              "documentation space), e.g. " + ", ".join(f"{f.remote} ({f.remote_class})" for f in odd[:3]))
+            qualifiers.append(Reason("capture_odd_flows", {
+                "count": len(odd), "examples": ", ".join(f"{f.remote} ({f.remote_class})" for f in odd[:3])}))
         for f in established[:5]:
-            opened.append(f"established {f.proto} flow with {f.remote}" + (f":{f.port}" if f.port else "")
-                          + f" at {f.first_seen} (capture {passive.source})")
+            opened.append(Reason("capture_established", {
+                "proto": f.proto, "endpoint": f.remote + (f":{f.port}" if f.port else ""), "at": f.first_seen,
+                "capture": passive.source}))
         if attempted:
-            qualifiers.append(f"{len(attempted)} unanswered egress attempt(s) in the capture, e.g. "
-                              + ", ".join(f"{f.proto}/{f.port} to {f.remote}" for f in attempted[:3])
-                              + " (blocked during the capture; cloud features are trying: finding)")
+            qualifiers.append(Reason("capture_attempts", {
+                "count": len(attempted),
+                "examples": ", ".join(f"{f.proto}/{f.port} to {f.remote}" for f in attempted[:3])}))
         lookups = [q for q in passive.lookups if q.device == addr]
         resolved = [q for q in lookups if q.external_answers]
         for q in resolved[:3]:
             # egress.md 1.4 row 3: a strong indicator of DNS recursion, not proof (a split-horizon
             # or cached zone gives the same answer); it stands against CLOSED (row 12).
-            missing.append(f"conflicting evidence: the resolver {q.resolver} answered the vendor-cloud name "
-                           f"{q.qname} with external address(es) {', '.join(q.external_answers[:3])} (indicator of "
-                           "DNS recursion to the internet, not proof); test the resolver with a nonce name "
-                           "(`--dns-zone`)")
+            missing.append(Reason("capture_dns_conflict", {"resolver": q.resolver, "qname": q.qname,
+                                                           "answers": ", ".join(q.external_answers[:3])}))
         if lookups:
-            qualifiers.append("looked up vendor-cloud names: " + ", ".join(sorted({q.qname for q in lookups})[:5]))
-        qualifiers.append(f"capture {passive.source} from {passive.start} to {passive.end}")
+            qualifiers.append(Reason("capture_lookups", {"names": ", ".join(sorted({q.qname for q in lookups})[:5])}))
+        qualifiers.append(Reason("capture_window", {"capture": passive.source, "start": passive.start,
+                                                    "end": passive.end}))
         evidence.append({"kind": "passive", "source": passive.source, "start": passive.start, "end": passive.end,
                          "flows": [f.to_json() for f in mine[:50]], "lookups": [q.to_json() for q in lookups[:50]]})
 
@@ -444,7 +451,7 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
         egress = INCONCLUSIVE
     exposed = bool(exposed_by)
     if exposed:
-        qualifiers.append("EXPOSED: " + "; ".join(exposed_by))
+        qualifiers.append(Reason("exposed", {"reasons": exposed_by}))
     return Verdict(
         subject_kind="device", subject=addr,
         verdict=OPEN if egress == OPEN else EXPOSED if exposed else egress,
@@ -462,7 +469,7 @@ def _is_literal(text: str) -> bool:
     return True
 
 
-def _placement(gateways: list[str] | None, sensor_gateway: str | None, active: Verdict) -> tuple[bool, str]:
+def _placement(gateways: list[str] | None, sensor_gateway: str | None, active: Verdict) -> tuple[bool, Reason]:
     """Whether the sensor's vantage stands for the device (egress.md 1.3 placement control)."""
     if sensor_gateway is None:
         for ev in active.evidence:
@@ -470,14 +477,14 @@ def _placement(gateways: list[str] | None, sensor_gateway: str | None, active: V
                 sensor_gateway = (ev.get("vantage") or {}).get("gateway")
                 break
     if gateways is None:
-        return False, "the device's gateway was not read, so the sensor's placement cannot be matched to it"
+        return False, Reason("placement_unread")
     real = [g for g in gateways if g and g not in ("0.0.0.0", "::")]
     if not real:
-        return True, "the device has no default gateway"
+        return True, Reason("placement_no_gateway")
     if sensor_gateway and sensor_gateway in real:
-        return True, f"device and sensor use gateway {sensor_gateway}"
-    return False, (f"the device uses gateway {', '.join(real)} but the sensor used "
-                   f"{sensor_gateway or 'none'}")
+        return True, Reason("placement_same_gateway", {"gateway": sensor_gateway})
+    return False, Reason("placement_other_gateway", {"device_gateways": ", ".join(real),
+                                                     "sensor_gateway": sensor_gateway or "none"})
 
 
 def _igd_mappings_for(active: Verdict, address: str) -> list[dict[str, Any]]:
@@ -495,41 +502,44 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
     """Segment = OPEN if any device or path is OPEN; CLOSED only if the active check and every
     device are CLOSED; EXPOSED beside it when anything is exposed; else INCONCLUSIVE."""
     parts = ([active] if active is not None else []) + list(devices)
-    qualifiers: list[str] = []
-    missing: list[str] = []
+    qualifiers: list[Reason] = []
+    missing: list[Reason] = []
     opened = [v for v in parts if v.egress == OPEN]
     exposed = [v for v in parts if v.exposed]
     if active is None:
-        missing.append("an active egress check from the segment")
+        missing.append(Reason("rollup_no_active"))
     elif not devices:
         # Vacuously "every device CLOSED" is no roll-up: the sensor's placement was matched to
         # no camera (egress.md 1.3), so the segment's verdict stays the sensor's alone.
-        missing.append("no device of the segment was assessed, so the sensor's placement was matched to no camera")
+        missing.append(Reason("rollup_no_devices"))
     for v in parts:
         if v.egress != OPEN:
-            prefix = "" if v is active else f"device {v.subject}: "
-            missing.extend(prefix + m for m in v.missing)
+            missing.extend(m if v is active else Reason("device_gap", {"device": v.subject, "reason": m})
+                           for m in v.missing)
     if opened:
         egress = OPEN
-        qualifiers.extend(f"OPEN: {v.subject_kind} {v.subject}: {v.qualifiers[0] if v.qualifiers else 'egress'}"
+        qualifiers.extend(Reason("open_part", {"kind": v.subject_kind, "subject": v.subject,
+                                               "reason": v.qualifiers[0] if v.qualifiers else Reason("egress_plain")})
                           for v in opened[:10])
     elif active is not None and devices and all(v.egress == CLOSED for v in parts):
         egress = CLOSED
         qualifiers.extend(active.qualifiers)
-        qualifiers.append(f"every one of {len(devices)} device(s) is CLOSED on its own evidence")
+        qualifiers.append(Reason("rollup_all_closed", {"count": len(devices)}))
     else:
         egress = INCONCLUSIVE
         undecided = [v.subject for v in devices if v.egress == INCONCLUSIVE]
         if undecided:
-            missing.append(f"{len(undecided)} device(s) INCONCLUSIVE: {_brief(undecided)}")
+            missing.append(Reason("rollup_inconclusive_devices", {"count": len(undecided),
+                                                                  "devices": _brief(undecided)}))
         if active is not None:
             # What the sensor's check did show, so the reader sees more than the gaps.
             closed = sum(1 for v in devices if v.egress == CLOSED)
-            qualifiers.append(f"the sensor's own check is {active.egress}"
-                              + (f": {active.qualifiers[0]}" if active.qualifiers else ""))
-            qualifiers.append(f"{closed} of {len(devices)} device(s) CLOSED on their own evidence")
+            qualifiers.append(Reason("sensor_check_with", {"verdict": active.egress, "reason": active.qualifiers[0]})
+                              if active.qualifiers else Reason("sensor_check", {"verdict": active.egress}))
+            qualifiers.append(Reason("rollup_closed_count", {"closed": closed, "total": len(devices)}))
     if exposed:
-        qualifiers.append("EXPOSED: " + ", ".join(f"{v.subject_kind} {v.subject}" for v in exposed[:10]))
+        qualifiers.append(Reason("exposed_subjects", {
+            "subjects": ", ".join(f"{v.subject_kind} {v.subject}" for v in exposed[:10])}))
     return Verdict(
         subject_kind="segment", subject=subject,
         verdict=OPEN if egress == OPEN else EXPOSED if exposed else egress,
@@ -540,3 +550,90 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
                                                 "verdict": v.verdict, "egress": v.egress, "exposed": v.exposed}
                                                for v in parts]}],
     )
+
+
+# -- which verdict a device carries ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Carried:
+    """The verdict one device carries in a scan, decided once (:func:`carried_verdict`)."""
+
+    #: The egress verdict the device carries: its own, or its segment's; None when neither speaks.
+    verdict: Verdict | None
+    #: The verdict whose exposure the device carries (its own, or its segment's), or None.
+    exposed: Verdict | None
+    #: Where the verdict comes from (``source_*`` reasons); None when nothing was recorded.
+    source: Reason | None
+    #: The most specific segment the device sits in, or None.
+    segment: Verdict | None
+
+
+def judged_per_device(verdict: Verdict) -> bool:
+    """True for a segment verdict written by camaudit's egress verification (a roll-up of
+    per-device verdicts, or a sensor's check), which judges each device on its own verdict;
+    False for one written by hand or by another tool about the segment as a whole."""
+    return any(isinstance(e, dict) and e.get("kind") in ("rollup", "active") for e in verdict.evidence)
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def segments_of(address: str, segments: Sequence[Verdict], declared_segment: str | None = None) -> list[Verdict]:
+    """The segment verdicts a device sits in, most specific first: CIDR segments by address,
+    named segments by the segment the register declares for it."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        ip = None
+    nets = [(s, _network(s.subject)) for s in segments]
+    inside = [(s, n) for s, n in nets if n is not None and ip is not None and ip.version == n.version and ip in n]
+    inside.sort(key=lambda sn: -sn[1].prefixlen if sn[1] is not None else 0)
+    found = [s for s, _ in inside]
+    if declared_segment:
+        found += [s for s, n in nets if n is None and s.subject.lower() == declared_segment.lower()]
+    return found
+
+
+def carried_verdict(device_verdict: Verdict | None, segment_verdicts: Sequence[Verdict], device_address: str, *,
+                    declared_segment: str | None = None) -> Carried:
+    """Which verdict a device carries: its own evidence first, then its segment's.
+
+    A verdict whose ``egress`` is not an egress word (a subject with only an EXPOSED record)
+    speaks for exposure only. The device's own verdict was decided from the segment check *and*
+    the device's placement (its gateway against the sensor's), its own settings and any capture,
+    so a segment OPEN seen from a sensor in another policy group does not make every device
+    OPEN (egress.md 1.3, placement control). A device with no verdict of its own takes its
+    segment's, unless that segment verdict is camaudit's own roll-up (or a sensor's check alone):
+    it speaks for the devices that were judged, and this one was not; an OPEN segment because
+    another camera reports its cloud registration says nothing of this one. Exposure follows the
+    same rule: a device with records of its own carries only its own exposure.
+    """
+    inside = segments_of(device_address, segment_verdicts, declared_segment)
+    segment = inside[0] if inside else None
+    own = device_verdict if device_verdict is not None and device_verdict.egress in EGRESS_WORDS else None
+    chosen: Verdict | None = None
+    source: Reason | None = None
+    if own is not None:
+        chosen, source = own, Reason("source_device")
+    elif segment is not None and segment.egress in EGRESS_WORDS:
+        if judged_per_device(segment):
+            source = Reason("source_not_judged", {"segment": segment.subject, "verdict": segment.egress})
+        else:
+            chosen, source = segment, Reason("source_segment", {"segment": segment.subject})
+    if device_verdict is not None:
+        exposed = device_verdict if device_verdict.exposed else None
+    else:
+        exposed = segment if segment is not None and segment.exposed and not judged_per_device(segment) else None
+    return Carried(chosen, exposed, source, segment)
+
+
+def effective_verdict(device_verdict: Verdict | None, segment_verdicts: Sequence[Verdict], device_address: str, *,
+                      declared_segment: str | None = None) -> Verdict | None:
+    """The egress verdict a device carries (:func:`carried_verdict`), or None."""
+    return carried_verdict(device_verdict, segment_verdicts, device_address,
+                           declared_segment=declared_segment).verdict

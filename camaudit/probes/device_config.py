@@ -2,15 +2,20 @@
 
 ``None`` always means *not verified*: camaudit could not read it (no credentials, a 401, a 404,
 a timeout). An empty list means the device was read and reported nothing (no gateway, say).
-Never read "not verified" as "off" (reference/egress.md section 2.5).
+Never read "not verified" as "off" (reference/egress.md section 2.5). Each not-verified read
+is a :class:`Reason`: a code (``auth_required``, ``not_found``, ``timed_out`` ...) with the read's
+label (``what``), its stable name (``read``, e.g. ``isapi:EZVIZ``, which the verdict logic decides
+on) and its port; the words are the report layer's.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..model import Observation
+from ..model.verdicts import Reason, english, reasons_from_json, reasons_to_json
 
 
 @dataclass(slots=True)
@@ -24,8 +29,8 @@ class DeviceSettings:
     #: e.g. {"hik_connect": {"enabled": True, "registered": False, "source": "isapi ..."}}
     cloud: dict[str, Any] = field(default_factory=dict)
     upnp_mappings: list[dict[str, Any]] | None = None
-    #: e.g. "ONVIF GetDNS: 401 unauthorised", "ISAPI EZVIZ: 404 not found"
-    not_verified: list[str] = field(default_factory=list)
+    #: e.g. Reason("auth_required", {"what": "ONVIF GetDNS", "read": "onvif:GetDNS", "port": 80})
+    not_verified: list[Reason] = field(default_factory=list)
     #: Which source reported each setting, other ONVIF reads (interfaces, protocols, discovery
     #: mode) and the redacted replies kept as evidence.
     details: dict[str, Any] = field(default_factory=dict)
@@ -52,9 +57,18 @@ class DeviceSettings:
             {"source": source, "port": port, "status": status, "body": body}
         )
 
-    def not_verified_once(self, message: str) -> None:
-        if message not in self.not_verified:
-            self.not_verified.append(message)
+    def __post_init__(self) -> None:
+        # Settings read back from JSON (a 0.1 store's sentences, or flat reasons) become reasons.
+        self.not_verified = reasons_from_json(list(self.not_verified))
+
+    @property
+    def not_verified_text(self) -> list[str]:
+        """The not-verified reads in English."""
+        return english(self.not_verified)
+
+    def not_verified_once(self, reason: Reason) -> None:
+        if reason not in self.not_verified:
+            self.not_verified.append(reason)
 
     def _note(self, name: str, source: str) -> None:
         sources = self.details.setdefault("sources", {}).setdefault(name, [])
@@ -69,9 +83,24 @@ class DeviceSettings:
             "ntp": self.ntp,
             "cloud": self.cloud,
             "upnp_mappings": self.upnp_mappings,
-            "not_verified": list(self.not_verified),
+            # English sentences for readers of the JSON, and the reasons themselves
+            "not_verified": english(self.not_verified),
+            "not_verified_codes": reasons_to_json(self.not_verified),
             "details": self.details,
         }
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> DeviceSettings:
+        """The inverse of :meth:`to_json`; a document without codes (camaudit 0.1) keeps its
+        sentences as legacy reasons."""
+        codes = doc.get("not_verified_codes")
+        return cls(
+            address=str(doc.get("address") or ""),
+            gateway=doc.get("gateway"), dns=doc.get("dns"), ntp=doc.get("ntp"),
+            cloud=dict(doc.get("cloud") or {}), upnp_mappings=doc.get("upnp_mappings"),
+            not_verified=reasons_from_json(codes if codes is not None else doc.get("not_verified")),
+            details=dict(doc.get("details") or {}),
+        )
 
 
 @dataclass(slots=True)

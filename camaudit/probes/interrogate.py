@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from ..credentials import Credential, CredentialStore
 from ..model import Observation
+from ..model.verdicts import Reason
 from .device_config import DeviceSettings, InterrogationReport
 from .onvif import read_onvif
 from .vendor_api import ReadOnlyHTTP, VendorResult, read_dahua, read_isapi
@@ -62,7 +63,7 @@ async def interrogate(
     ports = list(http_ports) if http_ports is not None else candidate_http_ports(open_ports)
     tls = frozenset(tls_ports) if tls_ports is not None else TLS_PORTS
     if not ports:
-        settings.not_verified.append("ONVIF and vendor APIs: no open HTTP port")
+        settings.not_verified.append(Reason("no_http_port"))
         return report
     budget = max(30.0, timeout * 8)
 
@@ -86,16 +87,12 @@ async def interrogate(
     if onvif_port is None:
         # Said as it was: an answer refused as hostile is not the absence of an answer.
         if hostile:
-            settings.not_verified.append(
-                f"ONVIF: the answer on port{'s' if len(hostile) > 1 else ''} {', '.join(map(str, hostile))} "
-                f"was refused as hostile (an XML bomb or XXE)"
-            )
+            settings.not_verified.append(Reason("onvif_hostile", {"ports": ", ".join(map(str, hostile)),
+                                                                  "count": len(hostile)}))
         silent = [p for p in ports if p not in hostile]
         if silent:
-            settings.not_verified.append(
-                f"ONVIF: no device service answered on port{'s' if len(silent) > 1 else ''} "
-                + ", ".join(map(str, silent))
-            )
+            settings.not_verified.append(Reason("onvif_no_service", {"ports": ", ".join(map(str, silent)),
+                                                                     "count": len(silent)}))
 
     family = (vendor or "").lower() or _vendor_from_onvif(report.observations)
     web_port = ports[0]
@@ -108,9 +105,7 @@ async def interrogate(
         apis = ["isapi", "dahua"]  # unknown maker: ISAPI first, Dahua CGI only if ISAPI is absent
     else:
         apis = []
-        settings.not_verified.append(
-            "vendor APIs (ISAPI, Dahua CGI): not tried (maker not identified and no credentials)"
-        )
+        settings.not_verified.append(Reason("vendor_api_not_tried"))
     if apis:
         await _vendor_apis(address, web_port, web_port in tls, apis, credential, timeout, max_bytes,
                            settings, report)
@@ -129,7 +124,7 @@ async def _vendor_apis(address: str, port: int, tls: bool, apis: list[str],
                                                               timeout=max(30.0, timeout * 12))
             except TimeoutError:
                 report.problems.append(f"{api} on port {port}: the whole read took too long; stopped")
-                settings.not_verified.append(f"{api}: stopped (time limit)")
+                settings.not_verified.append(Reason("api_time_limit", {"api": api, "port": port}))
                 continue
             report.observations.extend(result.observations)
             report.problems.extend(result.problems)

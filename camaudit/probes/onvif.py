@@ -34,6 +34,7 @@ import aiohttp
 
 from ..credentials import Credential
 from ..model import Observation
+from ..model.verdicts import Reason
 from ..redact import redact, redact_obj
 from .device_config import DeviceSettings
 from .readonly import (
@@ -467,7 +468,9 @@ def _apply(result: OnvifResult, settings: DeviceSettings, address: str, secrets:
             onvif_details[operation] = res[operation]
     onvif_details["auth"] = dict(result.auth)
     for operation, text in result.failures.items():
-        settings.not_verified_once(f"ONVIF {operation}: {text}")
+        # The failure's words are the ONVIF client's own; the read is named for the verdict logic.
+        settings.not_verified_once(Reason("onvif_failed", {"what": f"ONVIF {operation}", "read": f"onvif:{operation}",
+                                                           "port": result.port, "detail": text}))
 
 
 def _addresses(value: Any) -> list[str]:

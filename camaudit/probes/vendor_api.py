@@ -26,6 +26,7 @@ import httpx
 
 from ..credentials import Credential
 from ..model import Observation, bounded_text
+from ..model.verdicts import Reason
 from ..protocols import dahua_cgi, isapi
 from ..redact import redact, redact_obj
 from .device_config import DeviceSettings
@@ -71,16 +72,16 @@ class _AuthState:
     basic_only: bool = False
     unsupported: str | None = None
 
-    def unusable(self) -> str | None:
+    def unusable(self) -> Reason | None:
         """Why no further authenticated read makes sense on this device, or None."""
         if self.credential is None:
-            return "no credentials"
+            return Reason("no_credentials")
         if self.refused:
-            return "credentials refused; not retried to avoid locking the account"
+            return Reason("credentials_refused")
         if self.basic_only:
-            return "device offers only Basic auth"
+            return Reason("basic_only")
         if self.unsupported:
-            return self.unsupported
+            return Reason("auth_scheme_unsupported", {"detail": self.unsupported})
         return None
 
 
@@ -285,20 +286,53 @@ class VendorResult:
     speaks: bool = False
 
 
-def _status_text(reply: HttpReply, http: ReadOnlyHTTP) -> str:
+#: The stable name of each ISAPI read (the ``read`` of its not-verified reasons): the verdict
+#: logic decides on these names, never on the labels shown to readers.
+ISAPI_READ_IDS: dict[str, str] = {
+    "/ISAPI/System/deviceInfo": "isapi:deviceInfo",
+    "/ISAPI/System/Network/interfaces": "isapi:interfaces",
+    "/ISAPI/System/Network/EZVIZ": "isapi:EZVIZ",
+    "/ISAPI/System/Network/Ehome": "isapi:Ehome",
+    "/ISAPI/System/onlineUpgrade/server": "isapi:onlineUpgrade",
+    "/ISAPI/System/time/ntpServers": "isapi:ntpServers",
+    "/ISAPI/System/Network/DDNS": "isapi:DDNS",
+    "/ISAPI/System/Network/UPnP": "isapi:UPnP",
+    "/ISAPI/System/Network/UPnP/ports/status": "isapi:UPnPStatus",
+}
+
+
+def read_id(target: str) -> str:
+    """The stable name of a read: ``isapi:EZVIZ``, ``dahua:T2UServer``, ``dahua:getSystemInfo``."""
+    if target in ISAPI_READ_IDS:
+        return ISAPI_READ_IDS[target]
+    for marker in ("name=", "action="):
+        if "/cgi-bin/" in target and marker in target:
+            return "dahua:" + target.rsplit(marker, 1)[1].split("&", 1)[0]
+    return target
+
+
+def _unverified(code: str, target: str, label: str, http: ReadOnlyHTTP, **params: Any) -> Reason:
+    """A not-verified reason for one read: what it is called, which read it is, on what port."""
+    return Reason(code, {"what": label, "read": read_id(target), "port": http.port, **params})
+
+
+def _status_reason(reply: HttpReply, http: ReadOnlyHTTP, target: str, label: str) -> Reason:
     if reply.status == 401:
         state = http.auth
         if state.credential is None:
-            return "401 unauthorised (no credentials given)"
+            return _unverified("auth_required", target, label, http)
         if state.basic_only:
-            return "401 unauthorised (device offers only Basic auth; camaudit sends passwords only by digest)"
+            return _unverified("auth_basic_only", target, label, http)
         if state.unsupported:
-            return f"401 unauthorised ({state.unsupported})"
+            return _unverified("auth_unsupported", target, label, http, detail=state.unsupported)
         if state.refused:
-            return "401 unauthorised (credentials refused)"
-        return "401 unauthorised"
-    names = {403: "403 forbidden", 404: "404 not found"}
-    return names.get(reply.status, f"HTTP {reply.status}")
+            return _unverified("auth_refused", target, label, http)
+        return _unverified("unauthorised", target, label, http)
+    if reply.status == 403:
+        return _unverified("forbidden", target, label, http)
+    if reply.status == 404:
+        return _unverified("not_found", target, label, http)
+    return _unverified("http_status", target, label, http, status=reply.status)
 
 
 async def _fetch(http: ReadOnlyHTTP, target: str, label: str, settings: DeviceSettings,
@@ -306,11 +340,11 @@ async def _fetch(http: ReadOnlyHTTP, target: str, label: str, settings: DeviceSe
     try:
         reply = await http.get(target)
     except TimeoutError:
-        settings.not_verified_once(f"{label}: timed out")
+        settings.not_verified_once(_unverified("timed_out", target, label, http))
         result.problems.append(f"{label} on port {http.port}: no complete answer within the time limit")
         return None
     except httpx.HTTPError as exc:
-        settings.not_verified_once(f"{label}: {type(exc).__name__}")
+        settings.not_verified_once(_unverified("connection_error", target, label, http, error=type(exc).__name__))
         result.problems.append(f"{label} on port {http.port}: {type(exc).__name__}")
         return None
     if reply.truncated:
@@ -347,13 +381,14 @@ ISAPI_CONFIG_READS: tuple[tuple[str, str], ...] = (
 async def read_isapi(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResult:
     """Read deviceInfo and the egress-relevant ISAPI settings (egress.md section 2.2)."""
     result = VendorResult()
-    reply = await _fetch(http, "/ISAPI/System/deviceInfo", "ISAPI deviceInfo", settings, result)
+    target, label = "/ISAPI/System/deviceInfo", "ISAPI deviceInfo"
+    reply = await _fetch(http, target, label, settings, result)
     if reply is None:
         return result
     if reply.status == 200:
         info = isapi.parse_device_info(reply.body)
         if info is None:
-            settings.not_verified_once("ISAPI deviceInfo: reply is not an ISAPI DeviceInfo document")
+            settings.not_verified_once(_unverified("not_isapi_document", target, label, http))
             return result
         result.speaks = True
         text = redact(bounded_text(reply.body), _secrets(http))
@@ -362,16 +397,16 @@ async def read_isapi(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
             source="vendor_api GET /ISAPI/System/deviceInfo",
         ))
     else:
-        settings.not_verified_once(f"ISAPI deviceInfo: {_status_text(reply, http)}")
+        settings.not_verified_once(_status_reason(reply, http, target, label))
         if reply.status not in (401, 403):
             return result
         why = http.auth.unusable()
         if why is not None:
-            _skip(settings, ISAPI_CONFIG_READS, why)
+            _skip(settings, http, ISAPI_CONFIG_READS, why)
             return result
 
     def apply(index: int, target: str, body: bytes) -> str | None:
-        return None if _apply_isapi(target, body, settings, http) else "reply not understood"
+        return None if _apply_isapi(target, body, settings, http) else "reply_not_understood"
 
     await _read_config(http, settings, result, ISAPI_CONFIG_READS, "isapi", apply)
     return result
@@ -451,21 +486,20 @@ async def read_dahua(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
         target = f"/cgi-bin/magicBox.cgi?action={action}"
         label = f"Dahua CGI {action}"
         if http.auth.refused:
-            settings.not_verified_once(f"{label}: credentials refused; not retried to avoid locking the account")
+            settings.not_verified_once(_unverified("refused_not_retried", target, label, http))
             continue
         reply = await _fetch(http, target, label, settings, result)
         if reply is None:
             continue
         kv = dahua_cgi.parse_kv(reply.body) if reply.status == 200 else None
         if kv is None:
-            settings.not_verified_once(
-                f"{label}: {_status_text(reply, http) if reply.status != 200 else 'reply not understood'}"
-            )
+            settings.not_verified_once(_status_reason(reply, http, target, label) if reply.status != 200
+                                       else _unverified("reply_not_understood", target, label, http))
             if action == "getSystemInfo" and reply.status not in (401, 403):
                 return result  # no magicBox here: not a Dahua CGI device
             why = http.auth.unusable()
             if action == "getSystemInfo" and why is not None:
-                _skip(settings, config_labels, why)
+                _skip(settings, http, config_labels, why)
                 return result
             continue
         result.speaks = True
@@ -481,9 +515,9 @@ async def read_dahua(http: ReadOnlyHTTP, settings: DeviceSettings) -> VendorResu
         if body.strip().split(b"\n", 1)[0].strip().lower() == b"error":
             # Firmware without the table answers "Error": not present, which is not
             # "disabled" (egress.md section 2.3).
-            return "table not present (the device answered Error)"
+            return "table_absent"
         # Anything else we could not read says nothing about absence: not verified.
-        return "reply not understood"
+        return "reply_not_understood"
 
     await _read_config(http, settings, result, config_labels, "dahua", apply)
     return result
@@ -512,7 +546,7 @@ def _apply_dahua(name: str, kv: dict[str, str], settings: DeviceSettings, http: 
             return False
         settings.cloud["dahua_p2p" if name == "T2UServer" else "dahua_paas"] = {
             "enabled": config.enabled, "registered": None, "servers": config.servers, "source": source,
-            "note": "Dahua has no verified read-only API for cloud online status (egress.md 2.3)",
+            "note": Reason("dahua_no_status_api").to_json(),
         }
         return True
     if name == "UPnP":
@@ -544,24 +578,24 @@ async def _read_config(
     apply: Callable[[int, str, bytes], str | None],
 ) -> None:
     """Read each (target, label) in turn and hand a 200 reply to ``apply``, which returns None
-    when it used the reply, else why it could not (recorded as not verified). After one refused
-    login the rest are not tried: devices lock accounts after a few failures."""
+    when it used the reply, else the code of why it could not (recorded as not verified). After
+    one refused login the rest are not tried: devices lock accounts after a few failures."""
     for index, (target, label) in enumerate(reads):
         if http.auth.refused:
-            _skip(settings, reads[index:], "credentials refused; not retried to avoid locking the account")
+            _skip(settings, http, reads[index:], Reason("credentials_refused"))
             return
         reply = await _fetch(http, target, label, settings, result)
         if reply is None:
             continue
         if reply.status != 200:
-            settings.not_verified_once(f"{label}: {_status_text(reply, http)}")
+            settings.not_verified_once(_status_reason(reply, http, target, label))
             continue
         _evidence(settings, http, f"{source} GET {target}", reply)
         why = apply(index, target, reply.body)
         if why is not None:
-            settings.not_verified_once(f"{label}: {why}")
+            settings.not_verified_once(_unverified(why, target, label, http))
 
 
-def _skip(settings: DeviceSettings, reads: tuple[tuple[str, str], ...], why: str) -> None:
-    for _target, label in reads:
-        settings.not_verified_once(f"{label}: not read ({why})")
+def _skip(settings: DeviceSettings, http: ReadOnlyHTTP, reads: tuple[tuple[str, str], ...], why: Reason) -> None:
+    for target, label in reads:
+        settings.not_verified_once(_unverified("not_read", target, label, http, because=why))

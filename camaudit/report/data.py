@@ -25,6 +25,7 @@ from ..assess import (
 )
 from ..diff import compare, previous_scan
 from ..model import utc_now
+from ..model.verdicts import Reason, english, reasons_to_json
 from ..policy import Policy, load_policy, severity_rank
 from ..store import Store
 from .i18n import translator
@@ -109,14 +110,24 @@ def _summary(view: ScanView, findings: list[Finding]) -> dict[str, Any]:
     }
 
 
+def _reasons(qualifiers: list[Reason] | None, missing: list[Reason]) -> dict[str, Any]:
+    """A verdict's qualifiers and missing items: English sentences for readers of the JSON
+    report, and the codes the HTML and Markdown reports render in the report's language."""
+    return {
+        "qualifiers": english(qualifiers) if qualifiers is not None else None,
+        "missing": english(missing),
+        "qualifier_codes": reasons_to_json(qualifiers or []),
+        "missing_codes": reasons_to_json(missing),
+    }
+
+
 def _segment(segment: Any) -> dict[str, Any]:
     row = segment.row
     return {
         "segment": segment.name,
         "verdict": segment.verdict,
         "exposed": segment.exposed is not None,
-        "qualifiers": row.qualifiers if row else None,
-        "missing": row.missing if row else [],
+        **_reasons(row.qualifiers if row else None, row.missing if row else []),
         "paths": row.paths if row else [],
         "decided_at": row.decided_at if row else None,
         "exposed_detail": segment.exposed.to_json() if segment.exposed else None,
@@ -166,8 +177,8 @@ def _device(device: DeviceView, findings: list[Finding], observations: list[dict
         "advisories": list(ident.get("advisories") or []),
         "verdict": device.verdict,
         "verdict_source": device.verdict_source,
-        "qualifiers": row.qualifiers if row else None,
-        "missing": row.missing if row else [],
+        "verdict_source_code": device.source.to_json() if device.source else None,
+        **_reasons(row.qualifiers if row else None, row.missing if row else []),
         "paths": row.paths if row else [],
         "exposed": device.exposed is not None,
         "segment": device.segment,

@@ -21,6 +21,7 @@ import jinja2
 from markupsafe import Markup
 
 from .i18n import localise, translator
+from .messages import render, render_all
 
 _MAKER_COLOURS = {"hikvision": "#b42318", "dahua": "#c2410c"}
 _VERDICT_COLOURS = {"OPEN": "#b42318", "EXPOSED": "#7a1fa2", "CLOSED": "#1f7a3a", "INCONCLUSIVE": "#a16207", "NONE": "#6b7280"}
@@ -108,6 +109,9 @@ def render_html(doc: dict[str, Any]) -> str:
     covered = set(summary["covered_makers"])
     env = _environment()
     env.filters["tr"] = lambda value: localise(value, doc["lang"])
+    # reasons (flat code objects) in the report's language, through the message catalogue
+    env.filters["msg"] = lambda codes: render_all(codes, doc["lang"])
+    env.filters["msg1"] = lambda code: render(code, doc["lang"]) if code else ""
     template = env.get_template("report.html.j2")
     return template.render(
         doc=doc,

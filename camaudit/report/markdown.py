@@ -11,6 +11,7 @@ from typing import Any
 
 from .html import describe, path_line, when
 from .i18n import localise, translator
+from .messages import render, render_all
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
 
@@ -36,9 +37,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
         return t["verdict_NONE"] if v == "NONE" else v
 
     def tr(value: Any) -> Any:
-        # Qualifiers and gaps are sentences with commas of their own: a middle dot keeps them apart.
         value = localise(value, doc["lang"])
         return " · ".join(describe(v) for v in value) if isinstance(value, list) else value
+
+    def said(codes: Any) -> str:
+        # Qualifiers and gaps are sentences with commas of their own: a middle dot keeps them apart.
+        return " · ".join(render_all(codes, doc["lang"]))
 
     out = [
         f"# {t['title']}",
@@ -73,7 +77,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += _table(
             [t["segment"], t["verdict"], t["exposed"], t["devices"], t["qualifiers"], t["missing"]],
             [[s["segment"], verdict_word(s["verdict"]), t["yes"] if s["exposed"] else t["no"], len(s["devices"]),
-              tr(s["qualifiers"]), tr(s["missing"])] for s in doc["segments"]],
+              said(s["qualifier_codes"]), said(s["missing_codes"])] for s in doc["segments"]],
         )  # fmt: skip
     else:
         out += [t["no_segments"], ""]
@@ -137,12 +141,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
         else:
             out += [t["no_signatures"], ""]
         line = f"{t['verdict']}: **{verdict_word(d['verdict'])}**"
-        if d["verdict_source"]:
-            line += f" ({cell(tr(d['verdict_source']))})"
-        if d["qualifiers"]:
-            line += f"; {t['qualifiers']}: {cell(tr(d['qualifiers']))}"
-        if d["missing"]:
-            line += f"; {t['missing']}: {cell(tr(d['missing']))}"
+        if d["verdict_source_code"]:
+            line += f" ({cell(render(d['verdict_source_code'], doc['lang']))})"
+        if d["qualifier_codes"]:
+            line += f"; {t['qualifiers']}: {cell(said(d['qualifier_codes']))}"
+        if d["missing_codes"]:
+            line += f"; {t['missing']}: {cell(said(d['missing_codes']))}"
         if d["paths"]:
             line += f"; {t['paths']}: {cell(path_line(d['paths']))}"
         out += [line, ""]

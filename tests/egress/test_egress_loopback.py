@@ -69,7 +69,10 @@ def test_control_and_check_against_the_listener(listener: Path, tmp_path: Path) 
     if os.geteuid() == 0:  # without root the listener cannot bind ports 53 and 123
         expected |= {"udp/53", "udp/123", "dns/direct", "dns/resolver", "ntp"}
     assert expected <= allowed
-    assert set(doc) >= {"verdict", "qualifiers", "missing", "paths", "exposed", "run_id", "scan_id"}
+    assert set(doc) >= {"verdict", "qualifiers", "missing", "paths", "exposed", "run_id", "scan_id",
+                        "qualifier_codes", "missing_codes"}
+    assert doc["qualifiers"] and all(isinstance(q, str) for q in doc["qualifiers"])
+    assert doc["qualifier_codes"][0]["code"] == "egress_observed"
     # Each allowed probe's evidence: its nonce, what was sent, what came back, when.
     tcp = next(p for p in doc["paths"] if p["path"] == "tcp/18443")["evidence"]
     assert tcp["nonce"] in tcp["sent"] and tcp["nonce"] in tcp["received"] and tcp["started_at"] <= tcp["ended_at"]

@@ -281,9 +281,9 @@ def test_a_device_reporting_cloud_registration_is_open(lab: Topology, tmp_path: 
             rows.setdefault((r["subject_kind"], r["subject"]), set()).add(r["verdict"])
     registered, quiet = verdicts[addrs[0]], verdicts[addrs[1]]
     assert registered.verdict == "OPEN"
-    assert any("registration with hik_connect" in q for q in registered.qualifiers)
+    assert any("registration with hik_connect" in q for q in registered.qualifier_text)
     # The other device reports nothing, its gateway is the sensor's, the segment is CLOSED.
-    assert quiet.verdict == "CLOSED", quiet.missing
+    assert quiet.verdict == "CLOSED", quiet.missing_text
     # Registered and bound to a cloud account: OPEN, with an EXPOSED row beside it.
     assert registered.exposed and rows[("device", addrs[0])] == {"OPEN", "EXPOSED"}
     assert rows[("device", addrs[1])] == {"CLOSED"}

@@ -49,7 +49,7 @@ def test_a_camera_that_only_tries(tmp_path: Path) -> None:
     assert states == {(CLOUD, 8555): "attempted", (CLOUD, 8666): "attempted"}
     assert res.packets == 6 and res.start is not None and res.start.startswith("2026-01-05")
     v = device_verdict(None, None, res, address=CAM)
-    assert v.verdict == "INCONCLUSIVE" and any("unanswered egress attempt" in q for q in v.qualifiers)
+    assert v.verdict == "INCONCLUSIVE" and any("unanswered egress attempt" in q for q in v.qualifier_text)
 
 
 def test_a_camera_that_talks(tmp_path: Path) -> None:
@@ -73,7 +73,7 @@ def test_a_camera_that_talks(tmp_path: Path) -> None:
     assert states[(CAM2, "203.0.113.200", "udp", 8800)] == "established"
     assert next(f for f in res.flows if f.remote == "203.0.113.200").remote_class == "anomaly"
     v = device_verdict(None, None, res, address=CAM)
-    assert v.verdict == "OPEN" and "established tcp flow with 8.8.4.4:8555" in v.qualifiers[0]
+    assert v.verdict == "OPEN" and "established tcp flow with 8.8.4.4:8555" in v.qualifier_text[0]
     # documentation space is non-internal but not the internet: noted, never OPEN on its own
     assert device_verdict(None, None, res, address=CAM2).verdict == "INCONCLUSIVE"
 
@@ -103,7 +103,7 @@ def test_dns_lookups_of_vendor_clouds(tmp_path: Path) -> None:
     # An internal resolver answering a vendor-cloud name is egress.md 1.4 row 3: a strong indicator
     # of recursion (a split-horizon zone gives the same answer), not the conclusive positive OPEN needs.
     assert v.verdict == "INCONCLUSIVE"
-    assert any("DNS recursion" in m and "52.77.1.2" in m and "not proof" in m for m in v.missing)
+    assert any("DNS recursion" in m and "52.77.1.2" in m and "not proof" in m for m in v.missing_text)
 
 
 def _raw_pcap(path: Path, frames: list[bytes], repeat: int) -> None:

@@ -26,6 +26,7 @@ from camaudit.egress.verdict import (
     rollup,
     select_controls,
 )
+from camaudit.model.verdicts import Reason
 from camaudit.probes.device_config import DeviceSettings
 
 T0 = dt.datetime(2026, 1, 5, 10, 0, tzinfo=dt.UTC)
@@ -61,24 +62,24 @@ def _control(minutes: int = 5, ok: bool = True, run_id: str = "ctl") -> ActiveRe
 def test_one_listener_confirmed_path_is_open() -> None:
     run = _run(SILENT[:1] + [_p("udp/8800", "allowed", "echo")] + SILENT[2:])
     v = active_verdict(run)
-    assert v.verdict == "OPEN" and v.egress == "OPEN" and v.missing == []
-    assert "udp/8800" in v.qualifiers[0]
+    assert v.verdict == "OPEN" and v.egress == "OPEN" and v.missing_text == []
+    assert "udp/8800" in v.qualifier_text[0]
 
 
 def test_silence_with_a_passing_control_is_closed_with_qualifiers() -> None:
     run = _run(list(SILENT))
     controls = select_controls(run, [_control()])
     v = active_verdict(run, controls)
-    assert v.verdict == "CLOSED", v.missing
-    assert any("positive control" in q for q in v.qualifiers)
-    assert any("placement" in q for q in v.qualifiers)
-    assert any(run.started_at in q for q in v.qualifiers)  # the window is stated
+    assert v.verdict == "CLOSED", v.missing_text
+    assert any("positive control" in q for q in v.qualifier_text)
+    assert any("placement" in q for q in v.qualifier_text)
+    assert any(run.started_at in q for q in v.qualifier_text)  # the window is stated
 
 
 def test_silence_without_a_control_is_inconclusive() -> None:
     v = active_verdict(_run(list(SILENT)))
     assert v.verdict == "INCONCLUSIVE"
-    assert any("positive control" in m for m in v.missing)
+    assert any("positive control" in m for m in v.missing_text)
 
 
 def test_a_control_that_never_reached_the_listener_does_not_count() -> None:
@@ -86,7 +87,7 @@ def test_a_control_that_never_reached_the_listener_does_not_count() -> None:
     assert not control_passed(failed)  # a kernel's echo reply does not prove the listener was up
     v = active_verdict(_run(list(SILENT)), select_controls(_run(list(SILENT)), [failed]))
     assert v.verdict == "INCONCLUSIVE"
-    assert any("never got an answer" in m for m in v.missing)
+    assert any("never got an answer" in m for m in v.missing_text)
 
 
 def test_a_path_the_control_could_not_reach_stays_uncontrolled() -> None:
@@ -94,7 +95,7 @@ def test_a_path_the_control_could_not_reach_stays_uncontrolled() -> None:
                 _p("dns/resolver", "allowed", "echo")], control=True, minutes=1, run_id="c")
     v = active_verdict(_run(list(SILENT)), [ctl])
     assert v.verdict == "INCONCLUSIVE"
-    assert any("udp/8800" in m and "did not reach" in m for m in v.missing)
+    assert any("udp/8800" in m and "did not reach" in m for m in v.missing_text)
 
 
 def test_controls_outside_the_window_or_for_another_listener_are_not_selected() -> None:
@@ -112,7 +113,7 @@ def test_conclusive_refusals_need_no_control() -> None:
                 _p("proxy", "blocked", "absent", True)])
     v = active_verdict(run)
     assert v.verdict == "CLOSED"
-    assert any("no positive control was needed" in q for q in v.qualifiers)
+    assert any("no positive control was needed" in q for q in v.qualifier_text)
 
 
 def test_an_unknown_or_untested_planned_path_makes_it_inconclusive() -> None:
@@ -120,8 +121,8 @@ def test_an_unknown_or_untested_planned_path_makes_it_inconclusive() -> None:
     run.planned.append("ntp")
     v = active_verdict(run, [_control()])
     assert v.verdict == "INCONCLUSIVE"
-    assert any(m.startswith("ntp: planned but not tested") for m in v.missing)
-    assert any(m.startswith("icmp:") for m in v.missing)
+    assert any(m.startswith("ntp: planned but not tested") for m in v.missing_text)
+    assert any(m.startswith("icmp:") for m in v.missing_text)
 
 
 def test_an_igd_makes_it_exposed_and_open_stays_open_with_exposed_true() -> None:
@@ -140,7 +141,7 @@ def test_the_listener_log_proves_one_way_egress() -> None:
     v = active_verdict(run)
     assert v.verdict == "OPEN"
     assert run.paths[1].basis == "listener-log" and "198.51.100.1" in run.paths[1].detail
-    assert any("one-way" in q for q in v.qualifiers)
+    assert any("one-way" in q for q in v.qualifier_text)
 
 
 # -- devices ------------------------------------------------------------------------------------
@@ -148,6 +149,11 @@ def test_the_listener_log_proves_one_way_egress() -> None:
 
 def _closed_segment() -> object:
     return active_verdict(_run(list(SILENT)), [_control()])
+
+
+def _nv(code: str, what: str, read: str) -> Reason:
+    """A not-verified read as the probes record it."""
+    return Reason(code, {"what": what, "read": read, "port": 80})
 
 
 def _settings(**kw: object) -> DeviceSettings:
@@ -161,7 +167,7 @@ def test_device_reporting_registration_is_open_even_on_a_closed_segment() -> Non
     s = _settings(cloud={"hik_connect": {"enabled": True, "registered": True, "servers": ["dev.hik-connect.com"],
                                          "source": "isapi /ISAPI/System/Network/EZVIZ"}})
     v = device_verdict(s, _closed_segment(), None)  # type: ignore[arg-type]
-    assert v.verdict == "OPEN" and "hik_connect" in v.qualifiers[0]
+    assert v.verdict == "OPEN" and "hik_connect" in v.qualifier_text[0]
 
 
 def test_registration_with_an_internal_platform_is_not_egress() -> None:
@@ -176,20 +182,20 @@ def test_device_closed_needs_everything() -> None:
     # not read at all; gateway not read; registration not verified; a different gateway
     assert device_verdict(None, seg, None, address="10.20.0.5").verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
     assert device_verdict(_settings(gateway=None), seg, None).verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
-    unverified = _settings(not_verified=["ISAPI EZVIZ: 401 unauthorised"])
+    unverified = _settings(not_verified=[_nv("unauthorised", "ISAPI EZVIZ", "isapi:EZVIZ")])
     v = device_verdict(unverified, seg, None)  # type: ignore[arg-type]
-    assert v.verdict == "INCONCLUSIVE" and any("EZVIZ" in m for m in v.missing)
-    absent = _settings(not_verified=["ISAPI Ehome: 404 not found"])
+    assert v.verdict == "INCONCLUSIVE" and any("EZVIZ" in m for m in v.missing_text)
+    absent = _settings(not_verified=[_nv("not_found", "ISAPI Ehome", "isapi:Ehome")])
     assert device_verdict(absent, seg, None).verdict == "CLOSED"  # type: ignore[arg-type]
     elsewhere = device_verdict(_settings(gateway=["10.99.0.1"]), seg, None)  # type: ignore[arg-type]
-    assert elsewhere.verdict == "INCONCLUSIVE" and any("placement" in m for m in elsewhere.missing)
+    assert elsewhere.verdict == "INCONCLUSIVE" and any("placement" in m for m in elsewhere.missing_text)
     p2p = _settings(cloud={"dahua_p2p": {"enabled": True, "registered": None, "note": "no verified API"}})
     assert device_verdict(p2p, seg, None).verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
     # A Dahua table the device says it lacks ("Error") is absent; a reply camaudit could not
     # read says nothing, so it keeps the device from CLOSED.
-    lacks = _settings(not_verified=["Dahua CGI T2UServer: table not present (the device answered Error)"])
+    lacks = _settings(not_verified=[_nv("table_absent", "Dahua CGI T2UServer", "dahua:T2UServer")])
     assert device_verdict(lacks, seg, None).verdict == "CLOSED"  # type: ignore[arg-type]
-    unread = _settings(not_verified=["Dahua CGI T2UServer: reply not understood"])
+    unread = _settings(not_verified=[_nv("reply_not_understood", "Dahua CGI T2UServer", "dahua:T2UServer")])
     assert device_verdict(unread, seg, None).verdict == "INCONCLUSIVE"  # type: ignore[arg-type]
 
 
@@ -198,8 +204,8 @@ def test_config_alone_never_decides() -> None:
                   cloud={"hik_connect": {"enabled": True, "registered": False}})
     v = device_verdict(s, None, None)
     assert v.verdict == "INCONCLUSIVE"
-    assert any("8.8.8.8" in q for q in v.qualifiers) and any("enabled but reports no registration" in q
-                                                                for q in v.qualifiers)
+    assert any("8.8.8.8" in q for q in v.qualifier_text) and any("enabled but reports no registration" in q
+                                                                for q in v.qualifier_text)
 
 
 def test_active_upnp_status_on_the_device_is_exposed() -> None:
@@ -222,7 +228,7 @@ def test_established_external_flow_is_open_attempts_are_not() -> None:
     tried = Flow("10.20.0.5", "8.8.4.4", "tcp", 8666, "attempted", at, at, 3, 0)
     assert device_verdict(_settings(), _closed_segment(), _capture([est])).verdict == "OPEN"  # type: ignore[arg-type]
     v = device_verdict(_settings(), _closed_segment(), _capture([tried]))  # type: ignore[arg-type]
-    assert v.verdict == "CLOSED" and any("unanswered egress attempt" in q for q in v.qualifiers)
+    assert v.verdict == "CLOSED" and any("unanswered egress attempt" in q for q in v.qualifier_text)
     cgnat = Flow("10.20.0.5", "100.64.1.1", "tcp", 80, "established", at, at, 1, 1, remote_class="ambiguous")
     assert device_verdict(_settings(), _closed_segment(), _capture([cgnat])).verdict == "CLOSED"  # type: ignore[arg-type]
 
@@ -236,7 +242,7 @@ def test_rollup() -> None:
     assert rollup("s", seg, [closed]).verdict == "CLOSED"  # type: ignore[arg-type]
     assert rollup("s", seg, [closed, opened]).verdict == "OPEN"  # type: ignore[arg-type]
     r = rollup("s", seg, [closed, unknown])  # type: ignore[arg-type]
-    assert r.verdict == "INCONCLUSIVE" and any("10.20.0.7" in m for m in r.missing)
+    assert r.verdict == "INCONCLUSIVE" and any("10.20.0.7" in m for m in r.missing_text)
     assert rollup("s", None, [closed]).verdict == "INCONCLUSIVE"
 
 
@@ -304,18 +310,18 @@ def test_decision_table_active(name: str, paths: list[PathResult], control: str 
                                qualifiers: list[str], missing: list[str]) -> None:
     run = _run(list(paths))
     v = active_verdict(run, _controls_for(run, control))
-    assert v.verdict == verdict, (name, v.missing, v.qualifiers)
+    assert v.verdict == verdict, (name, v.missing_text, v.qualifier_text)
     for word in qualifiers:
-        assert any(word in q for q in v.qualifiers), (name, word, v.qualifiers)
+        assert any(word in q for q in v.qualifier_text), (name, word, v.qualifier_text)
     for word in missing:
-        assert any(word in m for m in v.missing), (name, word, v.missing)
+        assert any(word in m for m in v.missing_text), (name, word, v.missing_text)
     if v.egress == OPEN:
-        assert v.missing == []  # OPEN is conclusive: no gaps listed against it
+        assert v.missing_text == []  # OPEN is conclusive: no gaps listed against it
     elif v.egress == CLOSED:
-        assert v.missing == [] and any(run.started_at in q for q in v.qualifiers)  # the window is stated
+        assert v.missing_text == [] and any(run.started_at in q for q in v.qualifier_text)  # the window is stated
     else:
-        assert v.missing, name  # INCONCLUSIVE always says what is missing
-    assert v.exposed == (v.verdict == "EXPOSED" or any(q.startswith("EXPOSED") for q in v.qualifiers))
+        assert v.missing_text, name  # INCONCLUSIVE always says what is missing
+    assert v.exposed == (v.verdict == "EXPOSED" or any(q.startswith("EXPOSED") for q in v.qualifier_text))
 
 
 def test_closed_never_without_a_conclusive_basis_for_every_silent_path() -> None:
@@ -386,11 +392,11 @@ DEVICE_TABLE: list[tuple[str, dict[str, Any] | None, str | None, list[Flow], lis
                             "cloud": {"hik_connect": {"enabled": True, "registered": False}}}, None, [], [],
      "INCONCLUSIVE", ["external DNS server 8.8.8.8"], ["active egress check"]),
     # row 12: settings not verified (401, time-outs, a whole API stopped) -> never CLOSED
-    ("row12-401", {"not_verified": ["ISAPI EZVIZ: 401 unauthorised (credentials refused)"]}, ClosedSeg, [], [],
+    ("row12-401", {"not_verified": [_nv("auth_refused", "ISAPI EZVIZ", "isapi:EZVIZ")]}, ClosedSeg, [], [],
      "INCONCLUSIVE", [], ["ISAPI EZVIZ: 401"]),
-    ("row12-timeout", {"not_verified": ["ISAPI online-upgrade server: timed out"]}, ClosedSeg, [], [],
+    ("row12-timeout", {"not_verified": [_nv("timed_out", "ISAPI online-upgrade server", "isapi:onlineUpgrade")]}, ClosedSeg, [], [],
      "INCONCLUSIVE", [], ["online-upgrade server: timed out"]),
-    ("row12-api-stopped", {"not_verified": ["isapi: stopped (time limit)"]}, ClosedSeg, [], [], "INCONCLUSIVE",
+    ("row12-api-stopped", {"not_verified": [Reason("api_time_limit", {"api": "isapi", "port": 80})]}, ClosedSeg, [], [], "INCONCLUSIVE",
      [], ["isapi: stopped"]),
     ("row12-dahua-unknown", {"cloud": {"dahua_p2p": {"enabled": True, "registered": None,
                                                      "note": "no verified API"}}}, ClosedSeg, [], [],
@@ -398,7 +404,7 @@ DEVICE_TABLE: list[tuple[str, dict[str, Any] | None, str | None, list[Flow], lis
     ("row12-not-read", None, ClosedSeg, [], [], "INCONCLUSIVE", [], ["device settings"]),
     ("row12-gateway-unread", {"gateway": None}, ClosedSeg, [], [], "INCONCLUSIVE", [], ["placement"]),
     # a 404 is "not present" (egress.md 2.3), shown as such, not a gap
-    ("absent-404", {"not_verified": ["ISAPI Ehome: 404 not found"]}, ClosedSeg, [], [], "CLOSED",
+    ("absent-404", {"not_verified": [_nv("not_found", "ISAPI Ehome", "isapi:Ehome")]}, ClosedSeg, [], [], "CLOSED",
      ["not present on this device"], []),
     # placement: another gateway -> the segment's verdict does not carry to the device either way
     ("placement-closed", {"gateway": ["10.99.0.1"]}, ClosedSeg, [], [], "INCONCLUSIVE", [], ["placement"]),
@@ -418,17 +424,17 @@ def test_decision_table_device(name: str, settings: dict[str, Any] | None, segme
     s = None if settings is None else _settings(**settings)
     capture = _capture(flows, lookups) if flows or lookups else None
     v = device_verdict(s, _segment(segment) if segment else None, capture, address="10.20.0.5")
-    assert v.verdict == verdict, (name, v.missing, v.qualifiers)
+    assert v.verdict == verdict, (name, v.missing_text, v.qualifier_text)
     for word in qualifiers:
-        assert any(word in q for q in v.qualifiers), (name, word, v.qualifiers)
+        assert any(word in q for q in v.qualifier_text), (name, word, v.qualifier_text)
     for word in missing:
-        assert any(word in m for m in v.missing), (name, word, v.missing)
+        assert any(word in m for m in v.missing_text), (name, word, v.missing_text)
     if v.egress == CLOSED:
-        assert v.missing == [] and any("no egress observed on" in q for q in v.qualifiers)
+        assert v.missing_text == [] and any("no egress observed on" in q for q in v.qualifier_text)
     elif v.egress == INCONCLUSIVE:
-        assert v.missing, name
+        assert v.missing_text, name
     else:
-        assert v.missing == []
+        assert v.missing_text == []
 
 
 def test_config_only_risks_never_decide() -> None:
@@ -440,16 +446,16 @@ def test_config_only_risks_never_decide() -> None:
                   upnp_mappings=[{"kind": "configured", "Enable": True, "ExternalPort": 80}])
     v = device_verdict(s, None, None)
     assert v.egress == INCONCLUSIVE and not v.exposed
-    assert any("no IGD seen" in q for q in v.qualifiers)
+    assert any("no IGD seen" in q for q in v.qualifier_text)
 
 
 def test_a_device_without_readable_registration_says_what_its_verdict_rests_on() -> None:
     v = device_verdict(_settings(), _closed_segment(), None)  # type: ignore[arg-type]
     assert v.verdict == "CLOSED"
-    assert any("no cloud-registration status" in q for q in v.qualifiers)
+    assert any("no cloud-registration status" in q for q in v.qualifier_text)
     known = device_verdict(_settings(cloud={"hik_connect": {"enabled": False, "registered": False}}),
                            _closed_segment(), None)  # type: ignore[arg-type]
-    assert not any("no cloud-registration status" in q for q in known.qualifiers)
+    assert not any("no cloud-registration status" in q for q in known.qualifier_text)
 
 
 # -- the roll-up ----------------------------------------------------------------------------------
@@ -466,7 +472,7 @@ def test_rollup_table() -> None:
     unknown = device_verdict(None, seg, None, address="10.20.0.7")  # type: ignore[arg-type]
     # OPEN if any device or path is OPEN; the OPEN one is named
     r = rollup("s", seg, [closed, unknown, opened])  # type: ignore[arg-type]
-    assert r.verdict == "OPEN" and r.missing == [] and any("10.20.0.6" in q for q in r.qualifiers)
+    assert r.verdict == "OPEN" and r.missing_text == [] and any("10.20.0.6" in q for q in r.qualifier_text)
     # EXPOSED is reported separately, beside CLOSED and beside OPEN
     r = rollup("s", seg, [closed, exposed])  # type: ignore[arg-type]
     assert (r.verdict, r.egress, r.exposed) == ("EXPOSED", "CLOSED", True)
@@ -474,15 +480,15 @@ def test_rollup_table() -> None:
     assert (r.verdict, r.exposed) == ("OPEN", True)
     # CLOSED only when the active check and every device are CLOSED, stated with the check's qualifiers
     r = rollup("s", seg, [closed])  # type: ignore[arg-type]
-    assert r.verdict == "CLOSED" and any("no egress observed on" in q for q in r.qualifiers)
+    assert r.verdict == "CLOSED" and any("no egress observed on" in q for q in r.qualifier_text)
     # otherwise INCONCLUSIVE, with the gaps of each device, and what the sensor did show
     r = rollup("s", seg, [closed, unknown])  # type: ignore[arg-type]
     assert r.verdict == "INCONCLUSIVE"
-    assert any(m.startswith("device 10.20.0.7: device settings") for m in r.missing)
-    assert any("sensor's own check is CLOSED" in q for q in r.qualifiers)
-    assert any("1 of 2 device(s) CLOSED" in q for q in r.qualifiers)
+    assert any(m.startswith("device 10.20.0.7: device settings") for m in r.missing_text)
+    assert any("sensor's own check is CLOSED" in q for q in r.qualifier_text)
+    assert any("1 of 2 device(s) CLOSED" in q for q in r.qualifier_text)
     # no devices at all is no roll-up; no active check neither
     r = rollup("s", seg, [])  # type: ignore[arg-type]
-    assert r.verdict == "INCONCLUSIVE" and any("no device of the segment was assessed" in m for m in r.missing)
+    assert r.verdict == "INCONCLUSIVE" and any("no device of the segment was assessed" in m for m in r.missing_text)
     r = rollup("s", None, [closed])
-    assert r.verdict == "INCONCLUSIVE" and "an active egress check from the segment" in r.missing
+    assert r.verdict == "INCONCLUSIVE" and "an active egress check from the segment" in r.missing_text

@@ -70,6 +70,14 @@ def test_scan_with_a_listener_on_loopback(listener: Path, tmp_path: Path) -> Non
         verdict = host["verdict"]
         assert verdict["verdict"] in ("OPEN", "EXPOSED", "CLOSED", "INCONCLUSIVE")
         assert {"qualifiers", "missing", "paths"} <= set(verdict)
+        # qualifiers and missing stay English sentences (a contract); the codes sit beside them
+        assert all(isinstance(q, str) for q in verdict["qualifiers"] + verdict["missing"]) and verdict["missing"]
+        assert len(verdict["missing_codes"]) == len(verdict["missing"])
+        assert all(isinstance(c, dict) and c["code"] for c in verdict["qualifier_codes"] + verdict["missing_codes"])
+        # every not-verified read of the scan JSON is a sentence with its code beside it
+        settings = host.get("settings") or {}
+        if settings:
+            assert len(settings["not_verified"]) == len(settings["not_verified_codes"])
         # A skipped path means no device here can be CLOSED.
         assert verdict["verdict"] != "CLOSED"
     seen = listener.read_text()

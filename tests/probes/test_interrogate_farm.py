@@ -64,4 +64,4 @@ def test_farm_devices_without_credentials_are_not_verified() -> None:
         settings = report.settings
         assert settings.cloud == {}
         assert settings.gateway is None and settings.dns is None
-        assert any("no credentials" in line for line in settings.not_verified)
+        assert any("no credentials" in line for line in settings.not_verified_text)

@@ -58,7 +58,7 @@ def test_a_redirect_mid_sequence_costs_only_that_onvif_read() -> None:
     assert report.problems == [
         f"ONVIF GetScopes on port {server.port}: redirected to '/onvif/elsewhere'; not followed"
     ]
-    assert "ONVIF GetScopes: redirected to '/onvif/elsewhere'; not followed" in report.settings.not_verified
+    assert "ONVIF GetScopes: redirected to '/onvif/elsewhere'; not followed" in report.settings.not_verified_text
     later = [op for op, _ in behaviour.operations_seen]
     assert "GetNTP" in later and "GetDiscoveryMode" in later  # the reads after it still ran
     assert report.settings.ntp == ["pool.ntp.org"]

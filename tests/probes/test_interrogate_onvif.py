@@ -33,7 +33,7 @@ def test_without_credentials_only_pre_auth_reads_succeed() -> None:
     assert result.answered
     assert set(result.results) == {"GetSystemDateAndTime", "GetServices"}
     assert settings.gateway is None and settings.dns is None and settings.ntp is None
-    assert "ONVIF GetDNS: SOAP fault: not authorised (no credentials given)" in settings.not_verified
+    assert "ONVIF GetDNS: SOAP fault: not authorised (no credentials given)" in settings.not_verified_text
     assert all(not authed for _, authed in behaviour.operations_seen)
     assert not any(o.kind == "onvif_device_info" for o in result.observations)
 
@@ -60,16 +60,16 @@ def test_refused_credentials_are_not_retried() -> None:
     settings, _, _ = _run("127.81.3.3", behaviour, Credential("onvifuser", "nope"))
     assert behaviour.auth_failures == 1
     assert sum(1 for _, authed in behaviour.operations_seen if authed) == 1
-    assert any("credentials refused" in line for line in settings.not_verified)
+    assert any("credentials refused" in line for line in settings.not_verified_text)
 
 
 def test_http_401_and_unsupported_operations_are_not_verified_not_absent() -> None:
     behaviour = OnvifBehaviour(users=USERS, http_401=True, unsupported={"GetNTP", "GetDNS"})
     settings, result, _ = _run("127.81.3.4", behaviour, None)
-    assert "ONVIF GetNetworkDefaultGateway: 401 unauthorised (no credentials given)" in settings.not_verified
+    assert "ONVIF GetNetworkDefaultGateway: 401 unauthorised (no credentials given)" in settings.not_verified_text
     behaviour = OnvifBehaviour(unsupported={"GetNTP", "GetDNS"})  # an open device like ipycam (lab.md 8.1)
     settings, result, _ = _run("127.81.3.5", behaviour, None)
-    assert "ONVIF GetNTP: not supported by the device" in settings.not_verified
+    assert "ONVIF GetNTP: not supported by the device" in settings.not_verified_text
     assert settings.ntp is None and settings.dns is None and settings.gateway == ["10.88.1.1"]
 
 
@@ -92,8 +92,8 @@ def test_oversized_and_hostile_soap_replies() -> None:
             b"</env:Envelope>")
     behaviour = OnvifBehaviour(raw={"GetScopes": b"<x>" + b"a" * 400_000, "GetDNS": bomb})
     settings, result, _ = _run("127.81.3.7", behaviour, None, max_bytes=100_000)
-    assert "ONVIF GetScopes: reply too large" in settings.not_verified
+    assert "ONVIF GetScopes: reply too large" in settings.not_verified_text
     assert any("larger than 100000 bytes" in p for p in result.problems)
-    assert "ONVIF GetDNS: " + HOSTILE_TEXT in settings.not_verified
+    assert "ONVIF GetDNS: " + HOSTILE_TEXT in settings.not_verified_text
     assert f"ONVIF GetDNS on port {result.port}: {HOSTILE_TEXT}" in result.problems
     assert settings.dns is None and settings.gateway == ["10.88.1.1"]  # the rest still read

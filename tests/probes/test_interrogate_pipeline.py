@@ -64,7 +64,7 @@ def test_unknown_maker_without_credentials_only_reads_onvif() -> None:
     report, server = asyncio.run(run())
     assert all(method == "POST" for method, _, _ in server.requests)  # no vendor API request
     assert any("not tried (maker not identified and no credentials)" in line
-               for line in report.settings.not_verified)
+               for line in report.settings.not_verified_text)
     assert report.settings.gateway is None
 
 
@@ -78,13 +78,13 @@ def test_dahua_by_vendor_hint_and_no_onvif(tmp_path: Path) -> None:
 
     report = asyncio.run(run())
     assert report.settings.cloud["dahua_p2p"]["enabled"] is True
-    assert any(line.startswith("ONVIF: no device service answered") for line in report.settings.not_verified)
+    assert any(line.startswith("ONVIF: no device service answered") for line in report.settings.not_verified_text)
     assert {o.kind for o in report.observations} == {"dahua_cgi"}
 
 
 def test_no_http_port() -> None:
     report = asyncio.run(interrogate("127.81.4.4", [554, 37777], credentials=None))
-    assert report.settings.not_verified == ["ONVIF and vendor APIs: no open HTTP port"]
+    assert report.settings.not_verified_text == ["ONVIF and vendor APIs: no open HTTP port"]
     assert report.observations == []
 
 

@@ -22,6 +22,7 @@ from interrogate_stubs import (
 )
 
 from camaudit.credentials import Credential
+from camaudit.model.verdicts import Reason
 from camaudit.probes.device_config import DeviceSettings
 from camaudit.probes.vendor_api import (
     ReadOnlyHTTP,
@@ -69,7 +70,10 @@ def test_isapi_with_credentials_reads_everything_and_redacts() -> None:
     assert settings.cloud["hik_connect"]["source"] == "isapi /ISAPI/System/Network/EZVIZ"
     assert settings.cloud["online_upgrade"]["registered"] is False
     assert settings.upnp_mappings and settings.upnp_mappings[0]["externalPort"] == "8080"
-    assert settings.not_verified == ["ISAPI Ehome: 404 not found"]  # absent, and said so
+    assert settings.not_verified_text == ["ISAPI Ehome: 404 not found"]  # absent, and said so
+    # ... as a code the verdict logic decides on, naming the read (not its label)
+    assert [r.to_json() for r in settings.not_verified] == [
+        {"code": "not_found", "what": "ISAPI Ehome", "read": "isapi:Ehome", "port": server.port}]
     stored = _stored_text(settings, result)
     for secret in (HIK_VERIFICATION_CODE, HIK_DDNS_PASSWORD, GOOD.password):
         assert secret not in stored
@@ -80,8 +84,12 @@ def test_isapi_without_credentials_sends_one_request_and_marks_not_verified() ->
     settings, result = _read(server, "isapi", None)
     assert server.requests == [("GET", "/ISAPI/System/deviceInfo", False)]
     assert settings.gateway is None and settings.dns is None and settings.cloud == {}
-    assert "ISAPI deviceInfo: 401 unauthorised (no credentials given)" in settings.not_verified
-    assert "ISAPI EZVIZ: not read (no credentials)" in settings.not_verified
+    assert "ISAPI deviceInfo: 401 unauthorised (no credentials given)" in settings.not_verified_text
+    assert "ISAPI EZVIZ: not read (no credentials)" in settings.not_verified_text
+    assert Reason("auth_required", {"what": "ISAPI deviceInfo", "read": "isapi:deviceInfo", "port": server.port}) \
+        in settings.not_verified
+    assert Reason("not_read", {"what": "ISAPI EZVIZ", "read": "isapi:EZVIZ", "port": server.port,
+                               "because": {"code": "no_credentials"}}) in settings.not_verified
     assert not result.speaks and not result.observations
 
 
@@ -90,8 +98,8 @@ def test_wrong_password_is_tried_once_then_never_again() -> None:
     settings, _ = _read(server, "isapi", BAD)
     assert server.auth_failures == 1  # one failed login, however many endpoints remain
     assert sum(1 for _, _, auth in server.requests if auth) == 1
-    assert "ISAPI deviceInfo: 401 unauthorised (credentials refused)" in settings.not_verified
-    assert any("credentials refused; not retried" in line for line in settings.not_verified)
+    assert "ISAPI deviceInfo: 401 unauthorised (credentials refused)" in settings.not_verified_text
+    assert any("credentials refused; not retried" in line for line in settings.not_verified_text)
 
 
 def test_dahua_cgi_reads_and_redacts() -> None:
@@ -106,7 +114,9 @@ def test_dahua_cgi_reads_and_redacts() -> None:
     assert p2p["enabled"] is True and p2p["registered"] is None  # no verified status API
     assert settings.upnp_mappings and settings.upnp_mappings[0]["kind"] == "configured"
     # "Error" is how firmware without the table answers: not present, which is not "disabled".
-    assert "Dahua CGI VSP_PaaS: table not present (the device answered Error)" in settings.not_verified
+    assert "Dahua CGI VSP_PaaS: table not present (the device answered Error)" in settings.not_verified_text
+    assert Reason("table_absent", {"what": "Dahua CGI VSP_PaaS", "read": "dahua:VSP_PaaS", "port": server.port}) \
+        in settings.not_verified
     assert "dahua_paas" not in settings.cloud  # not present is not "disabled"
     stored = _stored_text(settings, result)
     for secret in (DAHUA_P2P_KEY, DAHUA_DDNS_PASSWORD, "p2puser"):
@@ -117,7 +127,7 @@ def test_dahua_probe_on_a_non_dahua_server_stops_after_one_request() -> None:
     server = hikvision_device("127.81.2.5", USERS)  # no magicBox: 404 without auth
     settings, result = _read(server, "dahua", GOOD)
     assert len(server.requests) == 1 and not result.speaks
-    assert "Dahua CGI getSystemInfo: 404 not found" in settings.not_verified
+    assert "Dahua CGI getSystemInfo: 404 not found" in settings.not_verified_text
 
 
 def test_basic_only_device_never_gets_the_password() -> None:
@@ -126,7 +136,7 @@ def test_basic_only_device_never_gets_the_password() -> None:
         401, {"WWW-Authenticate": 'Basic realm="hikvision"'}, b"")
     settings, _ = _read(server, "isapi", GOOD)
     assert server.requests == [("GET", "/ISAPI/System/deviceInfo", False)]
-    assert any("only Basic auth" in line for line in settings.not_verified)
+    assert any("only Basic auth" in line for line in settings.not_verified_text)
 
 
 def test_redirects_are_not_followed() -> None:
@@ -135,7 +145,7 @@ def test_redirects_are_not_followed() -> None:
         302, {"Location": "/ISAPI/System/reboot"}, b"")
     settings, _ = _read(server, "isapi", None)
     assert [t for _, t, _ in server.requests] == ["/ISAPI/System/deviceInfo"]
-    assert "ISAPI deviceInfo: HTTP 302" in settings.not_verified
+    assert "ISAPI deviceInfo: HTTP 302" in settings.not_verified_text
 
 
 def test_oversized_reply_is_cut_and_reported() -> None:
@@ -143,7 +153,7 @@ def test_oversized_reply_is_cut_and_reported() -> None:
     server.routes[("GET", "/ISAPI/System/deviceInfo")] = lambda _r: xml_reply("<DeviceInfo>" + "x" * 300_000)
     settings, result = _read(server, "isapi", None, max_bytes=10_000)  # type: ignore[arg-type]
     assert any("larger than 10000 bytes" in p for p in result.problems)
-    assert "ISAPI deviceInfo: reply is not an ISAPI DeviceInfo document" in settings.not_verified
+    assert "ISAPI deviceInfo: reply is not an ISAPI DeviceInfo document" in settings.not_verified_text
 
 
 def test_trickling_device_is_bounded_in_time() -> None:
@@ -153,7 +163,7 @@ def test_trickling_device_is_bounded_in_time() -> None:
     started = time.monotonic()
     settings, result = _read(server, "isapi", None, timeout=0.5)
     assert time.monotonic() - started < 3
-    assert "ISAPI deviceInfo: timed out" in settings.not_verified
+    assert "ISAPI deviceInfo: timed out" in settings.not_verified_text
     assert result.problems
 
 

@@ -49,7 +49,7 @@ def test_a_hostile_first_answer_is_named_not_taken_for_silence(host: str, docume
     report, port = _interrogate(host, behaviour)
     assert len(report.problems) == 1, report.problems
     assert report.problems[0].startswith(f"ONVIF GetSystemDateAndTime on port {port}: {REFUSED}")
-    not_verified = report.settings.not_verified
+    not_verified = report.settings.not_verified_text
     assert f"ONVIF: the answer on port {port} was refused as hostile (an XML bomb or XXE)" in not_verified
     assert not any("no device service answered" in line for line in not_verified), not_verified
     # A device that sent a bomb is not walked through the rest of the read list.
@@ -60,7 +60,7 @@ def test_a_hostile_first_answer_is_named_not_taken_for_silence(host: str, docume
 def test_a_hostile_answer_later_in_the_reads_is_a_problem_and_the_rest_is_kept() -> None:
     report, port = _interrogate("127.93.11.3", OnvifBehaviour(raw={"GetNTP": XXE}))
     assert any(p.startswith(f"ONVIF GetNTP on port {port}: {REFUSED}") for p in report.problems), report.problems
-    assert any(line.startswith("ONVIF GetNTP: " + REFUSED) for line in report.settings.not_verified)
+    assert any(line.startswith("ONVIF GetNTP: " + REFUSED) for line in report.settings.not_verified_text)
     assert report.settings.gateway == ["10.88.1.1"]  # read after GetNTP, still read
     assert {o.kind for o in report.observations} >= {"onvif_device_info"}
 
@@ -74,7 +74,7 @@ def test_a_port_that_stays_silent_beside_a_hostile_one_is_still_said_so() -> Non
             return report, hostile.port, empty.port
 
     report, hostile_port, empty_port = asyncio.run(run())
-    lines = report.settings.not_verified
+    lines = report.settings.not_verified_text
     assert f"ONVIF: the answer on port {hostile_port} was refused as hostile (an XML bomb or XXE)" in lines
     assert f"ONVIF: no device service answered on port {empty_port}" in lines
 

@@ -20,11 +20,13 @@ from camaudit.assess import scan_view
 from camaudit.egress.results import ActiveResult, PathResult, Verdict
 from camaudit.egress.storage import write_verdicts
 from camaudit.egress.verdict import active_verdict, device_verdict, rollup, select_controls
+from camaudit.model.verdicts import Reason
 from camaudit.probes.device_config import DeviceSettings
 from camaudit.report.data import build_report
 from camaudit.report.html import render_html
 from camaudit.report.i18n import localise
 from camaudit.report.markdown import render_markdown
+from camaudit.report.messages import render, render_all
 from camaudit.store import open_store
 
 T0 = dt.datetime(2026, 11, 3, 9, 0, tzinfo=dt.UTC).isoformat()
@@ -99,7 +101,8 @@ def test_every_device_verdict_in_the_report_is_its_row(judged: tuple[LabDb, dict
             assert any(T1 in q for q in d["qualifiers"])  # the window
             assert any("positive control" in q for q in d["qualifiers"])
         if verdict.egress == "INCONCLUSIVE":
-            assert d["missing"] == verdict.missing and d["missing"]
+            assert d["missing"] == verdict.missing_text and d["missing"]
+            assert d["missing_codes"] == [m.to_json() for m in verdict.missing]
     # The summary counts are the devices' verdicts, nothing else.
     counts = {v: sum(1 for d in doc["devices"] if d["verdict"] == v) for v in ("OPEN", "CLOSED", "INCONCLUSIVE", "NONE")}
     assert doc["summary"]["verdicts"] == counts
@@ -186,14 +189,23 @@ def test_the_dutch_report_translates_the_data_driven_text(judged: tuple[LabDb, d
     assert "het apparaat is ingesteld met een externe DNS-server 8.8.8.8 (bevinding)" in page
 
 
-def test_localise_keeps_values_and_leaves_unknown_sentences_alone() -> None:
-    assert localise("device 10.1.2.3: not verified: ISAPI EZVIZ: 401 unauthorised", "nl") == (
-        "apparaat 10.1.2.3: niet vastgesteld: ISAPI EZVIZ: 401 unauthorised")
-    assert localise("placement: the device uses gateway 10.9.0.1 but the sensor used none; the segment's OPEN "
-                    "result was not shown for this device", "nl") == (
+def test_reasons_render_in_dutch_keeping_values_and_registers_sentences_stay_localised() -> None:
+    gap = Reason("device_gap", {"device": "10.1.2.3", "reason": Reason("not_verified", {"reason": Reason(
+        "unauthorised", {"what": "ISAPI EZVIZ", "read": "isapi:EZVIZ", "port": 80})})})
+    assert render(gap, "en") == "device 10.1.2.3: not verified: ISAPI EZVIZ: 401 unauthorised"
+    assert render(gap, "nl") == "apparaat 10.1.2.3: niet vastgesteld: ISAPI EZVIZ: 401 niet geautoriseerd"
+    placement = Reason("placement_open_not_shown", {"placement": Reason(
+        "placement_other_gateway", {"device_gateways": "10.9.0.1", "sensor_gateway": "none"})})
+    assert render(placement, "nl") == (
         "plaatsing: het apparaat gebruikt gateway 10.9.0.1, maar de sensor gebruikte none; het OPEN-resultaat van "
         "het segment is voor dit apparaat niet aangetoond")
-    assert localise(["segment 10.0.0.0/8", "no verdict recorded"], "nl") == ["segment 10.0.0.0/8", "geen oordeel vastgelegd"]
+    assert render_all([Reason("source_segment", {"segment": "10.0.0.0/8"}), Reason("no_verdict_recorded")], "nl") == [
+        "segment 10.0.0.0/8", "geen oordeel vastgelegd"]
+    # a 0.1 sentence (no code) is shown as written, in every language
+    assert render(Reason.from_json("a sentence camaudit 0.1 wrote"), "nl") == "a sentence camaudit 0.1 wrote"
+    # the register's reconciliation is still a sentence, translated where it is known
+    assert localise("declared maker Lorex, identified maker dahua", "nl") == (
+        "opgegeven fabrikant Lorex, vastgestelde fabrikant dahua")
     assert localise("a sentence camaudit never writes", "nl") == "a sentence camaudit never writes"
-    assert localise("device", "en") == "device" and localise(None, "nl") is None
+    assert localise(None, "nl") is None
     assert localise({"vantage": "x"}, "nl") == {"vantage": "x"}  # hand-written rows stay as written

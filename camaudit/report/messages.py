@@ -1,0 +1,330 @@
+"""The message catalogue: every reason code in English and Dutch (DESIGN.md section 6).
+
+Egress verification, device interrogation and assessment record *why* as
+:class:`~camaudit.model.verdicts.Reason` codes with parameters; this module is the only place
+where they become words. A message is a ``str.format`` template over the reason's parameters;
+a parameter that is itself a reason (or a list of reasons) is rendered first, in the same
+language. Values inside a message (addresses, paths, device replies, times) stay as recorded.
+
+Rewording a message here changes what a report says, never what was decided: verdict logic
+tests codes (tests/report/test_report_messages.py patches this catalogue to prove it).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ..model.verdicts import LEGACY_TEXT, Reason
+
+log = logging.getLogger(__name__)
+
+LANGUAGES = ("en", "nl")
+
+#: A message: a format template, or (for plurals) a function of the rendered parameters.
+Message = str | Callable[[Mapping[str, Any]], str]
+
+
+def _ports_en(p: Mapping[str, Any]) -> str:
+    return f"ONVIF: no device service answered on port{'s' if p.get('count', 1) != 1 else ''} {p['ports']}"
+
+
+def _hostile_en(p: Mapping[str, Any]) -> str:
+    return (f"ONVIF: the answer on port{'s' if p.get('count', 1) != 1 else ''} {p['ports']} was refused as hostile "
+            "(an XML bomb or XXE)")
+
+
+def _hostile_nl(p: Mapping[str, Any]) -> str:
+    return (f"ONVIF: het antwoord op poort{'en' if p.get('count', 1) != 1 else ''} {p['ports']} is als vijandig "
+            "geweigerd (een XML-bom of XXE)")
+
+
+def _ports_nl(p: Mapping[str, Any]) -> str:
+    return f"ONVIF: geen apparaatdienst antwoordde op poort{'en' if p.get('count', 1) != 1 else ''} {p['ports']}"
+
+
+EN: dict[str, Message] = {
+    LEGACY_TEXT: "{text}",
+    # -- device interrogation: why a read was not verified ("what" names the read)
+    "auth_required": "{what}: 401 unauthorised (no credentials given)",
+    "auth_basic_only": "{what}: 401 unauthorised (device offers only Basic auth; camaudit sends passwords only by digest)",
+    "auth_unsupported": "{what}: 401 unauthorised ({detail})",
+    "auth_refused": "{what}: 401 unauthorised (credentials refused)",
+    "unauthorised": "{what}: 401 unauthorised",
+    "forbidden": "{what}: 403 forbidden",
+    "not_found": "{what}: 404 not found",
+    "http_status": "{what}: HTTP {status}",
+    "timed_out": "{what}: timed out",
+    "connection_error": "{what}: {error}",
+    "not_isapi_document": "{what}: reply is not an ISAPI DeviceInfo document",
+    "refused_not_retried": "{what}: credentials refused; not retried to avoid locking the account",
+    "reply_not_understood": "{what}: reply not understood",
+    "table_absent": "{what}: table not present (the device answered Error)",
+    "not_read": "{what}: not read ({because})",
+    "no_credentials": "no credentials",
+    "credentials_refused": "credentials refused; not retried to avoid locking the account",
+    "basic_only": "device offers only Basic auth",
+    "auth_scheme_unsupported": "{detail}",
+    "onvif_failed": "{what}: {detail}",
+    "no_http_port": "ONVIF and vendor APIs: no open HTTP port",
+    "onvif_no_service": _ports_en,
+    "onvif_hostile": _hostile_en,
+    "vendor_api_not_tried": "vendor APIs (ISAPI, Dahua CGI): not tried (maker not identified and no credentials)",
+    "api_time_limit": "{api}: stopped (time limit)",
+    "dahua_no_status_api": "Dahua has no verified read-only API for cloud online status (egress.md 2.3)",
+    "status_not_reported": "not verified",
+    # -- the active check of a segment
+    "planned_not_tested": "{path}: planned but not tested",
+    "path_unknown": "{path}: {detail}",
+    "control_missing": ("a positive control (`egress check --control` from a vantage with egress, same listener): "
+                        "{why}; without it the silence on {paths} may mean the listener was down"),
+    "controls_never_answered": "the control run(s) {runs} never got an answer from the listener",
+    "no_control_in_window": "no control run within {minutes:g} minutes against the same listener",
+    "control_not_reaching": ("a positive control for {paths}: the control run(s) did not reach the listener on these "
+                             "paths either, so their silence here proves nothing"),
+    "control_run_unanswered": "the listener never answered this control run: it proves nothing about the listener",
+    "no_path_tested": ("no egress path was tested from this vantage (TCP, UDP, DNS, ICMP or NTP to the listener): "
+                       "nothing here can show the segment closed"),
+    "vantage": "{host} ({addresses}; gateway {gateway})",
+    "vantage_no_gateway": "{host} ({addresses}; gateway no default gateway)",
+    "control_vantage": "control run from a vantage with egress: {vantage}; not a verdict on any segment",
+    "egress_observed": "egress observed on {paths} from {vantage} between {start} and {end}",
+    "open_through_dns": ("OPEN through DNS: the segment's resolver carried a nonce name to the auditor's zone (DNS "
+                         "recursion reaches the internet; data can leave through DNS alone)"),
+    "open_through_ipv6": "OPEN through IPv6: a router advertises a global prefix and forwards IPv6",
+    "one_way_egress": "one-way egress: the listener logged the probes, their answers did not come back",
+    "no_egress_observed": "no egress observed on {count} tested paths ({paths}) from {vantage} between {start} and {end}",
+    "positive_control": "positive control: {runs}",
+    "control_run": "run {run} from {vantage} at {at} reached the listener on {count} paths",
+    "no_control_needed": "no positive control was needed: every path was refused locally or by an internal router",
+    "absent_from_vantage": "not present from this vantage: {paths}",
+    "placement_scope": ("placement: the verdict holds for traffic from this sensor's address and gateway; firewall "
+                        "rules keyed on device addresses, MACs or 802.1X groups are not covered by it"),
+    "exposed_inbound": "EXPOSED: inbound path on the segment: {paths}",
+    # -- one device
+    "settings_not_read": "device settings (gateway, DNS, cloud registration) were not read",
+    "registration_reported": "the device reports registration with {service} (device-asserted, conclusive)",
+    "cloud_bound": "bound to a cloud account while registered: a third-party access path to its footage",
+    "not_present": "not present on this device (recorded as not verified): {reason}",
+    "not_verified": "not verified: {reason}",
+    "no_registration_status": ("the device reported no cloud-registration status that camaudit can read (no "
+                               "Hik-Connect, Ehome, online-upgrade or Dahua P2P settings): its verdict rests on the "
+                               "network evidence"),
+    "active_upnp_mappings": "the device reports {count} active UPnP port mapping(s)",
+    "no_default_gateway": "the device reports no default gateway (supports CLOSED; not a verdict alone)",
+    "external_dns": "the device is configured with an external DNS server {server} (finding)",
+    "external_ntp": "the device is configured with a non-internal NTP server {server} (finding)",
+    "registered_internal": "{service}: registered with an internal platform ({servers}), not egress",
+    "registration_unverified": "{service}: the device's registration status was not verified ({note}; {source})",
+    "enabled_unregistered": ("{service} is enabled but reports no registration ({source}): a cloud feature that "
+                             "would reach the internet if the network let it (finding, not a verdict)"),
+    "active_check_missing": "an active egress check from the device's segment (`egress check --listener ...`)",
+    "igd_maps_device": "the segment's IGD maps {count} external port(s) to this device",
+    "upnp_configured_igd": "UPnP mappings configured on the device and a UPnP IGD answers on its segment",
+    "upnp_configured_no_igd": ("{count} UPnP mapping(s) configured on the device; no IGD seen to apply them "
+                               "(finding)"),
+    "segment_open_same": "its segment is OPEN from a sensor on the same segment ({placement})",
+    "placement_open_no_gateway": ("placement: the segment is OPEN from a sensor that used a gateway, but the device "
+                                  "reports no default gateway; its own egress was not shown"),
+    "placement_open_not_shown": "placement: {placement}; the segment's OPEN result was not shown for this device",
+    "placement_gap": "placement: {placement}",
+    "segment_closed": "segment CLOSED from the sensor ({placement})",
+    "segment_inconclusive": "the segment's active check is INCONCLUSIVE: {reasons}",
+    "placement_unread": "the device's gateway was not read, so the sensor's placement cannot be matched to it",
+    "placement_no_gateway": "the device has no default gateway",
+    "placement_same_gateway": "device and sensor use gateway {gateway}",
+    "placement_other_gateway": "the device uses gateway {device_gateways} but the sensor used {sensor_gateway}",
+    "capture_odd_flows": ("{count} answered flow(s) with non-internal but not global addresses (CGNAT or "
+                          "documentation space), e.g. {examples}"),
+    "capture_established": "established {proto} flow with {endpoint} at {at} (capture {capture})",
+    "capture_attempts": ("{count} unanswered egress attempt(s) in the capture, e.g. {examples} (blocked during the "
+                         "capture; cloud features are trying: finding)"),
+    "capture_dns_conflict": ("conflicting evidence: the resolver {resolver} answered the vendor-cloud name {qname} "
+                             "with external address(es) {answers} (indicator of DNS recursion to the internet, not "
+                             "proof); test the resolver with a nonce name (`--dns-zone`)"),
+    "capture_lookups": "looked up vendor-cloud names: {names}",
+    "capture_window": "capture {capture} from {start} to {end}",
+    "exposed": "EXPOSED: {reasons}",
+    # -- the segment roll-up
+    "rollup_no_active": "an active egress check from the segment",
+    "rollup_no_devices": "no device of the segment was assessed, so the sensor's placement was matched to no camera",
+    "device_gap": "device {device}: {reason}",
+    "open_part": "OPEN: {kind} {subject}: {reason}",
+    "egress_plain": "egress",
+    "rollup_all_closed": "every one of {count} device(s) is CLOSED on its own evidence",
+    "rollup_inconclusive_devices": "{count} device(s) INCONCLUSIVE: {devices}",
+    "sensor_check": "the sensor's own check is {verdict}",
+    "sensor_check_with": "the sensor's own check is {verdict}: {reason}",
+    "rollup_closed_count": "{closed} of {total} device(s) CLOSED on their own evidence",
+    "exposed_subjects": "EXPOSED: {subjects}",
+    # -- assessment: where a device's verdict comes from
+    "source_device": "device",
+    "source_segment": "segment {segment}",
+    "source_not_judged": ("no verdict of its own; segment {segment} is {verdict} on the evidence of other devices or "
+                          "the sensor"),
+    "no_verdict_recorded": "no verdict recorded",
+    "no_verdict_in_scan": "an egress check of this device in this scan",
+}
+
+NL: dict[str, Message] = {
+    LEGACY_TEXT: "{text}",
+    "auth_required": "{what}: 401 niet geautoriseerd (geen inloggegevens opgegeven)",
+    "auth_basic_only": ("{what}: 401 niet geautoriseerd (het apparaat biedt alleen Basic-authenticatie; camaudit "
+                        "verstuurt wachtwoorden alleen via digest)"),
+    "auth_unsupported": "{what}: 401 niet geautoriseerd ({detail})",
+    "auth_refused": "{what}: 401 niet geautoriseerd (inloggegevens geweigerd)",
+    "unauthorised": "{what}: 401 niet geautoriseerd",
+    "forbidden": "{what}: 403 verboden",
+    "not_found": "{what}: 404 niet gevonden",
+    "http_status": "{what}: HTTP {status}",
+    "timed_out": "{what}: geen antwoord binnen de tijd",
+    "connection_error": "{what}: {error}",
+    "not_isapi_document": "{what}: het antwoord is geen ISAPI DeviceInfo-document",
+    "refused_not_retried": ("{what}: inloggegevens geweigerd; niet opnieuw geprobeerd om blokkering van het account "
+                            "te voorkomen"),
+    "reply_not_understood": "{what}: antwoord niet begrepen",
+    "table_absent": "{what}: tabel niet aanwezig (het apparaat antwoordde Error)",
+    "not_read": "{what}: niet uitgelezen ({because})",
+    "no_credentials": "geen inloggegevens",
+    "credentials_refused": "inloggegevens geweigerd; niet opnieuw geprobeerd om blokkering van het account te voorkomen",
+    "basic_only": "het apparaat biedt alleen Basic-authenticatie",
+    "auth_scheme_unsupported": "{detail}",
+    "onvif_failed": "{what}: {detail}",
+    "no_http_port": "ONVIF en fabrikant-API's: geen open HTTP-poort",
+    "onvif_no_service": _ports_nl,
+    "onvif_hostile": _hostile_nl,
+    "vendor_api_not_tried": ("fabrikant-API's (ISAPI, Dahua CGI): niet geprobeerd (fabrikant niet vastgesteld en geen "
+                             "inloggegevens)"),
+    "api_time_limit": "{api}: gestopt (tijdslimiet)",
+    "dahua_no_status_api": ("Dahua heeft geen geverifieerde alleen-lezen-API voor de online-status in de cloud "
+                            "(egress.md 2.3)"),
+    "status_not_reported": "niet vastgesteld",
+    "planned_not_tested": "{path}: gepland maar niet getest",
+    "path_unknown": "{path}: {detail}",
+    "control_missing": ("een positieve controle (`egress check --control` vanaf een meetpunt met internet, zelfde "
+                        "listener): {why}; zonder die controle kan de stilte op {paths} betekenen dat de listener uit "
+                        "stond"),
+    "controls_never_answered": "de controlerun(s) {runs} kregen nooit antwoord van de listener",
+    "no_control_in_window": "geen controlerun binnen {minutes:g} minuten tegen dezelfde listener",
+    "control_not_reaching": ("een positieve controle voor {paths}: ook de controlerun(s) bereikten de listener niet op "
+                             "deze routes, dus de stilte hier bewijst niets"),
+    "control_run_unanswered": "de listener beantwoordde deze controlerun nooit: die bewijst niets over de listener",
+    "no_path_tested": ("vanaf dit meetpunt is geen enkele route naar buiten getest (TCP, UDP, DNS, ICMP of NTP naar de "
+                       "listener): niets hier kan aantonen dat het segment gesloten is"),
+    "vantage": "{host} ({addresses}; gateway {gateway})",
+    "vantage_no_gateway": "{host} ({addresses}; geen standaardgateway)",
+    "control_vantage": "controlerun vanaf een meetpunt met internet: {vantage}; geen oordeel over een segment",
+    "egress_observed": "uitgaand verkeer waargenomen op {paths} vanaf {vantage} tussen {start} en {end}",
+    "open_through_dns": ("OPEN via DNS: de resolver van het segment bracht een nonce-naam naar de zone van de auditor "
+                         "(DNS-recursie bereikt het internet; gegevens kunnen alleen al via DNS naar buiten)"),
+    "open_through_ipv6": "OPEN via IPv6: een router kondigt een globaal prefix aan en stuurt IPv6 door",
+    "one_way_egress": ("uitgaand verkeer in één richting: de listener legde de probes vast, de antwoorden kwamen niet "
+                       "terug"),
+    "no_egress_observed": ("geen uitgaand verkeer waargenomen op {count} geteste routes ({paths}) vanaf {vantage} "
+                           "tussen {start} en {end}"),
+    "positive_control": "positieve controle: {runs}",
+    "control_run": "run {run} vanaf {vantage} om {at} bereikte de listener op {count} routes",
+    "no_control_needed": "geen positieve controle nodig: elke route werd lokaal of door een interne router geweigerd",
+    "absent_from_vantage": "niet aanwezig vanaf dit meetpunt: {paths}",
+    "placement_scope": ("plaatsing: het oordeel geldt voor verkeer vanaf het adres en de gateway van deze sensor; "
+                        "firewallregels op apparaatadressen, MAC-adressen of 802.1X-groepen vallen er niet onder"),
+    "exposed_inbound": "EXPOSED: inkomende route op het segment: {paths}",
+    "settings_not_read": "de instellingen van het apparaat (gateway, DNS, cloudaanmelding) zijn niet uitgelezen",
+    "registration_reported": "het apparaat meldt zelf aangemeld te zijn bij {service} (door het apparaat gemeld, sluitend)",
+    "cloud_bound": "gekoppeld aan een cloudaccount terwijl aangemeld: een toegangsweg voor derden tot de beelden",
+    "not_present": "niet aanwezig op dit apparaat (vastgelegd als niet vastgesteld): {reason}",
+    "not_verified": "niet vastgesteld: {reason}",
+    "no_registration_status": ("het apparaat meldde geen cloudaanmeldstatus die camaudit kan uitlezen (geen "
+                               "Hik-Connect-, Ehome-, online-upgrade- of Dahua P2P-instellingen): het oordeel steunt op "
+                               "het netwerkbewijs"),
+    "active_upnp_mappings": "het apparaat meldt {count} actieve UPnP-port mapping(s)",
+    "no_default_gateway": "het apparaat meldt geen standaardgateway (ondersteunt CLOSED; alleen geen oordeel)",
+    "external_dns": "het apparaat is ingesteld met een externe DNS-server {server} (bevinding)",
+    "external_ntp": "het apparaat is ingesteld met een niet-interne NTP-server {server} (bevinding)",
+    "registered_internal": "{service}: aangemeld bij een intern platform ({servers}), geen uitgaand verkeer",
+    "registration_unverified": "{service}: de aanmeldstatus van het apparaat is niet vastgesteld ({note}; {source})",
+    "enabled_unregistered": ("{service} staat aan maar meldt geen aanmelding ({source}): een clouddienst die het "
+                             "internet zou bereiken als het netwerk dat toeliet (bevinding, geen oordeel)"),
+    "active_check_missing": ("een actieve controle van uitgaand verkeer vanuit het segment van het apparaat "
+                             "(`egress check --listener ...`)"),
+    "igd_maps_device": "de IGD van het segment koppelt {count} externe poort(en) aan dit apparaat",
+    "upnp_configured_igd": ("UPnP-mappings ingesteld op het apparaat en een UPnP-IGD antwoordt in zijn segment"),
+    "upnp_configured_no_igd": ("{count} UPnP-mapping(s) ingesteld op het apparaat; geen IGD gezien die ze toepast "
+                               "(bevinding)"),
+    "segment_open_same": "het segment is OPEN vanaf een sensor in hetzelfde segment ({placement})",
+    "placement_open_no_gateway": ("plaatsing: het segment is OPEN vanaf een sensor die een gateway gebruikte, maar "
+                                  "het apparaat meldt geen standaardgateway; zijn eigen uitgaande verkeer is niet "
+                                  "aangetoond"),
+    "placement_open_not_shown": ("plaatsing: {placement}; het OPEN-resultaat van het segment is voor dit apparaat "
+                                 "niet aangetoond"),
+    "placement_gap": "plaatsing: {placement}",
+    "segment_closed": "segment CLOSED vanaf de sensor ({placement})",
+    "segment_inconclusive": "de actieve controle van het segment is INCONCLUSIVE: {reasons}",
+    "placement_unread": ("de gateway van het apparaat is niet uitgelezen, dus de plaatsing van de sensor kan er niet "
+                         "mee worden vergeleken"),
+    "placement_no_gateway": "het apparaat heeft geen standaardgateway",
+    "placement_same_gateway": "apparaat en sensor gebruiken gateway {gateway}",
+    "placement_other_gateway": "het apparaat gebruikt gateway {device_gateways}, maar de sensor gebruikte {sensor_gateway}",
+    "capture_odd_flows": ("{count} beantwoorde verbinding(en) met niet-interne maar ook niet-globale adressen (CGNAT "
+                          "of documentatieruimte), bijv. {examples}"),
+    "capture_established": "tot stand gekomen {proto}-verbinding met {endpoint} om {at} (opname {capture})",
+    "capture_attempts": ("{count} onbeantwoorde poging(en) tot uitgaand verkeer in de opname, bijv. {examples} "
+                         "(geblokkeerd tijdens de opname; clouddiensten proberen verbinding te maken: bevinding)"),
+    "capture_dns_conflict": ("tegenstrijdig bewijs: de resolver {resolver} beantwoordde de fabrikantcloudnaam {qname} "
+                             "met extern(e) adres(sen) {answers} (aanwijzing voor DNS-recursie naar het internet, geen "
+                             "bewijs); test de resolver met een nonce-naam (`--dns-zone`)"),
+    "capture_lookups": "zocht namen van fabrikantclouds op: {names}",
+    "capture_window": "opname {capture} van {start} tot {end}",
+    "exposed": "EXPOSED: {reasons}",
+    "rollup_no_active": "een actieve controle van uitgaand verkeer vanuit het segment",
+    "rollup_no_devices": ("geen apparaat van het segment is beoordeeld, dus de plaatsing van de sensor is met geen "
+                          "enkele camera vergeleken"),
+    "device_gap": "apparaat {device}: {reason}",
+    "open_part": "OPEN: {kind} {subject}: {reason}",
+    "egress_plain": "uitgaand verkeer",
+    "rollup_all_closed": "elk van de {count} apparaten is CLOSED op eigen bewijs",
+    "rollup_inconclusive_devices": "{count} apparaat/apparaten INCONCLUSIVE: {devices}",
+    "sensor_check": "de eigen controle van de sensor is {verdict}",
+    "sensor_check_with": "de eigen controle van de sensor is {verdict}: {reason}",
+    "rollup_closed_count": "{closed} van {total} apparaten CLOSED op eigen bewijs",
+    "exposed_subjects": "EXPOSED: {subjects}",
+    "source_device": "apparaat",
+    "source_segment": "segment {segment}",
+    "source_not_judged": "geen eigen oordeel; segment {segment} is {verdict} op het bewijs van andere apparaten of de sensor",
+    "no_verdict_recorded": "geen oordeel vastgelegd",
+    "no_verdict_in_scan": "een controle van het uitgaande verkeer van dit apparaat in deze scan",
+}
+
+CATALOGUES: dict[str, dict[str, Message]] = {"en": EN, "nl": NL}
+
+
+def _value(value: Any, lang: str) -> Any:
+    """A parameter ready for a template: reasons in words, lists joined, the rest as recorded."""
+    if isinstance(value, Mapping) and isinstance(value.get("code"), str):
+        return render(Reason.from_json(value), lang)
+    if isinstance(value, list | tuple):
+        if value and all(isinstance(v, Mapping) and isinstance(v.get("code"), str) for v in value):
+            return "; ".join(render(Reason.from_json(v), lang) for v in value)
+        return ", ".join(str(_value(v, lang)) for v in value)
+    return "" if value is None else value
+
+
+def render(reason: Reason | Mapping[str, Any], lang: str = "en") -> str:
+    """``reason`` in ``lang``. An unknown code (a newer camaudit's store) or a message that does
+    not fit the parameters is said as the code and its values, never dropped or guessed at."""
+    reason = Reason.from_json(reason)
+    table = CATALOGUES.get(lang, EN)
+    message = table.get(reason.code, EN.get(reason.code))
+    params = {k: _value(v, lang) for k, v in reason.params.items()}
+    if message is not None:
+        try:
+            return message(params) if callable(message) else message.format(**params)
+        except (KeyError, IndexError, ValueError, TypeError):
+            log.debug("message %r does not fit the parameters %r", reason.code, sorted(params))
+    values = ", ".join(f"{k}: {v}" for k, v in params.items())
+    return f"{reason.code} ({values})" if values else reason.code
+
+
+def render_all(reasons: Iterable[Reason | Mapping[str, Any]] | None, lang: str = "en") -> list[str]:
+    return [render(r, lang) for r in reasons or []]
