@@ -271,7 +271,7 @@ def test_a_device_reporting_cloud_registration_is_open(lab: Topology, tmp_path: 
     res = subprocess.run(lab.exec_argv("scan", [sys.executable, "-c", DEVICE_SCRIPT, *addrs]),
                          capture_output=True, text=True, timeout=60, env=ENV)
     assert res.returncode == 0, res.stderr
-    settings = {a: DeviceSettings(**s) for a, s in json.loads(res.stdout).items()}
+    settings = {a: DeviceSettings.from_json(s) for a, s in json.loads(res.stdout).items()}
     assert settings[addrs[0]].cloud["hik_connect"]["registered"] is True
     with open_store(db) as store:
         outcome = outcome_from_store(store, doc["run_id"])
