@@ -47,3 +47,17 @@ def progress_bar(enabled: bool) -> Iterator[Callable[[str, int, int], None] | No
             bar.update(tasks[stage], completed=done, total=total or None)
 
         yield update
+
+
+SITE_OPTION = click.option(
+    "--site", "site", default=None, metavar="NAME",
+    help="The site (its own address space in the store; default: the scan's config, else 'default').",
+)
+
+
+def resolve_site(site: str | None) -> str:
+    """The site named with --site (checked), else ``default``."""
+    from ..config import site_name
+    from ..model import DEFAULT_SITE
+
+    return site_name(site) if site is not None else DEFAULT_SITE

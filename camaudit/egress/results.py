@@ -243,3 +243,23 @@ class Verdict:
             "evidence": list(self.evidence),
             "decided_at": self.decided_at,
         }
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Verdict:
+        """The verdict :meth:`to_json` wrote (the store keeps each verdict as this document)."""
+
+        def listed(value: Any) -> list[Any]:
+            if value is None:
+                return []
+            return list(value) if isinstance(value, list) else [value]
+
+        qualifiers = doc.get("qualifiers")
+        return cls(
+            subject_kind=str(doc.get("subject_kind") or "device"), subject=str(doc.get("subject") or ""),
+            verdict=str(doc.get("verdict") or ""), egress=str(doc.get("egress") or ""),
+            exposed=bool(doc.get("exposed")),
+            # Verdicts written by hand or by another tool may state qualifiers as a mapping.
+            qualifiers=[f"{k}: {v}" for k, v in qualifiers.items()] if isinstance(qualifiers, dict) else listed(qualifiers),
+            missing=listed(doc.get("missing")), paths=listed(doc.get("paths")), evidence=listed(doc.get("evidence")),
+            decided_at=str(doc.get("decided_at") or utc_now()),
+        )  # fmt: skip

@@ -540,3 +540,102 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
                                                 "verdict": v.verdict, "egress": v.egress, "exposed": v.exposed}
                                                for v in parts]}],
     )
+
+
+# -- the effective verdict of a device (moved from assess.py: decided here, once) ------------------
+
+#: The egress words a verdict can carry on its egress axis (a hand-written EXPOSED-only row has none).
+EGRESS_WORDS = (OPEN, CLOSED, INCONCLUSIVE)
+#: When several egress verdicts speak of one subject the most alarming wins; CLOSED never
+#: outvotes doubt (egress.md section 1.4 roll-up rule).
+_EGRESS_ORDER = {OPEN: 3, INCONCLUSIVE: 2, CLOSED: 1}
+
+
+def worst(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The most alarming egress verdict of several on one subject (None when none has one)."""
+    judged = [v for v in verdicts if v.egress in EGRESS_WORDS]
+    if not judged:
+        return None
+    words = {v.egress for v in judged}
+    if words <= {CLOSED, INCONCLUSIVE} and INCONCLUSIVE in words:
+        return next(v for v in judged if v.egress == INCONCLUSIVE)
+    return max(judged, key=lambda v: _EGRESS_ORDER[v.egress])
+
+
+def subject_verdict(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """Several verdicts on one subject (a scan's own, an egress run's, by address and by device
+    id) as one: the worst egress verdict, EXPOSED beside it when any of them is exposed."""
+    if not verdicts:
+        return None
+    chosen = worst(verdicts)
+    exposed = next((v for v in verdicts if v.exposed), None)
+    if chosen is None or exposed is None or chosen.exposed:
+        return chosen or exposed
+    return Verdict(
+        subject_kind=chosen.subject_kind, subject=chosen.subject,
+        verdict=chosen.verdict if chosen.egress == OPEN else EXPOSED, egress=chosen.egress, exposed=True,
+        qualifiers=[*chosen.qualifiers, *(q for q in exposed.qualifiers if q not in chosen.qualifiers)],
+        missing=list(chosen.missing), paths=list(chosen.paths), evidence=[*chosen.evidence, *exposed.evidence],
+        decided_at=max(chosen.decided_at, exposed.decided_at),
+    )  # fmt: skip
+
+
+def judged_per_device(verdict: Verdict) -> bool:
+    """True for a segment verdict written by camaudit's egress verification (a roll-up of
+    per-device verdicts, or a sensor's check), which judges each device on its own verdict;
+    False for one written by hand or by another tool about the segment as a whole."""
+    return any(isinstance(e, dict) and e.get("kind") in ("rollup", "active") for e in verdict.evidence)
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+def segments_of(segment_verdicts: Sequence[Verdict], device_address: str) -> list[Verdict]:
+    """The segments a device sits in, most specific first: CIDR segments that hold its address,
+    then named segments (the caller passes only the named ones the register places it in)."""
+    try:
+        address: ipaddress.IPv4Address | ipaddress.IPv6Address | None = ipaddress.ip_address(device_address)
+    except ValueError:
+        address = None
+    cidr = [(n, s) for s in segment_verdicts if (n := _network(s.subject)) is not None]
+    inside = [s for n, s in cidr if address is not None and address in n]
+    inside.sort(key=lambda s: -(_network(s.subject).prefixlen))  # type: ignore[union-attr]
+    return inside + [s for s in segment_verdicts if _network(s.subject) is None]
+
+
+def effective_verdict(device_verdict: Verdict | None, segment_verdicts: Sequence[Verdict],
+                      device_address: str) -> Verdict | None:
+    """The verdict that speaks for a device's egress: its own first, else its segment's.
+
+    The device's own verdict speaks first: egress verification decided it from the segment check
+    *and* the device's placement (its gateway against the sensor's), its own settings and any
+    capture, so a segment OPEN seen from a sensor in another policy group does not make every
+    device OPEN (egress.md section 1.3, placement control). A device with no verdict of its own
+    takes its (most specific) segment's, unless that segment verdict is camaudit's own roll-up or
+    a sensor's check: it speaks for the devices that were judged, and this one was not (an OPEN
+    segment because another camera reports its cloud registration says nothing of this one)."""
+    if device_verdict is not None and device_verdict.egress in EGRESS_WORDS:
+        return device_verdict
+    inside = segments_of(segment_verdicts, device_address)
+    segment = inside[0] if inside else None
+    if segment is None or segment.egress not in EGRESS_WORDS or judged_per_device(segment):
+        return None
+    return segment
+
+
+def effective_exposure(device_verdict: Verdict | None, segment_verdicts: Sequence[Verdict],
+                       device_address: str) -> Verdict | None:
+    """The verdict that says a device is exposed, or None: its own verdicts decide when it has
+    any; else its segment's exposure, unless that is camaudit's roll-up (a segment is EXPOSED
+    when one of its devices is, which says nothing of the others)."""
+    if device_verdict is not None:
+        return device_verdict if device_verdict.exposed else None
+    inside = segments_of(segment_verdicts, device_address)
+    segment = inside[0] if inside else None
+    if segment is not None and segment.exposed and not judged_per_device(segment):
+        return segment
+    return None
