@@ -10,6 +10,7 @@ import re
 from typing import Any
 
 from .html import describe, path_line, when
+from .estate_text import assessment_line, banner, estate_text
 from .i18n import localise, translator
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
@@ -40,10 +41,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         value = localise(value, doc["lang"])
         return " · ".join(describe(v) for v in value) if isinstance(value, list) else value
 
+    e = estate_text(doc["lang"])
+    alert = banner(doc)
     out = [
         f"# {t['title']}",
         "",
+        *([f"> **{alert}**", ""] if alert else []),
         f"- {t['scan']}: `{scan['scan_id']}` ({scan['status']})",
+        f"- {e['site']}: {cell(scan.get('site') or 'default')}",
+        f"- {e['assessment']}: {cell(assessment_line(doc))}",
+        f"- {e['egress_runs']}: {cell(' '.join(doc.get('egress_runs') or []) or e['egress_runs_none'])}",
         f"- {t['started']}: {when(scan['started_at'])}; {t['finished']}: {when(scan['finished_at'])}",
         f"- {t['targets']}: {cell(scan['targets'])}",
         f"- {t['addresses_scanned']}: {scan['addresses_scanned']}",
