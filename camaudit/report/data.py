@@ -23,6 +23,7 @@ from ..assess import (
     create_assessment,
     current_assessment,
     evaluate,
+    gather_verdicts,
     scan_view,
 )
 from ..diff import compare, previous_scan
@@ -57,6 +58,9 @@ def build_report(
     else:
         assessment, findings_en = current_assessment(store, scan.id, policy, record=record)
     view = scan_view(store, scan.id, assessment=assessment)
+    # Egress evidence recorded after the assessment is not in it (assessments are frozen): say so.
+    _, runs_now = gather_verdicts(store, view.scan, [d.address for d in view.devices])
+    not_assessed = [r for r in runs_now if r not in view.egress_runs]
     findings = findings_en if lang == "en" else _localised(view, findings_en, assessment, policy, lang)
     changes = None
     before = previous_scan(store, view.scan)
@@ -89,6 +93,7 @@ def build_report(
         "summary": _summary(view, findings),
         "verdict_recorded": bool(view.verdict_rows),
         "egress_runs": list(view.egress_runs),
+        "egress_runs_not_assessed": not_assessed,
         "segments": [_segment(s) for s in view.segments],
         "devices": [_device(d, findings, observations.get(d.address, [])) for d in view.devices],
         "findings": [f.to_json() for f in findings],

@@ -17,6 +17,8 @@ _TEXT: dict[str, dict[str, str]] = {
                                "stopped; devices, ports and evidence it did not reach are missing, so absence here "
                                "proves nothing."),
         "incomplete_banner": "THE SCAN DID NOT COMPLETE (status: {status}). What it shows is partial.",
+        "not_assessed": ("Egress runs recorded after this assessment are not in it: {runs}. "
+                         "`camaudit assess` (or `report --reassess`) makes an assessment that uses them."),
     },
     "nl": {
         "site": "Locatie",
@@ -29,6 +31,8 @@ _TEXT: dict[str, dict[str, str]] = {
                                "stopte; apparaten, poorten en bewijs die hij niet bereikte ontbreken, dus wat hier "
                                "ontbreekt bewijst niets."),
         "incomplete_banner": "DE SCAN IS NIET AFGEROND (status: {status}). Wat hij toont is onvolledig.",
+        "not_assessed": ("Egress-runs die na deze beoordeling zijn vastgelegd zitten er niet in: {runs}. "
+                         "`camaudit assess` (of `report --reassess`) maakt een beoordeling die ze gebruikt."),
     },
 }
 
@@ -56,3 +60,9 @@ def banner(doc: dict[str, Any]) -> str | None:
         return None
     e = estate_text(doc["lang"])
     return e["interrupted_banner"] if status == "interrupted" else e["incomplete_banner"].format(status=status)
+
+
+def not_assessed_note(doc: dict[str, Any]) -> str | None:
+    """A note naming egress runs recorded after the assessment shown; None when there are none."""
+    runs = doc.get("egress_runs_not_assessed") or []
+    return estate_text(doc["lang"])["not_assessed"].format(runs=" ".join(runs)) if runs else None

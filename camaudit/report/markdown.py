@@ -9,8 +9,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .html import describe, path_line, when
-from .estate_text import assessment_line, banner, estate_text
 from .i18n import localise, translator
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
@@ -70,6 +70,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     if not doc["verdict_recorded"]:
         out += [f"> {t['no_verdict_recorded']}", ""]
+    if note := not_assessed_note(doc):
+        out += [f"> {cell(note)}", ""]
     out += [f"### {t['by_maker']}", ""]
     out += _table([t["maker"], t["devices"], t["covered"]], [[m["maker"], m["devices"], m["covered"]] for m in summary["by_maker"]])
     if summary["by_brand"]:
