@@ -301,7 +301,7 @@ def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment 
         found = stored_verdicts.verdicts_by_id(store, assessment.verdict_ids)
         runs = list(assessment.egress_runs)
     else:
-        assets = stored_register.load_register(store)
+        assets = stored_register.load_register(store, scan.site)
         found, runs = gather_verdicts(store, scan, [d.address for d in devices])
     missing: list[Reconciled] = []
     if assets:
@@ -454,7 +454,7 @@ def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, 
     policy = policy or load_policy()
     view = scan_view(store, scan_id)
     findings = evaluate(view, policy)
-    register_hash, imported_at = stored_register.register_version(store)
+    register_hash, imported_at = stored_register.register_version(store, view.scan.site)
     assessment = Assessment(
         id=str(uuid.uuid4()), scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
         policy_hash=policy.content_hash, policy_source=policy.source, register_hash=register_hash,

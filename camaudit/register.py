@@ -238,21 +238,21 @@ def read_register(path: str | Path) -> tuple[list[Asset], list[str]]:
 # -- the store -----------------------------------------------------------------------------
 
 
-def import_register(store: Store, path: str | Path, *, merge: bool = False) -> ImportResult:
-    """Read ``path`` and store it as the register. The file is the whole register, so it
+def import_register(store: Store, path: str | Path, *, merge: bool = False, site: str = "default") -> ImportResult:
+    """Read ``path`` and store it as the site's register. The file is the whole register, so it
     replaces the one stored, unless ``merge`` (then assets are added or updated by id)."""
     from .store import register as stored
 
     assets, warnings = read_register(path)
-    imported = stored.save_register(store, assets, source_file=Path(path).name, merge=merge)
+    imported = stored.save_register(store, assets, source_file=Path(path).name, merge=merge, site=site)
     return ImportResult(imported=imported, replaced=not merge, warnings=warnings)
 
 
-def load_register(store: Store) -> list[Asset]:
-    """The register as stored, in asset id order."""
+def load_register(store: Store, site: str = "default") -> list[Asset]:
+    """A site's register as stored, in asset id order."""
     from .store import register as stored
 
-    return stored.load_register(store)
+    return stored.load_register(store, site)
 
 
 # -- reconciliation ------------------------------------------------------------------------

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from camaudit.assess import scan_view
 from camaudit.audit import finalise_scan
 from camaudit.egress.results import Verdict
 from camaudit.model import Identity, Observation
+from camaudit.register import Asset
 from camaudit.store import devices as stored_devices
 from camaudit.store import egress as stored_egress
 from camaudit.store import open_store
 from camaudit.store import verdicts as stored_verdicts
 from camaudit.store.assessments import assessments_of_scan, findings_of, latest_assessment
+from camaudit.store.register import load_register, save_register
 from camaudit.store.scans import sites
 from camaudit.store.schema import migrations
 
@@ -82,6 +85,18 @@ def test_sites_are_separate_address_spaces(tmp_path: Path) -> None:
         assert {s.name: s.segments for s in sites(store)} == {"north": ["192.168.1.0/24"], "south": ["192.168.1.0/24"]}
 
 
+def test_each_site_is_reconciled_with_its_own_register(tmp_path: Path) -> None:
+    with open_store(tmp_path / "r.db") as store:
+        save_register(store, [Asset("N-1", address="192.168.1.10", declared_maker="Axis")], source_file="n.csv", site="north")
+        north = store.start_scan(targets=["192.168.1.0/24"], site="north")
+        south = store.start_scan(targets=["192.168.1.0/24"], site="south")
+        for scan_id in (north, south):
+            store.add_services(scan_id, [("192.168.1.10", 80)])
+            store.add_identity(scan_id, "192.168.1.10", Identity(vendor="axis"))
+        assert scan_view(store, north).devices[0].register == "matched"
+        assert scan_view(store, south).register_size == 0 and scan_view(store, south).devices[0].register == "no_register"
+
+
 def test_egress_runs_are_not_scans_and_verdicts_keep_their_history(tmp_path: Path) -> None:
     with open_store(tmp_path / "e.db") as store:
         run_id = stored_egress.start_passive_run(store, "pcap", options={"capture": "x.pcap"})
@@ -133,6 +148,7 @@ def test_a_0_1_store_migrates_in_place(tmp_path: Path) -> None:
         migrated = latest_assessment(store, scan.id)
         assert migrated is not None and migrated.reason == "migrated from 0.1" and not migrated.inputs_recorded
         assert findings_of(store, migrated.id)
+        assert [a.asset_id for a in load_register(store, "default")] == ["CAM-1", "CAM-9"]
         assert store.db.execute("pragma foreign_key_check").fetchall() == []
     out = tmp_path / "old.md"
     done = subprocess.run([sys.executable, "-m", "camaudit", "report", "--db", str(db), "-o", str(out), "--fail-on", "none"],

@@ -247,10 +247,11 @@ def register() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @DB_OPTION
 @click.option("--merge", is_flag=True, help="Add or update assets by id instead of replacing the register.")
+@SITE_OPTION
 @JSON_OPTION
-def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
-    """Import the asset register from FILE (CSV or YAML; columns in config/register.example.csv).
-    The file replaces the register unless --merge.
+def register_import(file: str, db_path: str, merge: bool, site: str | None, as_json: bool) -> int:
+    """Import the asset register of a site (--site, default 'default') from FILE (CSV or YAML;
+    columns in config/register.example.csv). The file replaces the site's register unless --merge.
 
     Example:
 
@@ -259,7 +260,7 @@ def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
     from ..register import import_register
 
     with open_store(db_path) as store:
-        result = import_register(store, file, merge=merge)
+        result = import_register(store, file, merge=merge, site=_site(site) or "default")
     if as_json:
         print_json({"imported": result.imported, "replaced": result.replaced, "warnings": result.warnings})
     else:
@@ -271,13 +272,14 @@ def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
 
 @register.command("list")
 @DB_OPTION
+@SITE_OPTION
 @JSON_OPTION
-def register_list(db_path: str, as_json: bool) -> int:
-    """List the register as stored."""
+def register_list(db_path: str, site: str | None, as_json: bool) -> int:
+    """List a site's register as stored."""
     from ..register import load_register
 
     with open_store(db_path, create=False) as store:
-        assets = load_register(store)
+        assets = load_register(store, _site(site) or "default")
     if as_json:
         print_json({"assets": [a.to_json() for a in assets]})
         return 0

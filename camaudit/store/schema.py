@@ -7,7 +7,7 @@ Migrations 0001-0006 are camaudit 0.1's, under the names 0.1 recorded in ``_sqli
 each is independent of the others' order, so a 0.1 store is simply up to date with them).
 0007 onwards build the estate model over them:
 
-    0007  sites and segments; scans gain site and heartbeat_at
+    0007  sites and segments; scans gain site and heartbeat_at; the register is per site
     0008  egress runs apart from scans: 0.1's egress pseudo-scans become egress runs
     0009  one verdicts table: one row per verdict with its JSON document
     0010  devices per site, stable across scans: sightings with first/last seen, aliases
@@ -238,6 +238,20 @@ def _m0007(db: sqlite_utils.Database) -> None:
         first = db.execute("select min(started_at) from scans").fetchone()[0] or utc_now()
         db.table("sites").insert({"name": DEFAULT_SITE, "created_at": first})
     db.table("scans").create_index(["site", "started_at"])
+    # The register is per site too: a site's scans are reconciled with its own assets.
+    rows = [dict(r) for r in db.query("select * from register")]
+    db.table("register").drop()
+    db.table("register").create(
+        {
+            "site": str, "asset_id": str, "address": str, "mac": str, "serial": str, "declared_maker": str,
+            "declared_brand": str, "declared_model": str, "location": str, "purpose": str, "department": str,
+            "segment": str, "dpia_ref": str, "procurement_ref": str, "source_file": str, "imported_at": str,
+        },
+        pk=("site", "asset_id"),
+    )  # fmt: skip
+    if rows:
+        db.table("sites").insert({"name": DEFAULT_SITE, "created_at": utc_now()}, ignore=True)
+        db.table("register").insert_all([r | {"site": DEFAULT_SITE} for r in rows])
 
 
 def _is_egress_pseudo_scan(config_text: str | None) -> str | None:
