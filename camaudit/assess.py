@@ -30,7 +30,7 @@ from .egress.verdict import (
     segments_of,
     subject_verdict,
 )
-from .model import Assessment, Finding, Scan, count_by_severity, severity_at_least, utc_now
+from .model import Assessment, Finding, Identity, Scan, count_by_severity, severity_at_least, utc_now
 from .policy import Policy, load_policy
 from .register import Asset, FoundDevice, Reconciled, normalise_mac, reconcile
 from .scope import is_external
@@ -38,6 +38,7 @@ from .store import Store, device_key
 from .store import assessments as stored_assessments
 from .store import devices as stored_devices
 from .store import egress as stored_egress
+from .store import observations as stored_observations
 from .store import register as stored_register
 from .store import verdicts as stored_verdicts
 from .store.assessments import finding_order as _finding_order
@@ -104,7 +105,7 @@ class DeviceView:
     device_id: str
     mac: str | None
     ports: list[int]
-    identity: dict[str, Any] | None
+    identity: Identity | None
     verdict: str = NO_VERDICT
     verdict_row: Verdict | None = None
     verdict_source: str = ""
@@ -117,18 +118,23 @@ class DeviceView:
 
     @property
     def vendor(self) -> str:
-        return (self.identity or {}).get("vendor") or "unknown"
+        return self.identity.vendor if self.identity and self.identity.vendor else "unknown"
 
     @property
     def covered(self) -> bool:
-        return bool((self.identity or {}).get("covered"))
+        return bool(self.identity and self.identity.covered)
+
+    def identity_doc(self) -> dict[str, Any]:
+        """The identity as the contract's JSON (:meth:`Identity.to_json`), empty when none: the
+        one flattening of an identity that facts, evidence, reports and exports share."""
+        return self.identity.to_json() if self.identity else {}
 
     @property
     def asset(self) -> Asset | None:
         return self.reconciled.asset if self.reconciled else None
 
     def facts(self) -> dict[str, Any]:
-        ident = self.identity or {}
+        ident = self.identity_doc()
         asset = self.asset
         row = self.verdict_row
         return {
@@ -171,7 +177,7 @@ class DeviceView:
 
     def evidence(self) -> dict[str, Any]:
         """What stands behind this device's identity, verdict and register status."""
-        ident = self.identity or {}
+        ident = self.identity_doc()
         doc: dict[str, Any] = {
             "device_id": self.device_id,
             "address": self.address,
@@ -217,14 +223,11 @@ class ScanView:
 def _found_devices(store: Store, scan_id: str) -> list[DeviceView]:
     # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
     macs = stored_devices.macs_of_scan(store, scan_id)
-    settings = store.device_settings(scan_id)
     devices = []
-    for host in store.hosts_of_scan(scan_id):
-        ident = host.get("identity")
-        device_id = (ident or {}).get("device_id") or device_key(serial=None, mac=host.get("mac"), address=host["address"])
-        mac = host.get("mac") or macs.get(device_id)
-        device = DeviceView(host["address"], device_id, mac, list(host["ports"]), ident)
-        device.internet_settings = internet_settings(settings.get(host["address"]))
+    for host, resolved in stored_observations.hosts(store, scan_id):
+        device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
+        device = DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports), host.identity)
+        device.internet_settings = internet_settings(host.settings)
         devices.append(device)
     return devices
 
@@ -306,8 +309,8 @@ def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment 
     missing: list[Reconciled] = []
     if assets:
         found_devices = [
-            FoundDevice(d.address, d.device_id, normalise_mac(d.mac or "") or d.mac, (d.identity or {}).get("serial"), d.vendor,
-                        (d.identity or {}).get("brand"), (d.identity or {}).get("model"))
+            FoundDevice(d.address, d.device_id, normalise_mac(d.mac or "") or d.mac, d.identity.serial if d.identity else None,
+                        d.vendor, d.identity.brand if d.identity else None, d.identity.model if d.identity else None)
             for d in devices
         ]  # fmt: skip
         by_device = {}

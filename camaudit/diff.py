@@ -74,7 +74,7 @@ def previous_scan(store: Store, scan: Scan) -> Scan | None:
 
 
 def _label(device: DeviceView) -> str:
-    ident = device.identity or {}
+    ident = device.identity_doc()
     parts = [device.vendor]
     if ident.get("brand"):
         parts.append(f"({ident['brand']})")
@@ -107,7 +107,7 @@ def compare(before: ScanView, after: ScanView) -> ScanDiff:
         found: list[Change] = []
         if a.address != b.address:
             found.append(Change(device_id, "moved", b.address, a.address, b.address, label))
-        ident_a, ident_b = a.identity or {}, b.identity or {}
+        ident_a, ident_b = a.identity_doc(), b.identity_doc()
         # A value one scan read and the other did not (a scan without credentials reads less) is
         # no change of the device: "learned" when it was read now, "not_read" when not this time.
         # (Another maker is another identity altogether: then every difference is a change.)

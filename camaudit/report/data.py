@@ -118,7 +118,7 @@ def _summary(view: ScanView, findings: list[Finding]) -> dict[str, Any]:
     devices = view.devices
     makers = Counter(d.vendor for d in devices)
     covered_by_maker = Counter(d.vendor for d in devices if d.covered)
-    brands = Counter((d.vendor, (d.identity or {}).get("brand") or d.vendor) for d in devices if d.vendor != "unknown")
+    brands = Counter((d.vendor, d.identity_doc().get("brand") or d.vendor) for d in devices if d.vendor != "unknown")
     verdicts = Counter(d.verdict for d in devices)
     return {
         "hosts": len(devices),
@@ -174,7 +174,7 @@ def _observations(store: Store, scan_id: str) -> dict[str, list[dict[str, Any]]]
 
 
 def _device(device: DeviceView, findings: list[Finding], observations: list[dict[str, Any]]) -> dict[str, Any]:
-    ident = device.identity or {}
+    ident = device.identity_doc()
     asset = device.asset
     mine = [f for f in findings if f.subject == device.address]
     top = max((f.severity for f in mine), key=severity_rank, default=None)

@@ -34,7 +34,7 @@ def inventory_rows(store: Store, scan_ref: str = "latest", policy: Policy | None
     view = scan_view(store, scan.id, assessment=assessment)
     rows = []
     for device in view.devices:
-        ident = device.identity or {}
+        ident = device.identity_doc()
         asset = device.asset
         mine = [f for f in findings if f.subject == device.address]
         rows.append(

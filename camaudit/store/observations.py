@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
-from ..model import OBSERVATION_KINDS, Observation, utc_now
+from ..model import OBSERVATION_KINDS, Host, Identity, Observation, SignatureHit, utc_now
 
 if TYPE_CHECKING:
     from .db import Store
@@ -164,6 +164,48 @@ def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
 
 def identified_addresses(store: Store, scan_id: str) -> set[str]:
     return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
+
+
+def identity_record(row: dict[str, Any]) -> Identity:
+    """The Identity an ``identities`` row holds."""
+
+    def listed(text: Any) -> list[Any]:
+        try:
+            value = json.loads(text or "[]")
+        except ValueError:
+            return []
+        return value if isinstance(value, list) else []
+
+    return Identity(
+        vendor=row["vendor"] or "unknown", brand=row["brand"], device_type=row["device_type"], model=row["model"],
+        firmware=row["firmware"], serial=row["serial"], confidence=float(row["confidence"] or 0.0),
+        covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
+        signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""), str(h.get("value") or ""), h.get("port"))
+                    for h in listed(row["signatures"]) if isinstance(h, dict)],
+        conflicts=[str(c) for c in listed(row["conflicts"])],
+    )  # fmt: skip
+
+
+def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
+    """Each host of a scan, typed, in address order, with the id of the device its identity
+    resolved to (None when it was not identified): ports, MAC, problems, identity, settings.
+    Observations are read with :func:`observations_of_scan`."""
+    found: dict[str, Host] = {}
+    for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
+        found[row["address"]] = Host(row["address"], mac=row["mac"],
+                                     problems=list(json.loads(row["problems"])) if row["problems"] else [])
+    for row in store.db.query("select address, port from services where scan_id = ? and proto = 'tcp' order by port",
+                              [scan_id]):
+        found.setdefault(row["address"], Host(row["address"])).ports.append(row["port"])
+    device_ids: dict[str, str] = {}
+    for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
+        if row["address"] in found:
+            found[row["address"]].identity = identity_record(row)
+            device_ids[row["address"]] = row["device_id"]
+    for address, settings in device_settings(store, scan_id).items():
+        if address in found:
+            found[address].settings = settings
+    return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
 
 
 def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
