@@ -157,14 +157,16 @@ def run_scan(
                 store.finish_scan(scan_id, status, notes=result.notes, error=error)
             except CamauditError as exc:
                 log.warning("could not mark scan %s as %s: %s", scan_id, status, exc)
-        if status == "interrupted" and not config.sweep_only:
+        if status in ("complete", "interrupted") and not config.sweep_only:
+            # A complete scan was identified and assessed by its stages (this finds nothing left
+            # to do); an interrupted one is identified and assessed here on what it stored.
             try:
                 findings = finalise_scan(store, scan_id, status, policy_path=config.policy_path, mark=False)
                 if findings is not None:
                     result.findings = findings
-                _identities_into(store, scan_id, result)
+                    _identities_into(store, scan_id, result)
             except CamauditError as exc:
-                log.warning("could not identify and assess what interrupted scan %s found: %s", scan_id, exc)
+                log.warning("could not identify and assess what scan %s found: %s", scan_id, exc)
         store.close()
     return result
 
