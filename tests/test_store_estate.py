@@ -166,3 +166,24 @@ def test_bad_site_names_are_usage_errors(tmp_path: Path, name: str) -> None:
     done = subprocess.run([sys.executable, "-m", "camaudit", "scans", "--db", str(tmp_path / "n.db"), "--site", name],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "a site name is" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_verdict_decided_after_the_assessment_does_not_change_it_and_the_report_says_so(tmp_path: Path) -> None:
+    from camaudit.report import render
+    from camaudit.report.data import build_report
+
+    with open_store(tmp_path / "v.db") as store:
+        scan_id = store.start_scan(targets=["10.5.0.0/24"])
+        store.add_services(scan_id, [("10.5.0.3", 80)])
+        store.add_identity(scan_id, "10.5.0.3", _hik(SERIAL))
+        store.finish_scan(scan_id, "complete")
+        first = build_report(store, scan_id)
+        assert first["verdicts_not_assessed"] == 0 and first["devices"][0]["verdict"] == "NONE"
+        # an imported listener log re-decides: OPEN now, for the next assessment
+        stored_verdicts.write_verdicts(store, [Verdict("device", "10.5.0.3", "OPEN", "OPEN", False)], scan_id=scan_id)
+        again = build_report(store, scan_id)
+        assert again["assessment"] == first["assessment"] and again["findings"] == first["findings"]
+        assert again["devices"][0]["verdict"] == "NONE" and again["verdicts_not_assessed"] == 1
+        assert r"1 verdict\(s\) decided since" in render(again, "md")
+        fresh = build_report(store, scan_id, reassess=True)
+        assert fresh["devices"][0]["verdict"] == "OPEN" and fresh["verdicts_not_assessed"] == 0

@@ -17,8 +17,10 @@ _TEXT: dict[str, dict[str, str]] = {
                                "stopped; devices, ports and evidence it did not reach are missing, so absence here "
                                "proves nothing."),
         "incomplete_banner": "THE SCAN DID NOT COMPLETE (status: {status}). What it shows is partial.",
-        "not_assessed": ("Egress runs recorded after this assessment are not in it: {runs}. "
-                         "`camaudit assess` (or `report --reassess`) makes an assessment that uses them."),
+        "not_assessed": ("Egress evidence recorded after this assessment is not in it ({what}). "
+                         "`camaudit assess` (or `report --reassess`) makes an assessment that uses it."),
+        "runs": "egress runs {runs}",
+        "verdicts": "{n} verdict(s) decided since",
     },
     "nl": {
         "site": "Locatie",
@@ -31,8 +33,10 @@ _TEXT: dict[str, dict[str, str]] = {
                                "stopte; apparaten, poorten en bewijs die hij niet bereikte ontbreken, dus wat hier "
                                "ontbreekt bewijst niets."),
         "incomplete_banner": "DE SCAN IS NIET AFGEROND (status: {status}). Wat hij toont is onvolledig.",
-        "not_assessed": ("Egress-runs die na deze beoordeling zijn vastgelegd zitten er niet in: {runs}. "
-                         "`camaudit assess` (of `report --reassess`) maakt een beoordeling die ze gebruikt."),
+        "not_assessed": ("Egress-bewijs dat na deze beoordeling is vastgelegd zit er niet in ({what}). "
+                         "`camaudit assess` (of `report --reassess`) maakt een beoordeling die het gebruikt."),
+        "runs": "egress-runs {runs}",
+        "verdicts": "{n} oordeel/oordelen sindsdien genomen",
     },
 }
 
@@ -64,5 +68,8 @@ def banner(doc: dict[str, Any]) -> str | None:
 
 def not_assessed_note(doc: dict[str, Any]) -> str | None:
     """A note naming egress runs recorded after the assessment shown; None when there are none."""
+    e = estate_text(doc["lang"])
     runs = doc.get("egress_runs_not_assessed") or []
-    return estate_text(doc["lang"])["not_assessed"].format(runs=" ".join(runs)) if runs else None
+    newer = doc.get("verdicts_not_assessed") or 0
+    parts = ([e["runs"].format(runs=" ".join(runs))] if runs else []) + ([e["verdicts"].format(n=newer)] if newer else [])
+    return e["not_assessed"].format(what="; ".join(parts)) if parts else None
