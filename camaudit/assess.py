@@ -12,24 +12,38 @@ verdict rows, or a store without the table, has "no verdict recorded" (``NONE``)
 from __future__ import annotations
 
 import ipaddress
-import json
 import logging
-from collections.abc import Iterable, Sequence
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
 
-from .egress.verdict import carried_verdict, segments_of
-from .model import utc_now
-from .model.verdicts import Reason, Verdict, english, reasons_from_json, reasons_to_json
-from .policy import SEVERITIES, Policy, load_policy, severity_rank
-from .register import Asset, FoundDevice, Reconciled, load_register, normalise_mac, reconcile
+from . import __version__
+from .egress.verdict import (
+    DEFAULT_CONTROL_WINDOW_S,
+    EGRESS_WORDS,
+    carried_verdict,
+    segments_of,
+    subject_verdict,
+)
+from .model import Assessment, Finding, Identity, Scan, count_by_severity, severity_at_least, utc_now
+from .model.verdicts import Reason, Verdict, english
+from .policy import Policy, load_policy
+from .register import Asset, FoundDevice, Reconciled, normalise_mac, reconcile
 from .scope import is_external
-from .store import ScanRow, Store, _address_sort_key, device_key
+from .store import Store, device_key
+from .store import assessments as stored_assessments
+from .store import devices as stored_devices
+from .store import egress as stored_egress
+from .store import observations as stored_observations
+from .store import register as stored_register
+from .store import verdicts as stored_verdicts
+from .store.assessments import finding_order as _finding_order
 
 log = logging.getLogger(__name__)
 
-EGRESS_VERDICTS = ("OPEN", "CLOSED", "INCONCLUSIVE")
+EGRESS_VERDICTS = EGRESS_WORDS
 NO_VERDICT = "NONE"
 #: An identity at or above this confidence rests on more than weak hints (DESIGN.md section 4).
 CONFIRMED_CONFIDENCE = 0.5
@@ -40,113 +54,12 @@ NO_VERDICT_RECORDED = Reason("no_verdict_recorded")
 #: and the register's sentence (translated by camaudit.report.i18n where it knows it).
 _REASON_FACTS = ("verdict_source", "verdict_text", "qualifiers", "missing")
 _SENTENCE_FACTS = ("mismatch",)
-#: When several egress verdicts speak of one subject the most alarming wins; CLOSED never
-#: outvotes doubt (egress.md section 1.4 roll-up rule).
-_VERDICT_ORDER = {"OPEN": 3, "INCONCLUSIVE": 2, "CLOSED": 1, NO_VERDICT: 0}
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One finding: a rule of the policy that held for one subject of one scan."""
-
-    id: str
-    scan_id: str
-    rule: str
-    severity: str
-    subject: str  # an address, asset:<id>, or segment:<name>
-    title: str
-    detail: str
-    evidence: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "id": self.id, "scan_id": self.scan_id, "rule": self.rule, "severity": self.severity,
-            "subject": self.subject, "title": self.title, "detail": self.detail, "evidence": self.evidence,
-        }  # fmt: skip
-
-
-def severity_at_least(findings: Iterable[Finding], threshold: str) -> bool:
-    """True when a finding is at ``threshold`` or above (``none`` never is; DESIGN.md section 7)."""
-    if threshold == "none":
-        return False
-    floor = severity_rank(threshold)
-    return any(severity_rank(f.severity) >= floor for f in findings)
-
-
-# -- verdicts ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class VerdictRow:
-    subject_kind: str
-    subject: str
-    verdict: str
-    qualifiers: list[Reason] | None = None
-    missing: list[Reason] = field(default_factory=list)
-    paths: list[Any] = field(default_factory=list)
-    evidence: Any = None
-    decided_at: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        """Qualifiers and missing items in English for readers of the JSON, and as codes."""
-        return {
-            "subject_kind": self.subject_kind, "subject": self.subject, "verdict": self.verdict,
-            "qualifiers": english(self.qualifiers) if self.qualifiers is not None else None,
-            "missing": english(self.missing), "paths": self.paths,
-            "qualifier_codes": reasons_to_json(self.qualifiers or []), "missing_codes": reasons_to_json(self.missing),
-            "evidence": self.evidence, "decided_at": self.decided_at,
-        }  # fmt: skip
-
-
-def _json_field(value: Any, default: Any) -> Any:
-    if value in (None, ""):
-        return default
-    if not isinstance(value, str):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value  # plain text written by hand stays readable
-
-
-def read_verdicts(store: Store, scan_id: str) -> list[VerdictRow]:
-    """The verdict rows of a scan; empty when none were recorded or the table is absent.
-    Columns beyond the agreed ones (``evidence``) are read when present."""
-    if not store.db.table("verdicts").exists():
-        return []
-    rows = []
-    for row in store.db.query("select * from verdicts where scan_id = ? order by rowid", [scan_id]):
-        verdict = str(row.get("verdict") or "").upper()
-        kind = str(row.get("subject_kind") or "device").lower()
-        if verdict not in (*EGRESS_VERDICTS, "EXPOSED") or kind not in ("device", "segment"):
-            log.warning("ignoring verdict row %r for %r: unknown verdict or subject kind", verdict, row.get("subject"))
-            continue
-        qualifiers = _json_field(row.get("qualifiers"), None)
-        paths = _json_field(row.get("paths"), [])
-        rows.append(
-            VerdictRow(
-                subject_kind=kind,
-                subject=str(row.get("subject") or ""),
-                verdict=verdict,
-                # codes (flat objects), or the sentences of a 0.1 store or a hand-written row
-                qualifiers=None if qualifiers is None else reasons_from_json(qualifiers),
-                missing=reasons_from_json(_json_field(row.get("missing"), [])),
-                paths=paths if isinstance(paths, list) else [paths],
-                evidence=_json_field(row.get("evidence"), None),
-                decided_at=row.get("decided_at"),
-            )
-        )
-    return rows
-
-
-def _worst(rows: Sequence[VerdictRow]) -> VerdictRow | None:
-    egress = [r for r in rows if r.verdict in EGRESS_VERDICTS]
-    if not egress:
-        return None
-    verdicts = {r.verdict for r in egress}
-    if verdicts == {"CLOSED", "INCONCLUSIVE"} or verdicts == {"INCONCLUSIVE"}:
-        return next(r for r in egress if r.verdict == "INCONCLUSIVE")
-    return max(egress, key=lambda r: _VERDICT_ORDER[r.verdict])
+__all__ = [
+    "CONFIRMED_CONFIDENCE", "EGRESS_VERDICTS", "NO_VERDICT", "DeviceView", "Finding", "ScanView", "SegmentView",
+    "assess_scan", "count_by_severity", "create_assessment", "current_assessment", "evaluate", "scan_view",
+    "severity_at_least", "stored_findings",
+]
 
 
 @dataclass(slots=True)
@@ -155,8 +68,8 @@ class SegmentView:
 
     name: str
     verdict: str
-    row: VerdictRow | None
-    exposed: VerdictRow | None
+    row: Verdict | None  # the segment's verdict, when it has an egress word
+    exposed: Verdict | None
     network: ipaddress.IPv4Network | ipaddress.IPv6Network | None
     devices: list[str] = field(default_factory=list)  # addresses
     covered_devices: int = 0
@@ -192,12 +105,12 @@ class DeviceView:
     device_id: str
     mac: str | None
     ports: list[int]
-    identity: dict[str, Any] | None
+    identity: Identity | None
     verdict: str = NO_VERDICT
-    verdict_row: VerdictRow | None = None
+    verdict_row: Verdict | None = None
     #: Where the verdict comes from (a ``source_*`` reason, egress.verdict.carried_verdict).
     source: Reason | None = None
-    exposed: VerdictRow | None = None
+    exposed: Verdict | None = None
     segment: str | None = None  # the segment whose verdict applies, else the register's
     register: str = "no_register"  # matched | unregistered | no_register | not_a_camera
     reconciled: Reconciled | None = None
@@ -206,7 +119,7 @@ class DeviceView:
 
     @property
     def vendor(self) -> str:
-        return (self.identity or {}).get("vendor") or "unknown"
+        return self.identity.vendor if self.identity and self.identity.vendor else "unknown"
 
     @property
     def verdict_source(self) -> str:
@@ -215,14 +128,19 @@ class DeviceView:
 
     @property
     def covered(self) -> bool:
-        return bool((self.identity or {}).get("covered"))
+        return bool(self.identity and self.identity.covered)
+
+    def identity_doc(self) -> dict[str, Any]:
+        """The identity as the contract's JSON (:meth:`Identity.to_json`), empty when none: the
+        one flattening of an identity that facts, evidence, reports and exports share."""
+        return self.identity.to_json() if self.identity else {}
 
     @property
     def asset(self) -> Asset | None:
         return self.reconciled.asset if self.reconciled else None
 
     def facts(self) -> dict[str, Any]:
-        ident = self.identity or {}
+        ident = self.identity_doc()
         asset = self.asset
         row = self.verdict_row
         return {
@@ -265,7 +183,7 @@ class DeviceView:
 
     def evidence(self) -> dict[str, Any]:
         """What stands behind this device's identity, verdict and register status."""
-        ident = self.identity or {}
+        ident = self.identity_doc()
         doc: dict[str, Any] = {
             "device_id": self.device_id,
             "address": self.address,
@@ -277,7 +195,7 @@ class DeviceView:
                         "source_code": (self.source or NO_VERDICT_RECORDED).to_json()},
         }
         if self.verdict_row:
-            doc["verdict"] |= self.verdict_row.to_json()
+            doc["verdict"] |= self.verdict_row.to_json() | {"verdict": self.verdict}
         if self.exposed:
             doc["exposed"] = self.exposed.to_json()
         if self.reconciled:
@@ -290,12 +208,19 @@ class DeviceView:
 class ScanView:
     """One scan as reports, exports and assessment see it."""
 
-    scan: ScanRow
+    scan: Scan
     devices: list[DeviceView]
     segments: list[SegmentView]
     missing_assets: list[Reconciled]
     register_size: int
-    verdict_rows: list[VerdictRow]
+    verdict_rows: list[Verdict]
+    #: The row ids of the verdicts the view was built on (an assessment freezes them).
+    verdict_ids: list[int] = field(default_factory=list)
+    #: The egress runs (not the scan's own) whose verdicts the view uses: the site's runs on
+    #: the scan's segments within the control window.
+    egress_runs: list[str] = field(default_factory=list)
+    #: The register the view was reconciled with (an assessment freezes it).
+    register: list[Asset] = field(default_factory=list)
 
     @property
     def has_register(self) -> bool:
@@ -304,19 +229,12 @@ class ScanView:
 
 def _found_devices(store: Store, scan_id: str) -> list[DeviceView]:
     # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
-    macs = dict(
-        store.db.execute(
-            "select d.id, d.mac from devices d join identities i on i.device_id = d.id where i.scan_id = ?", [scan_id]
-        ).fetchall()
-    )
-    settings = store.device_settings(scan_id) if store.db.table("device_settings").exists() else {}
+    macs = stored_devices.macs_of_scan(store, scan_id)
     devices = []
-    for host in store.hosts_of_scan(scan_id):
-        ident = host.get("identity")
-        device_id = (ident or {}).get("device_id") or device_key(serial=None, mac=host.get("mac"), address=host["address"])
-        mac = host.get("mac") or macs.get(device_id)
-        device = DeviceView(host["address"], device_id, mac, list(host["ports"]), ident)
-        device.internet_settings = internet_settings(settings.get(host["address"]))
+    for host, resolved in stored_observations.hosts(store, scan_id):
+        device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
+        device = DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports), host.identity)
+        device.internet_settings = internet_settings(host.settings)
         devices.append(device)
     return devices
 
@@ -343,20 +261,67 @@ def internet_settings(settings: dict[str, Any] | None) -> list[str]:
     return found
 
 
-def scan_view(store: Store, scan_ref: str = "latest") -> ScanView:
-    """Gather one scan's devices, their verdicts and their register status. Writes nothing."""
-    scan = store.scan(scan_ref)
+def _relevant(run_segment: str | None, scan: Scan, addresses: Sequence[str]) -> bool:
+    """Whether an egress run's segment concerns a scan: a CIDR that overlaps the scan's targets
+    or holds one of its hosts; a named segment (the register's) always may."""
+    if not run_segment:
+        return True
+    segment = _network(run_segment)
+    if segment is None:
+        return True
+    for target in scan.targets:
+        network = _network(target.split("-")[0] if "-" in target else target)
+        if network is not None and network.version == segment.version and network.overlaps(segment):
+            return True
+    return any(segment.version == ip.version and ip in segment
+               for ip in (ipaddress.ip_address(a) for a in addresses if _network(a) is not None))
+
+
+def gather_verdicts(store: Store, scan: Scan, addresses: Sequence[str],
+                    window_s: float = DEFAULT_CONTROL_WINDOW_S) -> tuple[list[tuple[int, Verdict]], list[str]]:
+    """The verdicts that speak for a scan now: its own, and those of the egress runs of its site
+    on its segments that started within the control window of the scan (a standalone
+    ``egress check`` or capture is an egress run, never a scan). Returns them with the runs used."""
+    found = stored_verdicts.scan_verdicts(store, scan.id)
+    end = scan.finished_at or scan.heartbeat_at or scan.started_at
+    runs = []
+    for run in stored_egress.runs_near(store, scan.site, scan.started_at, end, window_s):
+        devices = run.options.get("devices") if run.kind == "pcap" else None
+        if run.kind == "pcap" and run.options.get("scan_id") not in (None, scan.id):
+            continue
+        if isinstance(devices, list) and devices and not any(_relevant(str(d), scan, addresses) for d in devices):
+            continue
+        if run.kind != "pcap" and not _relevant(run.segment, scan, addresses):
+            continue
+        runs.append(run.id)
+    found += stored_verdicts.run_verdicts(store, runs)
+    return found, runs
+
+
+def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment | None = None,
+              site: str | None = None) -> ScanView:
+    """Gather one scan's devices, their verdicts and their register status. Writes nothing.
+
+    With ``assessment``, the view is the one that assessment was made on: the verdicts and the
+    register as they were then (a frozen assessment is reproducible whatever came later)."""
+    scan = store.scan(scan_ref, site=site)
     devices = _found_devices(store, scan.id)
-    assets = load_register(store)
+    if assessment is not None and assessment.inputs_recorded:
+        assets = [Asset(**a) for a in assessment.register]
+        found = stored_verdicts.verdicts_by_id(store, assessment.verdict_ids)
+        runs = list(assessment.egress_runs)
+    else:
+        assets = stored_register.load_register(store, scan.site)
+        found, runs = gather_verdicts(store, scan, [d.address for d in devices])
     missing: list[Reconciled] = []
     if assets:
-        found = [
-            FoundDevice(d.address, d.device_id, normalise_mac(d.mac or "") or d.mac, (d.identity or {}).get("serial"), d.vendor,
-                        (d.identity or {}).get("brand"), (d.identity or {}).get("model"))
+        found_devices = [
+            FoundDevice(d.address, d.device_id, normalise_mac(d.mac or "") or d.mac, d.identity.serial if d.identity else None,
+                        d.vendor, d.identity.brand if d.identity else None, d.identity.model if d.identity else None)
             for d in devices
         ]  # fmt: skip
         by_device = {}
-        for item in reconcile(found, assets):
+        for item in reconcile(found_devices, assets):
             if item.device is not None:
                 by_device[item.device.device_id] = item
             else:
@@ -364,60 +329,44 @@ def scan_view(store: Store, scan_ref: str = "latest") -> ScanView:
         for device in devices:
             device.reconciled = by_device.get(device.device_id)
             device.register = device.reconciled.status if device.reconciled else "not_a_camera"
-    verdict_rows = read_verdicts(store, scan.id)
-    segments = _apply_verdicts(devices, verdict_rows)
-    return ScanView(scan, devices, segments, missing, len(assets), verdict_rows)
+    verdicts = [v for _, v in found]
+    segments = _apply_verdicts(devices, verdicts)
+    return ScanView(scan, devices, segments, missing, len(assets), verdicts, [i for i, _ in found], runs, assets)
 
 
-def _apply_verdicts(devices: list[DeviceView], rows: list[VerdictRow]) -> list[SegmentView]:
-    by_segment: dict[str, list[VerdictRow]] = {}
-    by_device: dict[str, list[VerdictRow]] = {}
-    for row in rows:
-        (by_segment if row.subject_kind == "segment" else by_device).setdefault(row.subject, []).append(row)
-    segments = []
-    for name, seg_rows in by_segment.items():
-        worst = _worst(seg_rows)
-        exposed = next((r for r in seg_rows if r.verdict == "EXPOSED"), None)
-        segments.append(SegmentView(name, worst.verdict if worst else NO_VERDICT, worst, exposed, _network(name)))
-    # Which verdict a device carries is decided once, by the egress verification's own rule
-    # (camaudit.egress.verdict.carried_verdict); here the stored rows are only handed to it.
-    recorded = [(s, _as_verdict("segment", s.name, s.row, s.exposed)) for s in segments]
-    seg_verdicts = [v for _, v in recorded if v is not None]
-    by_verdict = {id(v): s for s, v in recorded if v is not None}
+def _apply_verdicts(devices: list[DeviceView], verdicts: list[Verdict]) -> list[SegmentView]:
+    """Each device's verdict and exposure as egress verification decides them, once
+    (:func:`camaudit.egress.verdict.carried_verdict`), and the segments' views."""
+    by_segment: dict[str, list[Verdict]] = {}
+    by_device: dict[str, list[Verdict]] = {}
+    for v in verdicts:
+        if v.subject_kind not in ("device", "segment") or (v.egress not in EGRESS_WORDS and not v.exposed):
+            log.warning("ignoring verdict %r for %r: unknown verdict or subject kind", v.verdict, v.subject)
+            continue
+        (by_segment if v.subject_kind == "segment" else by_device).setdefault(v.subject, []).append(v)
+    segment_verdicts: list[Verdict] = []
+    segments: dict[str, SegmentView] = {}
+    for name, seg_verdicts in by_segment.items():
+        merged = subject_verdict(seg_verdicts)
+        if merged is None:
+            continue
+        segment_verdicts.append(merged)
+        row = merged if merged.egress in EGRESS_WORDS else None
+        segments[name] = SegmentView(name, row.egress if row else NO_VERDICT, row,
+                                     merged if merged.exposed else None, _network(name))
     for device in devices:
-        own = by_device.get(device.address, []) + by_device.get(device.device_id, [])
-        own_worst = _worst(own)
-        own_exposed = next((r for r in own if r.verdict == "EXPOSED"), None)
-        own_verdict = _as_verdict("device", device.address, own_worst, own_exposed) if own else None
+        own = subject_verdict(by_device.get(device.address, []) + by_device.get(device.device_id, []))
         declared = device.asset.segment if device.asset else None
-        for inside in segments_of(device.address, seg_verdicts, declared):
-            segment = by_verdict[id(inside)]
-            segment.devices.append(device.address)
-            segment.covered_devices += int(device.covered)
-        carried = carried_verdict(own_verdict, seg_verdicts, device.address, declared_segment=declared)
-        seg = by_verdict[id(carried.segment)] if carried.segment is not None else None
+        for inside in segments_of(device.address, segment_verdicts, declared):
+            segments[inside.subject].devices.append(device.address)
+            segments[inside.subject].covered_devices += int(device.covered)
+        carried = carried_verdict(own, segment_verdicts, device.address, declared_segment=declared)
         device.source = carried.source
         if carried.verdict is not None:
-            device.verdict_row = own_worst if carried.verdict is own_verdict else (seg.row if seg else None)
-            device.verdict = device.verdict_row.verdict if device.verdict_row else NO_VERDICT
-        if carried.exposed is not None:
-            device.exposed = own_exposed if carried.exposed is own_verdict else (seg.exposed if seg else None)
-        device.segment = seg.name if seg else declared
-    return sorted(segments, key=lambda s: s.name)
-
-
-def _as_verdict(kind: str, subject: str, worst: VerdictRow | None, exposed: VerdictRow | None) -> Verdict | None:
-    """The stored rows of one subject as the verdict they record (``egress`` NONE when only an
-    EXPOSED row speaks for it)."""
-    row = worst or exposed
-    if row is None:
-        return None
-    egress = worst.verdict if worst else NO_VERDICT
-    return Verdict(subject_kind=kind, subject=subject, verdict=egress if egress != NO_VERDICT else "EXPOSED",
-                   egress=egress, exposed=exposed is not None, qualifiers=list(row.qualifiers or []),
-                   missing=list(row.missing), paths=list(row.paths),
-                   evidence=row.evidence if isinstance(row.evidence, list) else [],
-                   decided_at=row.decided_at or "")
+            device.verdict_row, device.verdict = carried.verdict, carried.verdict.egress
+        device.exposed = carried.exposed
+        device.segment = carried.segment.subject if carried.segment is not None else declared
+    return sorted(segments.values(), key=lambda s: s.name)
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -492,57 +441,80 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
     return findings
 
 
-def assess_scan(store: Store, scan_id: str, policy: Policy | None = None) -> list[Finding]:
-    """Assess one scan: reconcile it with the register, apply ``policy`` (the shipped one when
-    None), and record the reconciliation and the findings, replacing earlier ones for this
-    scan. Returns the findings, most severe first."""
+def signatures_version() -> str:
+    """sha256 over the signature files identification loads (their names and contents)."""
+    from .resources import signatures_dir
+
+    digest = sha256()
+    try:
+        files = sorted((f for f in signatures_dir().iterdir() if f.is_file()), key=lambda f: f.name)
+    except OSError:
+        return ""
+    for f in files:
+        digest.update(f.name.encode() + b"\0")
+        try:
+            digest.update(f.read_bytes())
+        except OSError:
+            continue
+    return digest.hexdigest()
+
+
+def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, *,
+                      reason: str = "assess", only_if_first: bool = False) -> tuple[Assessment, list[Finding]]:
+    """Assess one scan afresh and record it as a new, frozen assessment: the policy (by content
+    hash), the register (its content, hash and import time), the signatures version, the
+    verdicts and egress runs used, camaudit's version. Earlier assessments stay as they were."""
+    policy = policy or load_policy()
     view = scan_view(store, scan_id)
-    findings = evaluate(view, policy or load_policy())
-    record_assessment(store, view, findings)
-    return findings
+    findings = evaluate(view, policy)
+    register_hash, imported_at = stored_register.register_version(store, view.scan.site)
+    assessment = Assessment(
+        id=str(uuid.uuid4()), scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
+        policy_hash=policy.content_hash, policy_source=policy.source, register_hash=register_hash,
+        register_imported_at=imported_at, signatures_hash=signatures_version(), camaudit_version=__version__,
+        reason=reason, verdict_ids=list(view.verdict_ids), egress_runs=list(view.egress_runs),
+        register=[a.to_json() for a in view.register],
+    )  # fmt: skip
+    recon = [d.reconciled.to_row(view.scan.id) for d in view.devices if d.reconciled]
+    recon += [m.to_row(view.scan.id) for m in view.missing_assets]
+    if not stored_assessments.save_assessment(store, assessment, findings, recon, only_if_first=only_if_first):
+        first = stored_assessments.latest_assessment(store, view.scan.id)
+        assert first is not None
+        return first, stored_assessments.findings_of(store, first.id)
+    log.info("scan %s assessed (%s): %d findings", view.scan.id, assessment.id, len(findings))
+    return assessment, findings
 
 
-def record_assessment(store: Store, view: ScanView, findings: Sequence[Finding]) -> None:
-    """Replace the scan's recorded reconciliation and findings with these, in one transaction."""
-    now = utc_now()
-    recon_rows = [d.reconciled.to_row(view.scan.id) for d in view.devices if d.reconciled]
-    recon_rows += [m.to_row(view.scan.id) for m in view.missing_assets]
-    with store.write() as db:
-        db.execute("delete from findings where scan_id = ?", [view.scan.id])
-        db.execute("delete from reconciliation where scan_id = ?", [view.scan.id])
-        if recon_rows:
-            db.table("reconciliation").insert_all(recon_rows, pk=("scan_id", "entry"), replace=True)
-        if findings:
-            db.table("findings").insert_all(
-                [
-                    {k: v for k, v in f.to_json().items() if k != "evidence"}
-                    | {"evidence": json.dumps(f.evidence, default=str), "assessed_at": now}
-                    for f in findings
-                ],
-                pk="id",
-                replace=True,
-            )
-    log.info("scan %s assessed: %d findings", view.scan.id, len(findings))
+def assess_scan(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess") -> list[Finding]:
+    """Assess one scan (a new assessment, :func:`create_assessment`); its findings, most severe first."""
+    return create_assessment(store, scan_id, policy, reason=reason)[1]
+
+
+def current_assessment(store: Store, scan_id: str, policy: Policy | None = None, *,
+                       record: bool = True) -> tuple[Assessment, list[Finding]]:
+    """The scan's latest assessment and its findings; the first one is made when there is none
+    (or, for a store that cannot be written, an assessment made in memory and not recorded).
+    A policy given that differs from the one the latest assessment applied makes a new one."""
+    latest = stored_assessments.latest_assessment(store, scan_id)
+    differs = policy is not None and latest is not None and latest.policy_hash and latest.policy_hash != policy.content_hash
+    if latest is not None and not differs:
+        return latest, stored_assessments.findings_of(store, latest.id)
+    reason = "first report" if latest is None else "report with another policy"
+    if store.read_only or not record:
+        policy = policy or load_policy()
+        view = scan_view(store, scan_id)
+        unrecorded = Assessment(
+            id="not-recorded", scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
+            policy_hash=policy.content_hash, policy_source=policy.source, register_hash="", register_imported_at=None,
+            signatures_hash="", camaudit_version=__version__, reason="assessed for this report only, not recorded",
+            verdict_ids=list(view.verdict_ids), egress_runs=list(view.egress_runs),
+            register=[a.to_json() for a in view.register],
+        )  # fmt: skip
+        return unrecorded, evaluate(view, policy)
+    return create_assessment(store, scan_id, policy, reason=reason, only_if_first=latest is None)
 
 
 def stored_findings(store: Store, scan_id: str) -> list[Finding]:
-    """The findings recorded for a scan by the last assessment, most severe first."""
-    rows = store.db.query("select * from findings where scan_id = ?", [scan_id])
-    findings = [
-        Finding(r["id"], r["scan_id"], r["rule"], r["severity"], r["subject"], r["title"], r["detail"], _json_field(r["evidence"], {}))
-        for r in rows
-    ]
-    findings.sort(key=_finding_order)
-    return findings
-
-
-def _finding_order(finding: Finding) -> tuple[int, str, tuple[int, int], str]:
-    """Most severe first, then by rule, then by address in numeric order."""
-    return (-severity_rank(finding.severity), finding.rule, _address_sort_key(finding.subject), finding.subject)
-
-
-def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
-    counts = dict.fromkeys(reversed(SEVERITIES), 0)
-    for finding in findings:
-        counts[finding.severity] += 1
-    return counts
+    """The findings of the scan's latest assessment, most severe first (none when never assessed)."""
+    latest = stored_assessments.latest_assessment(store, scan_id)
+    return stored_assessments.findings_of(store, latest.id) if latest else []

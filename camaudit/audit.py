@@ -4,11 +4,14 @@ DESIGN.md section 1 and writes each one to the store as it goes.
 scope -> sweep -> discover -> probe -> interrogate -> identify -> store
 
 Interruption (Ctrl-C, SIGTERM, or the caller's ``stop`` event) ends the current stage promptly;
-what was found is already in the store and the scan is marked ``interrupted``. After a signal, a
-watchdog thread gives the orderly stop ``stop_grace`` seconds; a scan still busy then (a probe
-that never yields) is marked ``interrupted`` by the watchdog, and the process ends with exit
-code 3. While it runs, the scan records a heartbeat every ``heartbeat_interval`` seconds, so
-that a scan killed outright (SIGKILL) is later marked ``interrupted`` too (store.py).
+what was found is already in the store and the scan is marked ``interrupted``. Either way the
+scan ends in :func:`finalise_scan`: identification and assessment run on whatever evidence the
+scan stored, so an interrupted scan still says what it saw. After a signal, a watchdog thread
+gives the orderly stop ``stop_grace`` seconds; a scan still busy then (a probe that never yields)
+is marked ``interrupted`` by the watchdog, and the process ends with exit code 3. While it runs,
+the scan records a heartbeat every ``heartbeat_interval`` seconds, so that a scan killed outright
+(SIGKILL) is later marked ``interrupted`` too (store/scans.py), and finalised by the command that
+marks it.
 """
 
 from __future__ import annotations
@@ -127,7 +130,8 @@ class _Heartbeat:
             while not self._stop.wait(self.interval):
                 try:
                     if store is None:
-                        store = open_store(self.db_path, stale_after=self.stale_after)
+                        # infinite: marking other killed scans is the commands' business, not this thread's
+                        store = open_store(self.db_path, stale_after=float("inf"))
                     store.touch_scan(self.scan_id)
                 except CamauditError as exc:
                     # A full disk or a locked database: the scan goes on; the next beat retries.
@@ -209,14 +213,18 @@ def run_scan(
         load_policy(config.policy_path)  # a bad policy file is a usage error, found before scanning
     stop = stop or threading.Event()
     store = open_store(config.db_path, stale_after=config.stale_after)
+    if store.marked_stale:
+        finalise_stale_scans(store)
     scan_id = store.start_scan(
         targets=list(config.targets),
         exclude=list(config.exclude),
         config=dataclasses.asdict(config),
         config_hash=config.digest(),
         addresses=len(addresses),
+        site=config.site,
     )
-    result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses))
+    result = ScanResult(scan_id, "running", utc_now(), None, list(config.targets), addresses_scanned=len(addresses),
+                        site=config.site)
     result.notes.extend(scope.notes)
     status, error = "failed", None
     on_stuck = _end_stuck_scan(config.db_path, scan_id, config.stop_grace, result.notes)
@@ -248,8 +256,95 @@ def run_scan(
                 store.finish_scan(scan_id, status, notes=result.notes, error=error)
             except CamauditError as exc:
                 log.warning("could not mark scan %s as %s: %s", scan_id, status, exc)
+        if status in ("complete", "interrupted") and not config.sweep_only:
+            # A complete scan was identified and assessed by its stages (this finds nothing left
+            # to do); an interrupted one is identified and assessed here on what it stored.
+            try:
+                findings = finalise_scan(store, scan_id, status, policy_path=config.policy_path, mark=False)
+                if findings is not None:
+                    result.findings = findings
+                    _identities_into(store, scan_id, result)
+            except CamauditError as exc:
+                log.warning("could not identify and assess what scan %s found: %s", scan_id, exc)
         store.close()
     return result
+
+
+def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str | None = None,
+                  notes: Sequence[str] = (), error: str | None = None, mark: bool = True) -> list[Any] | None:
+    """End a scan on whatever evidence it stored: identify every host not identified yet (from
+    its stored observations and open ports), then assess the scan when it has no assessment yet.
+    Used when a scan completes or is interrupted, and for a scan found stale later (marked
+    ``interrupted`` by the next command). With ``mark``, the scan's status is set first (so a
+    second interruption cannot leave it ``running``). Returns the new assessment's findings, or
+    None when the scan was assessed already."""
+    from .fingerprint import identify
+    from .store import assessments as stored_assessments
+    from .store import observations as stored_observations
+
+    if mark:
+        store.finish_scan(scan_id, status, notes=notes, error=error)
+    done = stored_observations.identified_addresses(store, scan_id)
+    evidence: dict[str, list[Observation]] = {}
+    for obs in stored_observations.observations_of_scan(store, scan_id):
+        evidence.setdefault(obs.address, []).append(obs)
+    for address in stored_observations.addresses_of_scan(store, scan_id):
+        if address in done:
+            continue
+        found = evidence.get(address, [])
+        mac = next((o.value for o in found if o.kind == "mac"), None)
+        store.add_identity(scan_id, address, identify(found), mac=mac)
+    if stored_assessments.latest_assessment(store, scan_id) is not None:
+        return None
+    from .assess import assess_scan
+    from .policy import load_policy
+
+    reason = "scan" if status == "complete" else f"{status} scan: what it stored"
+    return assess_scan(store, scan_id, load_policy(policy_path), reason=reason)
+
+
+def finalise_stale_scans(store: Store) -> list[str]:
+    """Identify and assess what each killed scan stored, once it was marked interrupted by this
+    open of the store (:attr:`Store.marked_stale`): a scan that died still says what it saw.
+    A sweep-only scan is left as it is (it never identifies). Returns the scans finalised."""
+    from .store.scans import scan_settings
+
+    done = []
+    for scan_id in store.marked_stale:
+        settings = scan_settings(store, scan_id)
+        if settings.get("sweep_only"):
+            continue
+        try:
+            finalise_scan(store, scan_id, "interrupted", policy_path=settings.get("policy_path"), mark=False)
+            done.append(scan_id)
+        except CamauditError as exc:
+            log.warning("could not identify and assess what killed scan %s stored: %s", scan_id, exc)
+    store.marked_stale = []
+    return done
+
+
+def _identities_into(store: Store, scan_id: str, result: ScanResult) -> None:
+    """Give the result's hosts the identities finalisation recorded (the scan JSON shows them)."""
+    from .store.observations import hosts_of_scan
+
+    known = {h.address: h for h in result.hosts}
+    for host in hosts_of_scan(store, scan_id):
+        if host["address"] not in known:
+            known[host["address"]] = Host(host["address"], ports=list(host["ports"]))
+            result.hosts.append(known[host["address"]])
+        if known[host["address"]].identity is None and host.get("identity"):
+            from .model import Identity, SignatureHit
+
+            ident = host["identity"]
+            known[host["address"]].identity = Identity(
+                vendor=ident["vendor"], brand=ident["brand"], device_type=ident["device_type"], model=ident["model"],
+                firmware=ident["firmware"], serial=ident["serial"], confidence=ident["confidence"] or 0.0,
+                covered=ident["covered"], advisories=list(ident["advisories"]),
+                signatures=[SignatureHit(str(h.get("id") or h.get("signature") or ""), str(h.get("kind") or ""),
+                                         str(h.get("value") or ""), h.get("port"))
+                            for h in ident["signatures"] if isinstance(h, dict)],
+                conflicts=list(ident["conflicts"]),
+            )  # fmt: skip
 
 
 def _run_stages(
@@ -324,7 +419,7 @@ def _run_stages(
     from .assess import assess_scan
     from .policy import load_policy
 
-    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path))
+    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan")
 
 
 async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event) -> Any:

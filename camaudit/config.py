@@ -96,6 +96,8 @@ class ScanConfig:
     heartbeat_interval: float = HEARTBEAT_INTERVAL
     stale_after: float = STALE_AFTER
     stop_grace: float = STOP_GRACE
+    #: The site the scan is recorded under (its own address space in the store).
+    site: str = "default"
 
     def digest(self) -> str:
         """A short hash of everything that shapes the scan, stored with it."""
@@ -134,6 +136,14 @@ def _check_positive(section: str, name: str, value: Any, *, allow_zero: bool = F
         raise ConfigError(f"[{section}] {name} must be a positive number, not {value!r}")
 
 
+def site_name(value: Any, what: str = "--site") -> str:
+    """A site name as given, checked: 1-64 letters, digits, '.', '_' or '-'."""
+    text = str(value).strip() if isinstance(value, str) else ""
+    if not text or len(text) > 64 or not all(c.isalnum() or c in "._-" for c in text):
+        raise ConfigError(f"{what} {value!r}: a site name is 1-64 letters, digits, '.', '_' or '-'")
+    return text
+
+
 def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> Any:
     known = {f.name: f for f in dataclasses.fields(cls)}
     changes: dict[str, Any] = {}
@@ -154,6 +164,8 @@ def _apply(section: str, cls: type[Any], base: Any, values: dict[str, Any]) -> A
                 value = parse_ports(",".join(str(p) for p in value)) if value else ()
             else:
                 raise ConfigError(f"[{section}] {key} must be a list of port numbers")
+        elif key == "site":
+            value = site_name(value, f"[{section}] site")
         elif key in ("listeners", "resolvers", "skip"):
             if isinstance(value, str):
                 value = (value,)

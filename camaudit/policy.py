@@ -24,6 +24,7 @@ All conditions must hold; an empty ``when`` matches every subject of its kind.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import string
 from collections.abc import Mapping
@@ -33,10 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError
+from .model.findings import SEVERITIES as SEVERITIES
+from .model.findings import severity_rank as severity_rank
 from .resources import config_dir
 from .yamllines import line_of, load_yaml
 
-SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
 SUBJECT_KINDS: tuple[str, ...] = ("device", "asset", "segment")
 STATUSES: tuple[str, ...] = ("fail", "warning", "pass")
 LANGUAGES: tuple[str, ...] = ("en", "nl")
@@ -62,10 +64,6 @@ FACTS: dict[str, tuple[str, ...]] = {
 _RULE_KEYS = frozenset({"id", "subject", "severity", "when", "title", "detail", "status", "standards", "remediation"})
 _ID = re.compile(r"[a-z0-9][a-z0-9-]{0,63}")
 
-
-def severity_rank(severity: str) -> int:
-    """0 for info up to 4 for critical; ValueError for anything else."""
-    return SEVERITIES.index(severity)
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +160,8 @@ def _display(value: Any) -> str:
 class Policy:
     rules: tuple[Rule, ...]
     source: str = ""
+    #: sha256 of the policy text: an assessment names the policy it applied by this.
+    content_hash: str = ""
 
     def for_subject(self, kind: str) -> list[Rule]:
         return [rule for rule in self.rules if rule.subject == kind]
@@ -211,7 +211,7 @@ def parse_policy(text: str, source: str = "policy") -> Policy:
             raise ConfigError(f"{source}, line {rule.line}: rule {rule.id!r} is defined twice (first at line {seen[rule.id]})")
         seen[rule.id] = rule.line
         rules.append(rule)
-    return Policy(tuple(rules), source)
+    return Policy(tuple(rules), source, hashlib.sha256(text.encode()).hexdigest())
 
 
 def _parse_rule(entry: Any, index: int, source: str) -> Rule:

@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
-from .model import utc_now
 from .store import Store
 from .yamllines import line_of, load_yaml
 
@@ -239,26 +238,21 @@ def read_register(path: str | Path) -> tuple[list[Asset], list[str]]:
 # -- the store -----------------------------------------------------------------------------
 
 
-def import_register(store: Store, path: str | Path, *, merge: bool = False) -> ImportResult:
-    """Read ``path`` and store it as the register. The file is the whole register, so it
+def import_register(store: Store, path: str | Path, *, merge: bool = False, site: str = "default") -> ImportResult:
+    """Read ``path`` and store it as the site's register. The file is the whole register, so it
     replaces the one stored, unless ``merge`` (then assets are added or updated by id)."""
+    from .store import register as stored
+
     assets, warnings = read_register(path)
-    now = utc_now()
-    rows = [asset.to_json() | {"source_file": Path(path).name, "imported_at": now} for asset in assets]
-    with store.write() as db:
-        if not merge:
-            db.execute("delete from register")
-        if rows:
-            db.table("register").upsert_all(rows, pk="asset_id")
-    return ImportResult(imported=len(rows), replaced=not merge, warnings=warnings)
+    imported = stored.save_register(store, assets, source_file=Path(path).name, merge=merge, site=site)
+    return ImportResult(imported=imported, replaced=not merge, warnings=warnings)
 
 
-def load_register(store: Store) -> list[Asset]:
-    """The register as stored, in asset id order."""
-    return [
-        Asset(**{c: row[c] for c in COLUMNS})
-        for row in store.db.query("select * from register order by asset_id")
-    ]
+def load_register(store: Store, site: str = "default") -> list[Asset]:
+    """A site's register as stored, in asset id order."""
+    from .store import register as stored
+
+    return stored.load_register(store, site)
 
 
 # -- reconciliation ------------------------------------------------------------------------

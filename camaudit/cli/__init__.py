@@ -30,6 +30,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "identify": ("identify", "identify", "Identify devices from JSON lines or nmap -sV XML (offline)."), "signatures": ("signatures", "signatures", "Verify, try and list the identification signatures."),  # noqa: E501
     "report": ("report", "report", "Write the report of a scan (HTML, Markdown, JSON, CSV) from the store."),
     "export": ("report", "export", "Export the device inventory, OCSF findings or Datasette metadata."),
+    "assess": ("report", "assess", "Assess a scan afresh: a new, frozen assessment (reports show the latest)."),
     "diff": ("report", "diff", "What changed between two scans."),
     "register": ("report", "register", "Import or list the declared asset register."),
     "schedule": ("report", "schedule", "Print systemd units or a crontab line for scheduled audits."),

@@ -18,8 +18,7 @@ from typing import Any
 import click
 
 from ..errors import UsageError
-from ..store import open_store
-from .output import DB_OPTION, JSON_OPTION, print_json
+from .output import DB_OPTION, JSON_OPTION, SITE_OPTION, open_store, print_json, resolve_site
 
 
 def _duration(text: str) -> float:
@@ -73,12 +72,13 @@ def egress() -> None:
               help="A path not to probe (icmp, ntp, proxy, dns/direct, udp/500, or a prefix such as udp/); "
                    "a check that skips anything is never CLOSED.")
 @click.option("--vendor-clouds", is_flag=True, help="Also try TCP handshakes to vendor clouds (third-party hosts).")
+@SITE_OPTION
 @DB_OPTION
 @JSON_OPTION
 def check(listeners: tuple[str, ...], tcp_ports: str | None, udp_ports: str | None, dns_zone: str | None,
           resolvers: tuple[str, ...], gateway: str | None, proxy: str | None, no_proxy_discovery: bool,
           proxy_port: int, control: bool, control_window: str, segment: str | None, timeout: float, rate: float,
-          max_hops: int, ra_wait: float, no_upnp: bool, no_natpmp: bool, skip: tuple[str, ...], vendor_clouds: bool, db_path: str, as_json: bool) -> int:
+          max_hops: int, ra_wait: float, no_upnp: bool, no_natpmp: bool, skip: tuple[str, ...], vendor_clouds: bool, site: str | None, db_path: str, as_json: bool) -> int:
     """Probe every egress path to the listener and decide: OPEN, EXPOSED, CLOSED or INCONCLUSIVE.
 
     Example: camaudit egress check --listener 203.0.113.7 --dns-zone egress.example.org --json
@@ -96,7 +96,7 @@ def check(listeners: tuple[str, ...], tcp_ports: str | None, udp_ports: str | No
     if (u := _ports(udp_ports, "--udp-ports")) is not None:
         opts.udp_ports = u
     with open_store(db_path) as store:
-        outcome = check_and_record(store, opts, window_s=window)
+        outcome = check_and_record(store, opts, window_s=window, site=resolve_site(site))
     doc = outcome.to_json()
     if as_json:
         print_json(doc)
@@ -119,7 +119,8 @@ def _print_check(doc: dict[str, Any]) -> None:
     click.echo("paths:")
     for p in doc["paths"]:
         click.echo(f"  {p['path']:<16} {p['result']:<8} {p['evidence'].get('detail', '')}")
-    click.echo(f"run {doc['run_id']} in scan {doc['scan_id']}")
+    where = f"scan {doc['scan_id']}" if doc.get("scan_id") else f"site {doc.get('site')}"
+    click.echo(f"egress run {doc['run_id']} ({where})")
 
 
 @egress.command()
@@ -204,10 +205,11 @@ def import_log(file: str, control_window: str, db_path: str, as_json: bool) -> i
 @click.option("--duration", default="60", show_default=True, help="How long to capture live (e.g. 300, 10m).")
 @click.option("--devices", "cidrs", multiple=True, help="Device addresses or networks (default: the hosts of --scan).")
 @click.option("--scan", "scan_ref", help="Take the devices from this scan (id, prefix or 'latest').")
+@SITE_OPTION
 @DB_OPTION
 @JSON_OPTION
 def pcap(file: str | None, iface: str | None, duration: str, cidrs: tuple[str, ...], scan_ref: str | None,
-         db_path: str, as_json: bool) -> int:
+         site: str | None, db_path: str, as_json: bool) -> int:
     """Find flows between the devices and the internet, and vendor-cloud lookups, in a capture.
 
     Example: camaudit egress pcap span.pcap --devices 10.20.0.0/24 --json
@@ -218,7 +220,7 @@ def pcap(file: str | None, iface: str | None, duration: str, cidrs: tuple[str, .
         raise UsageError("give a capture FILE or --live IFACE (one of them)")
     with open_store(db_path) as store:
         doc = pcap_and_record(store, file=file, iface=iface, duration=_duration(duration), cidrs=list(cidrs),
-                              scan_ref=scan_ref)
+                              scan_ref=scan_ref, site=resolve_site(site) if site or not scan_ref else None)
     if as_json:
         print_json(doc)
     else:

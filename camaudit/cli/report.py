@@ -12,8 +12,7 @@ import click
 
 from ..errors import UsageError
 from ..policy import SEVERITIES
-from ..store import open_store
-from .output import DB_OPTION, JSON_OPTION, print_json
+from .output import DB_OPTION, JSON_OPTION, SITE_OPTION, open_store, print_json
 
 FAIL_ON = click.Choice([*SEVERITIES, "none"])
 SCAN_OPTION = click.option("--scan", "scan_ref", default="latest", show_default=True, help="Scan id, id prefix, or latest.")
@@ -23,9 +22,19 @@ POLICY_OPTION = click.option(
 
 
 def _policy(path: str | None) -> Any:
+    """The policy named with --policy; None when none was named (an existing assessment is then
+    shown as it was made, whatever the shipped policy says today)."""
+    if path is None:
+        return None
     from ..policy import load_policy
 
     return load_policy(path)
+
+
+def _site(site: str | None) -> str | None:
+    from ..config import site_name
+
+    return site_name(site) if site is not None else None
 
 
 def _expand_output(template: str, scan_id: str, started_at: str) -> str:
@@ -47,14 +56,16 @@ def _expand_output(template: str, scan_id: str, started_at: str) -> str:
 @POLICY_OPTION
 @click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help="Exit 1 when a finding is at or above this.")
 @click.option("--require-complete", is_flag=True, help="Exit 3 when the scan did not complete (for scheduled runs).")
+@click.option("--reassess", is_flag=True, help="Assess the scan afresh first (a new assessment; earlier ones stay).")
+@SITE_OPTION
 @JSON_OPTION
 def report(
     db_path: str, scan_ref: str, fmt: str | None, output: str, lang: str, policy_path: str | None,
-    fail_on: str, require_complete: bool, as_json: bool,
+    fail_on: str, require_complete: bool, reassess: bool, site: str | None, as_json: bool,
 ) -> int:  # fmt: skip
     """Write the report of one scan, from the store alone: HTML (one self-contained file),
-    Markdown, JSON or CSV (one row per finding). Assessing the scan records its findings in
-    the store.
+    Markdown, JSON or CSV (one row per finding). The report shows the scan's latest assessment
+    (the first is made and recorded when there is none); reporting again never changes it.
 
     Example:
 
@@ -70,7 +81,7 @@ def report(
     with open_store(db_path, create=False) as store:
         fmt = format_for(output, fmt) if output != "-" else fmt
         assert fmt is not None
-        doc = build_report(store, scan_ref, policy=policy, lang=lang)
+        doc = build_report(store, scan_ref, policy=policy, lang=lang, reassess=reassess, site=_site(site))
     scan = doc["scan"]
     if output == "-":
         sys.stdout.write(render(doc, fmt))
@@ -82,11 +93,13 @@ def report(
     failing = severity_at_least(findings, fail_on)
     incomplete = scan["status"] != "complete"
     if as_json and path is not None:
-        print_json({"path": str(path), "scan_id": scan["scan_id"], "scan_status": scan["status"],
+        print_json({"path": str(path), "scan_id": scan["scan_id"], "site": scan["site"], "scan_status": scan["status"],
+                    "assessment_id": doc["assessment"]["assessment_id"],
                     "findings": counts, "fail_on": fail_on, "failing": failing})  # fmt: skip
     summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
     where = f"wrote {path}" if path else "report written"
-    click.echo(f"{where}: scan {scan['scan_id'][:8]} ({scan['status']}), {summary}", err=True)
+    click.echo(f"{where}: scan {scan['scan_id'][:8]} ({scan['status']}), assessment "
+               f"{doc['assessment']['assessment_id'][:8]}, {summary}", err=True)
     if require_complete and incomplete:
         click.echo(f"camaudit: the scan {scan['scan_id'][:8]} is {scan['status']}, not complete", err=True)
         return 3
@@ -139,14 +152,16 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
             write_inventory(rows, fmt, output)
             click.echo(f"wrote {output}: {len(rows)} rows", err=True)
             return 0
-        from ..assess import evaluate, scan_view
+        from ..assess import current_assessment
+        from ..policy import load_policy
         from ..report.ocsf import render_ocsf
 
         if fmt not in ("json", "jsonl"):
             raise UsageError("findings are written as OCSF json or jsonl; name one with --format")
-        view = scan_view(store, scan_ref)
-        findings = evaluate(view, policy)
-    write_atomically(output, render_ocsf(findings, policy, time=view.scan.finished_at or view.scan.started_at, lines=fmt == "jsonl"))
+        scan = store.scan(scan_ref)
+        _, findings = current_assessment(store, scan.id, policy)
+    policy = policy or load_policy()
+    write_atomically(output, render_ocsf(findings, policy, time=scan.finished_at or scan.started_at, lines=fmt == "jsonl"))
     click.echo(f"wrote {output}: {len(findings)} findings", err=True)
     return 0
 
@@ -157,7 +172,8 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
 @DB_OPTION
 @JSON_OPTION
 @click.option("--exit-code", is_flag=True, help="Exit 1 when anything changed (like git diff --exit-code).")
-def diff(scan_a: str | None, scan_b: str | None, db_path: str, as_json: bool, exit_code: bool) -> int:
+@SITE_OPTION
+def diff(scan_a: str | None, scan_b: str | None, db_path: str, as_json: bool, exit_code: bool, site: str | None) -> int:
     """What changed between two scans: devices that appeared, vanished, moved address, or
     changed firmware, identity or verdict. With no scans named: the latest against the one
     before it (over the same targets when there is one); with one: that scan against the latest.
@@ -169,7 +185,7 @@ def diff(scan_a: str | None, scan_b: str | None, db_path: str, as_json: bool, ex
     from ..diff import diff_scans
 
     with open_store(db_path, create=False) as store:
-        result = diff_scans(store, scan_a, scan_b if scan_b else None)
+        result = diff_scans(store, scan_a, scan_b if scan_b else None, site=_site(site))
     if as_json:
         print_json(result.to_json())
     else:
@@ -191,6 +207,36 @@ def _brief(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
+@click.command()
+@click.argument("scan_ref", default="latest")
+@DB_OPTION
+@POLICY_OPTION
+@SITE_OPTION
+@JSON_OPTION
+def assess(scan_ref: str, db_path: str, policy_path: str | None, site: str | None, as_json: bool) -> int:
+    """Assess SCAN (id, id prefix or latest) afresh with today's policy, register and verdicts,
+    recorded as a new assessment; earlier assessments and the reports made from them stay as
+    they were. `report` then shows this one.
+
+    Example:
+
+        camaudit assess latest --db audit.db
+    """
+    from ..assess import create_assessment
+    from ..model import count_by_severity
+
+    with open_store(db_path, create=False) as store:
+        scan = store.scan(scan_ref, site=_site(site))
+        assessment, findings = create_assessment(store, scan.id, _policy(policy_path), reason="assess")
+    counts = count_by_severity(findings)
+    if as_json:
+        print_json(assessment.to_json() | {"findings": counts})
+    else:
+        summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+        click.echo(f"assessment {assessment.id} of scan {scan.id[:8]} ({scan.site}): {summary}")
+    return 0
+
+
 @click.group()
 def register() -> None:
     """The declared asset register: import it, list it."""
@@ -200,10 +246,11 @@ def register() -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @DB_OPTION
 @click.option("--merge", is_flag=True, help="Add or update assets by id instead of replacing the register.")
+@SITE_OPTION
 @JSON_OPTION
-def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
-    """Import the asset register from FILE (CSV or YAML; columns in config/register.example.csv).
-    The file replaces the register unless --merge.
+def register_import(file: str, db_path: str, merge: bool, site: str | None, as_json: bool) -> int:
+    """Import the asset register of a site (--site, default 'default') from FILE (CSV or YAML;
+    columns in config/register.example.csv). The file replaces the site's register unless --merge.
 
     Example:
 
@@ -212,7 +259,7 @@ def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
     from ..register import import_register
 
     with open_store(db_path) as store:
-        result = import_register(store, file, merge=merge)
+        result = import_register(store, file, merge=merge, site=_site(site) or "default")
     if as_json:
         print_json({"imported": result.imported, "replaced": result.replaced, "warnings": result.warnings})
     else:
@@ -224,13 +271,14 @@ def register_import(file: str, db_path: str, merge: bool, as_json: bool) -> int:
 
 @register.command("list")
 @DB_OPTION
+@SITE_OPTION
 @JSON_OPTION
-def register_list(db_path: str, as_json: bool) -> int:
-    """List the register as stored."""
+def register_list(db_path: str, site: str | None, as_json: bool) -> int:
+    """List a site's register as stored."""
     from ..register import load_register
 
     with open_store(db_path, create=False) as store:
-        assets = load_register(store)
+        assets = load_register(store, _site(site) or "default")
     if as_json:
         print_json({"assets": [a.to_json() for a in assets]})
         return 0

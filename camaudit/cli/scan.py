@@ -12,8 +12,7 @@ import click
 from ..audit import run_scan
 from ..config import STALE_AFTER, load_config, parse_ports
 from ..errors import ConfigError
-from ..store import open_store
-from .output import DB_OPTION, JSON_OPTION, print_json, progress_bar
+from .output import DB_OPTION, JSON_OPTION, SITE_OPTION, open_store, print_json, progress_bar
 
 STALE_AFTER_OPTION = click.option(
     "--stale-after", type=click.FloatRange(min=0, min_open=True), default=STALE_AFTER, show_default=True,
@@ -69,6 +68,7 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
               show_default=True, help="Exit 1 when a finding is at or above this severity.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@SITE_OPTION
 def scan(
     targets: tuple[str, ...],
     exclude: tuple[str, ...],
@@ -105,6 +105,7 @@ def scan(
     policy_path: str | None,
     fail_on: str,
     quiet: bool,
+    site: str | None,
 ) -> int:
     """Sweep, probe, identify and record the cameras in TARGETS.
 
@@ -147,6 +148,7 @@ def scan(
         egress_ra_wait=ra_wait,
         egress_max_hops=max_hops,
         egress_skip=list(egress_skip) or None,
+        site=_site(site),
     )
     credentials = None
     if ask_credentials:
@@ -166,13 +168,20 @@ def scan(
     return 1 if severity_at_least(result.findings, fail_on) else 0
 
 
+def _site(site: str | None) -> str | None:
+    from ..config import site_name
+
+    return site_name(site) if site is not None else None
+
+
 def _print_summary(doc: dict[str, Any], db_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
     # A pipe or a file gets full rows rather than a table squeezed into 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
-    table = Table(title=f"scan {doc['scan_id']} ({doc['status']})", title_justify="left")
+    site = f", site {doc['site']}" if doc.get("site") else ""
+    table = Table(title=f"scan {doc['scan_id']} ({doc['status']}{site})", title_justify="left")
     columns = ["address", "open ports", "vendor", "brand", "model", "firmware", "confidence"]
     with_verdicts = any(h.get("verdict") for h in doc["hosts"])
     if with_verdicts:
@@ -225,14 +234,16 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
 @JSON_OPTION
 @click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
 @STALE_AFTER_OPTION
-def scans(db_path: str, as_json: bool, limit: int, stale_after: float) -> int:
-    """List past scans in the store, newest first.
+@SITE_OPTION
+def scans(db_path: str, as_json: bool, limit: int, stale_after: float, site: str | None) -> int:
+    """List past camera scans in the store (of one site with --site), newest first. Egress
+    runs are not scans.
 
     A scan still marked running whose heartbeat is older than --stale-after was killed: it is
     marked interrupted, with a note saying so.
     """
     with open_store(db_path, create=False, stale_after=stale_after) as store:
-        rows = store.scans(limit=limit)
+        rows = store.scans(limit=limit, site=_site(site))
     if as_json:
         print_json({"scans": [_scan_json(r) for r in rows]})
         return 0
@@ -240,10 +251,10 @@ def scans(db_path: str, as_json: bool, limit: int, stale_after: float) -> int:
     from rich.table import Table
 
     table = Table()
-    for column in ("scan id", "started", "status", "targets", "addresses", "hosts"):
+    for column in ("scan id", "site", "started", "status", "targets", "addresses", "hosts"):
         table.add_column(column)
     for row in rows:
-        table.add_row(row.id, row.started_at[:19].replace("T", " "), row.status, " ".join(row.targets)[:40],
+        table.add_row(row.id, row.site, row.started_at[:19].replace("T", " "), row.status, " ".join(row.targets)[:40],
                       f"{row.addresses_scanned:,}", str(row.hosts))
     Console().print(table)
     return 0
@@ -252,6 +263,7 @@ def scans(db_path: str, as_json: bool, limit: int, stale_after: float) -> int:
 def _scan_json(row: Any) -> dict[str, Any]:
     return {
         "scan_id": row.id,
+        "site": row.site,
         "started_at": row.started_at,
         "finished_at": row.finished_at,
         "status": row.status,
@@ -268,17 +280,19 @@ def _scan_json(row: Any) -> dict[str, Any]:
 @DB_OPTION
 @JSON_OPTION
 @STALE_AFTER_OPTION
-def show(ref: str, db_path: str, as_json: bool, stale_after: float) -> int:
-    """Show one scan (by id, id prefix or `latest`), or an address's history across scans."""
+@SITE_OPTION
+def show(ref: str, db_path: str, as_json: bool, stale_after: float, site: str | None) -> int:
+    """Show one scan (by id, id prefix or `latest`), or an address's history across scans
+    (of one site with --site: the same address at two sites is two hosts)."""
     with open_store(db_path, create=False, stale_after=stale_after) as store:
         if _is_address(ref):
-            history = store.address_history(ref)
+            history = store.address_history(ref, site=_site(site))
             if as_json:
-                print_json({"address": ref, "history": history})
+                print_json({"address": ref, "site": _site(site), "history": history})
             else:
                 _print_history(ref, history)
             return 0
-        row = store.scan(ref)
+        row = store.scan(ref, site=_site(site))
         hosts = store.hosts_of_scan(row.id)
     doc = _scan_json(row) | {"hosts": hosts}
     if as_json:
@@ -309,6 +323,6 @@ def _print_history(address: str, history: list[dict[str, Any]]) -> None:
         host = entry["host"] or {}
         ident = host.get("identity") or {}
         click.echo(
-            f"{entry['started_at'][:19].replace('T', ' ')}  scan {entry['scan_id']}  {entry['status']:<11} "
+            f"{entry['started_at'][:19].replace('T', ' ')}  scan {entry['scan_id']}  {entry['site']:<10} {entry['status']:<11} "
             f"ports {','.join(map(str, host.get('ports', [])))}  {ident.get('vendor', '')} {ident.get('model') or ''}"
         )

@@ -569,6 +569,40 @@ class Carried:
     segment: Verdict | None
 
 
+#: When several egress verdicts speak of one subject the most alarming wins; CLOSED never
+#: outvotes doubt (egress.md section 1.4 roll-up rule).
+_EGRESS_ORDER = {OPEN: 3, INCONCLUSIVE: 2, CLOSED: 1}
+
+
+def worst(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """The most alarming egress verdict of several on one subject (None when none has one)."""
+    judged = [v for v in verdicts if v.egress in EGRESS_WORDS]
+    if not judged:
+        return None
+    words = {v.egress for v in judged}
+    if words <= {CLOSED, INCONCLUSIVE} and INCONCLUSIVE in words:
+        return next(v for v in judged if v.egress == INCONCLUSIVE)
+    return max(judged, key=lambda v: _EGRESS_ORDER[v.egress])
+
+
+def subject_verdict(verdicts: Sequence[Verdict]) -> Verdict | None:
+    """Several verdicts on one subject (a scan's own, an egress run's, by address and by device
+    id) as one: the worst egress verdict, EXPOSED beside it when any of them is exposed."""
+    if not verdicts:
+        return None
+    chosen = worst(verdicts)
+    exposed = next((v for v in verdicts if v.exposed), None)
+    if chosen is None or exposed is None or chosen.exposed:
+        return chosen or exposed
+    return Verdict(
+        subject_kind=chosen.subject_kind, subject=chosen.subject,
+        verdict=chosen.verdict if chosen.egress == OPEN else EXPOSED, egress=chosen.egress, exposed=True,
+        qualifiers=[*chosen.qualifiers, *(q for q in exposed.qualifiers if q not in chosen.qualifiers)],
+        missing=list(chosen.missing), paths=list(chosen.paths), evidence=[*chosen.evidence, *exposed.evidence],
+        decided_at=max(chosen.decided_at, exposed.decided_at),
+    )  # fmt: skip
+
+
 def judged_per_device(verdict: Verdict) -> bool:
     """True for a segment verdict written by camaudit's egress verification (a roll-up of
     per-device verdicts, or a sensor's check), which judges each device on its own verdict;

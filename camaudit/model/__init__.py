@@ -170,10 +170,13 @@ class ScanResult:
     findings: list[Any] = field(default_factory=list)
     #: The segment's egress check (``egress check --json`` shape), when --listener was given.
     egress: dict[str, Any] | None = None
+    #: The site the scan is recorded under (``--site``).
+    site: str = "default"
 
     def to_json(self) -> dict[str, Any]:
         return {
             "scan_id": self.scan_id,
+            "site": self.site,
             "status": self.status,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
@@ -191,3 +194,25 @@ def _addr_key(address: str) -> tuple[int, int]:
 
     ip = ipaddress.ip_address(address)
     return (ip.version, int(ip))
+
+
+# The estate and findings types (issue 11): defined in their own modules, re-exported here so
+# that every type crossing stages is importable from camaudit.model.
+from .estate import (  # noqa: E402
+    DEFAULT_SITE,
+    DEVICE_KEY_KINDS,
+    EGRESS_RUN_KINDS,
+    SCAN_STATUSES,
+    Assessment,
+    Device,
+    EgressRun,
+    Scan,
+    Sighting,
+    Site,
+)
+from .findings import SEVERITIES, Finding, count_by_severity, severity_at_least, severity_rank  # noqa: E402
+
+__all__ = [
+    "DEFAULT_SITE", "DEVICE_KEY_KINDS", "EGRESS_RUN_KINDS", "SCAN_STATUSES", "SEVERITIES", "Assessment", "Device",
+    "EgressRun", "Finding", "Scan", "Sighting", "Site", "count_by_severity", "severity_at_least", "severity_rank",
+]

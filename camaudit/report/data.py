@@ -1,8 +1,9 @@
 """The report document: one scan, read from the store alone, as one JSON-able dictionary that
 every report format renders (HTML, Markdown, JSON, CSV).
 
-Building it also assesses the scan (reconciliation and findings are recorded in the store, so
-the database a report was written from holds the same findings as the report).
+A report shows one frozen assessment of the scan (named in the document): the scan's latest, or
+the first one, made and recorded when there is none. Reporting again never changes an
+assessment, so an earlier report can be reproduced; ``reassess`` makes a new one.
 """
 
 from __future__ import annotations
@@ -19,15 +20,19 @@ from ..assess import (
     Finding,
     ScanView,
     count_by_severity,
+    create_assessment,
+    current_assessment,
     evaluate,
-    record_assessment,
+    gather_verdicts,
     scan_view,
 )
 from ..diff import compare, previous_scan
-from ..model import utc_now
+from ..model import Assessment, utc_now
 from ..model.verdicts import Reason, english, reasons_to_json
 from ..policy import Policy, load_policy, severity_rank
 from ..store import Store
+from ..store import assessments as stored_assessments
+from ..store.observations import observations_of_scan
 from .i18n import translator
 
 #: Observation values longer than this are cut in reports (the store keeps them whole).
@@ -40,21 +45,30 @@ def build_report(
     *,
     policy: Policy | None = None,
     lang: str = "en",
+    reassess: bool = False,
+    site: str | None = None,
     record: bool = True,
 ) -> dict[str, Any]:
-    """The report of one scan. ``record`` writes the assessment (findings, reconciliation)
-    to the store; findings in the document are in ``lang``."""
+    """The report of one scan's assessment (:func:`camaudit.assess.current_assessment`; with
+    ``reassess``, a new one). Findings in the document are in ``lang``. With ``record`` False
+    nothing is written: a scan never assessed is assessed for this report only."""
     translator(lang)  # refuse an unknown language before any work
-    policy = policy or load_policy()
-    view = scan_view(store, scan_ref)
-    findings_en = evaluate(view, policy)
-    if record and not store.read_only:  # an archived, read-only store is reported, not changed
-        record_assessment(store, view, findings_en)
-    findings = findings_en if lang == "en" else evaluate(view, policy, lang)
+    scan = store.scan(scan_ref, site=site)
+    if reassess and record and not store.read_only:
+        assessment, findings_en = create_assessment(store, scan.id, policy, reason="reassess")
+    else:
+        assessment, findings_en = current_assessment(store, scan.id, policy, record=record)
+    view = scan_view(store, scan.id, assessment=assessment)
+    # Egress evidence recorded after the assessment is not in it (assessments are frozen): say so.
+    verdicts_now, runs_now = gather_verdicts(store, view.scan, [d.address for d in view.devices])
+    not_assessed = [r for r in runs_now if r not in view.egress_runs]
+    newer_verdicts = sum(i not in view.verdict_ids for i, _ in verdicts_now) if assessment.inputs_recorded else 0
+    findings = findings_en if lang == "en" else _localised(view, findings_en, assessment, policy, lang)
     changes = None
     before = previous_scan(store, view.scan)
     if before is not None:
-        changes = compare(scan_view(store, before.id), view).to_json()
+        earlier = stored_assessments.latest_assessment(store, before.id)
+        changes = compare(scan_view(store, before.id, assessment=earlier), view).to_json()
     observations = _observations(store, view.scan.id)
     return {
         "report_version": 1,
@@ -62,12 +76,15 @@ def build_report(
         "generated_at": utc_now(),
         "lang": lang,
         "database": str(Path(store.path).name),
-        "policy": policy.source,
+        "policy": assessment.policy_source or (policy or load_policy()).source,
+        "assessment": assessment.to_json(),
         "scan": {
             "scan_id": view.scan.id,
+            "site": view.scan.site,
             "started_at": view.scan.started_at,
             "finished_at": view.scan.finished_at,
             "status": view.scan.status,
+            "interrupted": view.scan.status == "interrupted",
             "targets": view.scan.targets,
             "addresses_scanned": view.scan.addresses_scanned,
             "hosts": len(view.devices),
@@ -77,6 +94,9 @@ def build_report(
         },
         "summary": _summary(view, findings),
         "verdict_recorded": bool(view.verdict_rows),
+        "egress_runs": list(view.egress_runs),
+        "egress_runs_not_assessed": not_assessed,
+        "verdicts_not_assessed": newer_verdicts,
         "segments": [_segment(s) for s in view.segments],
         "devices": [_device(d, findings, observations.get(d.address, [])) for d in view.devices],
         "findings": [f.to_json() for f in findings],
@@ -85,11 +105,23 @@ def build_report(
     }
 
 
+def _localised(view: ScanView, findings: list[Finding], assessment: Assessment, policy: Policy | None,
+               lang: str) -> list[Finding]:
+    """The assessment's findings with their titles and details in ``lang``: the policy the
+    assessment applied speaks them again on the same view; a finding keeps its recorded
+    (English) text when that policy is no longer the one at hand."""
+    policy = policy or load_policy()
+    if assessment.policy_hash and policy.content_hash != assessment.policy_hash:
+        return findings
+    by_id = {f.id: f for f in evaluate(view, policy, lang)}
+    return [by_id.get(f.id, f) if by_id.get(f.id) and by_id[f.id].severity == f.severity else f for f in findings]
+
+
 def _summary(view: ScanView, findings: list[Finding]) -> dict[str, Any]:
     devices = view.devices
     makers = Counter(d.vendor for d in devices)
     covered_by_maker = Counter(d.vendor for d in devices if d.covered)
-    brands = Counter((d.vendor, (d.identity or {}).get("brand") or d.vendor) for d in devices if d.vendor != "unknown")
+    brands = Counter((d.vendor, d.identity_doc().get("brand") or d.vendor) for d in devices if d.vendor != "unknown")
     verdicts = Counter(d.verdict for d in devices)
     return {
         "hosts": len(devices),
@@ -138,16 +170,15 @@ def _segment(segment: Any) -> dict[str, Any]:
 
 def _observations(store: Store, scan_id: str) -> dict[str, list[dict[str, Any]]]:
     result: dict[str, list[dict[str, Any]]] = {}
-    for row in store.db.query(
-        "select address, port, kind, value, source, observed_at from observations where scan_id = ? order by observed_at, rowid",
-        [scan_id],
-    ):
-        value = row["value"] or ""
-        result.setdefault(row["address"], []).append(
+    for obs in observations_of_scan(store, scan_id):
+        if obs.kind == "open_port":
+            continue  # the ports are listed on their own
+        value = obs.value or ""
+        result.setdefault(obs.address, []).append(
             {
-                "kind": row["kind"],
-                "port": row["port"],
-                "source": row["source"],
+                "kind": obs.kind,
+                "port": obs.port,
+                "source": obs.source,
                 "value": value[:OBSERVATION_CHARS],
                 "truncated": len(value) > OBSERVATION_CHARS,
             }
@@ -156,7 +187,7 @@ def _observations(store: Store, scan_id: str) -> dict[str, list[dict[str, Any]]]
 
 
 def _device(device: DeviceView, findings: list[Finding], observations: list[dict[str, Any]]) -> dict[str, Any]:
-    ident = device.identity or {}
+    ident = device.identity_doc()
     asset = device.asset
     mine = [f for f in findings if f.subject == device.address]
     top = max((f.severity for f in mine), key=severity_rank, default=None)

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .i18n import localise, translator
 from .messages import render, render_all
 
@@ -116,6 +117,10 @@ def render_html(doc: dict[str, Any]) -> str:
     return template.render(
         doc=doc,
         t=t,
+        e=estate_text(doc["lang"]),
+        banner=banner(doc),
+        assessment_line=assessment_line(doc),
+        not_assessed=not_assessed_note(doc),
         css=Markup(_template_text("report.css")),  # noqa: S704 - our own file, not user data
         script=Markup(script),  # noqa: S704 - our own file, not user data
         script_hash=f"sha256-{digest}",

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..assess import evaluate, scan_view
+from ..assess import current_assessment, scan_view
 from ..errors import DependencyError, UsageError
-from ..policy import Policy, load_policy, severity_rank
+from ..policy import Policy, severity_rank
 from ..store import Store
 from .csv_report import safe_cell, write_csv
 
@@ -29,11 +29,12 @@ FORMATS = ("csv", "json", "xlsx")
 def inventory_rows(store: Store, scan_ref: str = "latest", policy: Policy | None = None) -> list[dict[str, Any]]:
     """The inventory of one scan: its devices in address order, then registered assets that
     the scan did not find (``register_status`` = ``missing``)."""
-    view = scan_view(store, scan_ref)
-    findings = evaluate(view, policy or load_policy())
+    scan = store.scan(scan_ref)
+    assessment, findings = current_assessment(store, scan.id, policy)
+    view = scan_view(store, scan.id, assessment=assessment)
     rows = []
     for device in view.devices:
-        ident = device.identity or {}
+        ident = device.identity_doc()
         asset = device.asset
         mine = [f for f in findings if f.subject == device.address]
         rows.append(

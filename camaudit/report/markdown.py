@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .html import describe, path_line, when
 from .i18n import localise, translator
 from .messages import render, render_all
@@ -44,10 +45,16 @@ def render_markdown(doc: dict[str, Any]) -> str:
         # Qualifiers and gaps are sentences with commas of their own: a middle dot keeps them apart.
         return " · ".join(render_all(codes, doc["lang"]))
 
+    e = estate_text(doc["lang"])
+    alert = banner(doc)
     out = [
         f"# {t['title']}",
         "",
+        *([f"> **{alert}**", ""] if alert else []),
         f"- {t['scan']}: `{scan['scan_id']}` ({scan['status']})",
+        f"- {e['site']}: {cell(scan.get('site') or 'default')}",
+        f"- {e['assessment']}: {cell(assessment_line(doc))}",
+        f"- {e['egress_runs']}: {cell(' '.join(doc.get('egress_runs') or []) or e['egress_runs_none'])}",
         f"- {t['started']}: {when(scan['started_at'])}; {t['finished']}: {when(scan['finished_at'])}",
         f"- {t['targets']}: {cell(scan['targets'])}",
         f"- {t['addresses_scanned']}: {scan['addresses_scanned']}",
@@ -67,6 +74,8 @@ def render_markdown(doc: dict[str, Any]) -> str:
     ]
     if not doc["verdict_recorded"]:
         out += [f"> {t['no_verdict_recorded']}", ""]
+    if note := not_assessed_note(doc):
+        out += [f"> {cell(note)}", ""]
     out += [f"### {t['by_maker']}", ""]
     out += _table([t["maker"], t["devices"], t["covered"]], [[m["maker"], m["devices"], m["covered"]] for m in summary["by_maker"]])
     if summary["by_brand"]:

@@ -84,10 +84,14 @@ def test_control_and_check_against_the_listener(listener: Path, tmp_path: Path) 
         assert doc["run_id"] in summary.matched_runs and summary.bad == 0
         again = import_listener_log(store, listener)
         assert again.imported == 0 and again.duplicates == summary.imported + summary.duplicates
-        assert store.db.table("egress_runs").count == 2
-        assert [r["control"] for r in store.db.query("select control from egress_runs order by started_at")] == [1, 0]
-        # a control run records no verdict: its vantage is not a camera segment
-        assert [r["verdict"] for r in store.db.query("select verdict from verdicts")] == ["OPEN"]
+        kinds = [r["kind"] for r in store.db.query("select kind from egress_runs order by started_at, rowid")]
+        assert kinds == ["control", "check", "listener-log", "listener-log"]  # each import is a passive run
+        # a control run records no verdict: its vantage is not a camera segment; re-deciding
+        # keeps one current verdict per run and subject (the earlier ones stay, not current)
+        assert [r["verdict"] for r in store.db.query("select verdict from verdicts where current = 1")] == ["OPEN"]
+        assert {r["egress_run_id"] for r in store.db.query("select egress_run_id from verdicts")} == {doc["run_id"]}
+        # egress runs are not scans (issue 11): `latest` has no scan to show
+        assert store.scans() == [] and doc["scan_id"] is None and doc["site"] == "default"
 
 
 def test_nothing_listening_is_inconclusive_and_a_late_log_proves_one_way_egress(tmp_path: Path) -> None:
@@ -112,9 +116,10 @@ def test_nothing_listening_is_inconclusive_and_a_late_log_proves_one_way_egress(
     assert summary["verdicts"][0]["verdict"] == "OPEN"
     assert any("one-way" in q for q in summary["verdicts"][0]["qualifiers"])
     with open_store(db) as store:
-        rows = list(store.db.query("select verdict, paths from verdicts where scan_id = ?", [doc["scan_id"]]))
+        rows = list(store.db.query("select verdict, document from verdicts where egress_run_id = ? and current = 1",
+                                   [doc["run_id"]]))
     assert [r["verdict"] for r in rows] == ["OPEN"]
-    udp_path = next(p for p in json.loads(rows[0]["paths"]) if p["path"] == "udp/18800")
+    udp_path = next(p for p in json.loads(rows[0]["document"])["paths"] if p["path"] == "udp/18800")
     assert udp_path["result"] == "allowed" and udp_path["evidence"]["basis"] == "listener-log"
     assert udp_path["evidence"]["extra"]["listener_log"]["src"] == "198.51.100.1"
 

@@ -132,8 +132,9 @@ def test_closed_with_a_control_is_closed(lab: Topology, tmp_path: Path) -> None:
     # The router's time-exceeded locates the forwarding hop; nothing answers beyond it.
     assert doc["route"]["hops"][0]["address"] == netns.ROUTER_LAN_ADDR
     with open_store(db) as store:
-        rows = list(store.db.query("select verdict, subject from verdicts where scan_id = ?", [doc["scan_id"]]))
-        assert [r["verdict"] for r in rows] == ["CLOSED"]
+        # a standalone check is an egress run, never a scan (issue 11): its verdict is the run's
+        rows = list(store.db.query("select verdict, subject from verdicts where egress_run_id = ?", [doc["run_id"]]))
+        assert [r["verdict"] for r in rows] == ["CLOSED"] and doc["scan_id"] is None
         assert store.db.table("egress_tests").count >= 2 * len(doc["paths"]) - 4
 
 
@@ -237,8 +238,8 @@ def test_upnp_mapping_is_exposed(lab: Topology, tmp_path: Path) -> None:
         lab.stop_process(pid)
     assert code == 1 and doc["verdict"] == "EXPOSED" and doc["egress"] == "CLOSED", doc["missing"]
     with open_store(db) as store:
-        words = {r["verdict"] for r in store.db.query("select verdict from verdicts where scan_id = ?", [doc["scan_id"]])}
-    assert words == {"EXPOSED", "CLOSED"}
+        rows = list(store.db.query("select verdict, egress, exposed from verdicts where egress_run_id = ?", [doc["run_id"]]))
+    assert [(r["verdict"], r["egress"], r["exposed"]) for r in rows] == [("EXPOSED", "CLOSED", 1)]
 
 
 DEVICE_SCRIPT = """
@@ -277,8 +278,10 @@ def test_a_device_reporting_cloud_registration_is_open(lab: Topology, tmp_path: 
         outcome = outcome_from_store(store, doc["run_id"])
         verdicts = record_scan_verdicts(store, doc["scan_id"], outcome, settings)
         rows: dict[tuple[str, str], set[str]] = {}
-        for r in store.db.query("select * from verdicts where scan_id = ?", [doc["scan_id"]]):
-            rows.setdefault((r["subject_kind"], r["subject"]), set()).add(r["verdict"])
+        for r in store.db.query("select * from verdicts where egress_run_id = ? and current = 1", [doc["run_id"]]):
+            # one row per verdict since issue 11: EXPOSED beside an egress word is the exposed column
+            rows.setdefault((r["subject_kind"], r["subject"]), set()).update(
+                {r["egress"] or r["verdict"]} | ({"EXPOSED"} if r["exposed"] else set()))
     registered, quiet = verdicts[addrs[0]], verdicts[addrs[1]]
     assert registered.verdict == "OPEN"
     assert any("registration with hik_connect" in q for q in registered.qualifier_text)

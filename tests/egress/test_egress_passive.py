@@ -161,6 +161,8 @@ def test_cli_pcap_json_and_store(tmp_path: Path) -> None:
     with open_store(db) as store:
         assert store.db.table("egress_flows").count == 1
         assert [r["verdict"] for r in store.db.query("select verdict from verdicts")] == ["OPEN"]
+        # a capture is a passive egress run, never a scan (issue 11)
+        assert store.scans() == [] and store.db.table("egress_runs").count == 1
     usage = subprocess.run([sys.executable, "-m", "camaudit", "egress", "pcap", str(path), "--db", str(db)],
                            capture_output=True, text=True, timeout=60)
     assert usage.returncode == 2 and "--devices" in usage.stderr and "Traceback" not in usage.stderr

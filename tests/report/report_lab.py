@@ -11,12 +11,13 @@ named in fingerprinting.md line 140; Dahua 08:ED:ED; Axis 00:40:8C; EZVIZ 20:BB:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from camaudit.egress.results import Verdict
 from camaudit.model import Identity, Observation, SignatureHit, utc_now
 from camaudit.store import Store, open_store
+from camaudit.store.verdicts import write_verdicts
 
 HIK_SERIAL = "DS-2CD2532F-IWS20140721AAWR000000001"
 DAHUA_SERIAL = "6C01E93PAG69A7D"
@@ -126,26 +127,27 @@ def _uniview() -> LabDevice:
     return LabDevice("10.20.0.40", "48:ea:63:00:00:40", Identity(vendor="uniview", device_type="camera", confidence=0.6), (), (80,))
 
 
+def _qualifiers(given: object) -> list[str]:
+    if isinstance(given, dict):
+        return [f"{k}: {q}" for k, q in given.items()]
+    return [str(q) for q in given] if isinstance(given, list) else []
+
+
 def write_scan(store: Store, devices: list[LabDevice], verdicts: list[dict], targets: list[str], status: str = "complete") -> str:
     scan_id = store.start_scan(targets=targets, addresses=512)
     for d in devices:
         store.add_services(scan_id, [(d.address, p) for p in d.ports])
         store.add_observations(scan_id, [Observation(d.address, kind, value, port, "lab") for kind, value, port in d.observations])
         store.add_identity(scan_id, d.address, d.identity, mac=d.mac or None)
-    with store.write() as db:
-        for v in verdicts:
-            db.table("verdicts").insert(
-                {
-                    "scan_id": scan_id,
-                    "subject_kind": v["kind"],
-                    "subject": v["subject"],
-                    "verdict": v["verdict"],
-                    "qualifiers": json.dumps(v.get("qualifiers")),
-                    "missing": json.dumps(v.get("missing", [])),
-                    "paths": json.dumps(v.get("paths", [])),
-                    "decided_at": utc_now(),
-                }
-            )
+    # Verdicts as another tool or a person states them about a whole segment or device (no
+    # camaudit evidence behind them): an EXPOSED row alone says nothing of egress.
+    write_verdicts(store, [
+        Verdict(subject_kind=v["kind"], subject=v["subject"], verdict=v["verdict"],
+                egress="" if v["verdict"] == "EXPOSED" else v["verdict"], exposed=v["verdict"] == "EXPOSED",
+                qualifiers=_qualifiers(v.get("qualifiers")),
+                missing=list(v.get("missing", [])), paths=list(v.get("paths", [])), decided_at=utc_now())
+        for v in verdicts
+    ], scan_id=scan_id)  # fmt: skip
     store.finish_scan(scan_id, status)
     return scan_id
 

@@ -32,7 +32,7 @@ def test_the_lab_diff(lab_db: LabDb) -> None:
     assert (verdict.before, verdict.after) == ("CLOSED", "INCONCLUSIVE + EXPOSED")
     assert ("verdict", "10.30.0.5") not in changes, "the closed segment stayed CLOSED"
     assert result.counts() == {"appeared": 1, "vanished": 1, "moved": 1, "firmware": 1, "identity": 0,
-                               "verdict": 5, "unchanged": 1}  # fmt: skip
+                               "verdict": 5, "learned": 0, "not_read": 0, "unchanged": 1}  # fmt: skip
     with open_store(lab_db.path) as store:
         reverse = diff_scans(store, lab_db.latest, lab_db.first)
     assert {(c.kind, c.address) for c in reverse.of_kind("appeared")} == {("appeared", "10.20.0.40")}

@@ -11,9 +11,10 @@ import pytest
 from report_lab import LabDb, build_lab_db
 
 from camaudit.assess import Finding, assess_scan, scan_view, severity_at_least, stored_findings
-from camaudit.errors import ConfigError
+from camaudit.errors import ConfigError, StoreError
 from camaudit.policy import load_policy, parse_policy
 from camaudit.resources import config_dir
+from camaudit.store import assessments as stored_assessments
 from camaudit.store import open_store
 
 EXPECTED_LATEST = {
@@ -51,11 +52,17 @@ def test_the_shipped_policy_on_the_lab(lab_db: LabDb, tmp_path: Path) -> None:
         open_ = next(f for f in findings if f.rule == "covered-egress-open")
         assert open_.evidence["verdict"]["verdict"] == "OPEN"
         assert open_.evidence["signatures"][0]["value"] == "App-webs/"
-        # Recorded in the store, and recorded once however often the scan is assessed.
+        # Recorded in the store as an assessment; assessing again records a new assessment
+        # beside it, and the first keeps its findings (assessments are frozen).
+        first_assessment = stored_assessments.latest_assessment(store, lab_db.latest)
         assess_scan(store, lab_db.latest)
+        latest = stored_assessments.latest_assessment(store, lab_db.latest)
+        assert first_assessment is not None and latest is not None and latest.id != first_assessment.id
         assert {f.id for f in stored_findings(store, lab_db.latest)} == {f.id for f in findings}
-        assert store.db.execute("select count(*) from findings where scan_id = ?", [lab_db.latest]).fetchone()[0] == len(EXPECTED_LATEST)
-        recon = {r["entry"]: r for r in store.db.query("select * from reconciliation where scan_id = ?", [lab_db.latest])}
+        for assessment in (first_assessment, latest):
+            count = store.db.execute("select count(*) from findings where assessment_id = ?", [assessment.id]).fetchone()[0]
+            assert count == len(EXPECTED_LATEST)
+        recon = {r["entry"]: r for r in store.db.query("select * from reconciliation where assessment_id = ?", [latest.id])}
         assert recon["asset:NVR-003"]["maker_mismatch"] == 1 and recon["asset:CAM-005"]["status"] == "missing"
         # The first scan had a CLOSED segment: no finding of the unverified kind there.
         first = {(f.rule, f.subject) for f in assess_scan(store, lab_db.first)}
@@ -77,11 +84,15 @@ def test_without_verdicts_or_register_the_report_says_so(tmp_path: Path) -> None
     assert "Missing: an egress check of this device in this scan" in detail
 
 
-def test_a_missing_verdicts_table_means_no_verdict(tmp_path: Path) -> None:
+def test_no_verdict_recorded_means_no_verdict_and_a_missing_table_is_damage(tmp_path: Path) -> None:
     lab = build_lab_db(tmp_path / "nov.db", register=False, verdicts=False)
     with open_store(lab.path) as store:
-        store.db.execute("drop table verdicts")
         assert {d.verdict for d in scan_view(store, lab.latest).devices} == {"NONE"}
+        store.db.execute("drop table verdicts")
+    # The verdicts table is the store's own (one table, since issue 11): without it the
+    # database was damaged by hand, and the user is told so.
+    with pytest.raises(StoreError, match="table verdicts is missing"):
+        open_store(lab.path)
 
 
 def test_users_change_severities_and_add_rules_without_code(lab_db: LabDb, tmp_path: Path) -> None:

@@ -1,0 +1,236 @@
+"""Evidence of one scan: hosts, services, observations, problems and the devices' own settings."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from collections.abc import Iterable, Sequence
+from hashlib import sha256
+from typing import TYPE_CHECKING, Any
+
+from ..model import OBSERVATION_KINDS, Host, Identity, Observation, SignatureHit, utc_now
+
+if TYPE_CHECKING:
+    from .db import Store
+
+
+def observation_id(scan_id: str, obs: Observation) -> str:
+    digest = sha256(
+        "\x1f".join([scan_id, obs.address, str(obs.port), obs.kind, obs.value, obs.source]).encode()
+    )
+    return digest.hexdigest()[:32]
+
+
+def add_services(store: Store, scan_id: str, found: Iterable[tuple[str, int]], proto: str = "tcp") -> None:
+    now = utc_now()
+    rows = [
+        {"scan_id": scan_id, "address": a, "proto": proto, "port": p, "state": "open", "seen_at": now}
+        for a, p in found
+    ]
+    if not rows:
+        return
+    hosts = [{"scan_id": scan_id, "address": a, "first_seen": now, "last_seen": now} for a in {r["address"] for r in rows}]
+    with store.write() as db:
+        db.table("hosts").insert_all(hosts, pk=("scan_id", "address"), ignore=True)
+        db.table("services").insert_all(rows, pk=("scan_id", "address", "proto", "port"), ignore=True)
+
+
+def add_observations(store: Store, scan_id: str, observations: Iterable[Observation]) -> None:
+    rows = []
+    macs: dict[str, str] = {}
+    for obs in observations:
+        rows.append(
+            {
+                "id": observation_id(scan_id, obs),
+                "scan_id": scan_id,
+                "address": obs.address,
+                "port": obs.port,
+                "kind": obs.kind,
+                "value": obs.value,
+                "source": obs.source,
+                "observed_at": obs.observed_at,
+            }
+        )
+        if obs.kind == "mac":
+            macs[obs.address] = obs.value
+    if not rows:
+        return
+    now = utc_now()
+    with store.write() as db:
+        db.table("hosts").insert_all(
+            [{"scan_id": scan_id, "address": r["address"], "first_seen": now, "last_seen": now} for r in rows],
+            pk=("scan_id", "address"),
+            ignore=True,
+        )
+        for address, mac in macs.items():
+            db.table("hosts").update((scan_id, address), {"mac": mac, "last_seen": now})
+        db.table("observations").insert_all(rows, pk="id", ignore=True)
+
+
+def add_problems(store: Store, scan_id: str, address: str, problems: Sequence[str]) -> None:
+    """Record what could not be done for one host (JSON list, appended to earlier ones)."""
+    if not problems:
+        return
+    now = utc_now()
+    with store.write() as db:
+        db.table("hosts").insert(
+            {"scan_id": scan_id, "address": address, "first_seen": now, "last_seen": now},
+            pk=("scan_id", "address"), ignore=True,
+        )
+        row = db.execute("select problems from hosts where scan_id = ? and address = ?", [scan_id, address]).fetchone()
+        known = json.loads(row[0]) if row and row[0] else []
+        merged = known + [p for p in problems if p not in known]
+        db.table("hosts").update((scan_id, address), {"problems": json.dumps(merged), "last_seen": now})
+
+def add_device_settings(store: Store, scan_id: str, settings: dict[str, Any]) -> None:
+    """Record one device's self-reported settings (``DeviceSettings.to_json()``)."""
+    row = {"scan_id": scan_id, "address": settings["address"], "read_at": utc_now()}
+    for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
+        row[key] = json.dumps(settings.get(key), sort_keys=True, default=str)
+    with store.write() as db:
+        db.table("device_settings").upsert(row, pk=("scan_id", "address"))
+
+def device_settings(store: Store, scan_id: str) -> dict[str, dict[str, Any]]:
+    """address -> the settings recorded for it in this scan."""
+    result: dict[str, dict[str, Any]] = {}
+    for row in store.db.query("select * from device_settings where scan_id = ?", [scan_id]):
+        doc = {"address": row["address"]}
+        for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
+            doc[key] = json.loads(row[key]) if row[key] is not None else None
+        result[row["address"]] = doc
+    return result
+
+
+def hosts_of_scan(store: Store, scan_id: str) -> list[dict[str, Any]]:
+    """Each host of a scan with its open ports and observations, in address order."""
+    hosts: dict[str, dict[str, Any]] = {}
+    for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
+        hosts[row["address"]] = {"address": row["address"], "mac": row["mac"], "ports": [], "observations": []}
+        if row["problems"]:
+            hosts[row["address"]]["problems"] = json.loads(row["problems"])
+    for row in store.db.query(
+        "select address, port from services where scan_id = ? and proto = 'tcp' order by port", [scan_id]
+    ):
+        hosts.setdefault(row["address"], {"address": row["address"], "mac": None, "ports": [], "observations": []})
+        hosts[row["address"]]["ports"].append(row["port"])
+    for row in store.db.query(
+        "select address, port, kind, value, source, observed_at from observations where scan_id = ? "
+        "order by observed_at, rowid",
+        [scan_id],
+    ):
+        hosts.setdefault(row["address"], {"address": row["address"], "mac": None, "ports": [], "observations": []})
+        hosts[row["address"]]["observations"].append(
+            {"kind": row["kind"], "value": row["value"], "port": row["port"], "source": row["source"]}
+        )
+    for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
+        if row["address"] in hosts:
+            hosts[row["address"]]["identity"] = identity_from_row(row)
+    return sorted(hosts.values(), key=lambda h: _address_sort_key(h["address"]))
+
+def address_history(store: Store, address: str, *, site: str | None = None) -> list[dict[str, Any]]:
+    """What every scan (of ``site``, or of every site) recorded for one address, newest first.
+    Each entry names its site: the same address at two sites is two different hosts."""
+    result = []
+    sql = ("select distinct s.id, s.site, s.started_at, s.status from scans s join hosts h on h.scan_id = s.id "
+           "where h.address = ?")
+    params = [address]
+    if site is not None:
+        sql += " and s.site = ?"
+        params.append(site)
+    for scan in store.db.query(sql + " order by s.started_at desc", params):
+        host = next((h for h in hosts_of_scan(store, scan["id"]) if h["address"] == address), None)
+        result.append({"scan_id": scan["id"], "site": scan["site"], "started_at": scan["started_at"],
+                       "status": "interrupted" if scan["id"] in store.stale else scan["status"], "host": host})
+    return result
+
+
+def observations_of_scan(store: Store, scan_id: str) -> list[Observation]:
+    """Every observation of a scan in the order it was made, open ports included (``open_port``:
+    the store keeps them as services, identification reads them as evidence)."""
+    found = [Observation(r["address"], "open_port", f"{r['proto']}/{r['port']}", r["port"], "sweep")
+             for r in store.db.query("select address, proto, port from services where scan_id = ? and proto = 'tcp' "
+                                     "order by address, port", [scan_id])]
+    found += [Observation(r["address"], r["kind"], r["value"] or "", r["port"], r["source"] or "", r["observed_at"])
+              for r in store.db.query("select address, port, kind, value, source, observed_at from observations "
+                                      "where scan_id = ? order by observed_at, rowid", [scan_id])
+              if r["kind"] in OBSERVATION_KINDS]  # a kind written by another tool is not evidence here
+    return found
+
+
+def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
+    rows = store.db.query("select address from hosts where scan_id = ?", [scan_id])
+    return sorted((r["address"] for r in rows), key=_address_sort_key)
+
+
+def identified_addresses(store: Store, scan_id: str) -> set[str]:
+    return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
+
+
+def identity_record(row: dict[str, Any]) -> Identity:
+    """The Identity an ``identities`` row holds."""
+
+    def listed(text: Any) -> list[Any]:
+        try:
+            value = json.loads(text or "[]")
+        except ValueError:
+            return []
+        return value if isinstance(value, list) else []
+
+    return Identity(
+        vendor=row["vendor"] or "unknown", brand=row["brand"], device_type=row["device_type"], model=row["model"],
+        firmware=row["firmware"], serial=row["serial"], confidence=float(row["confidence"] or 0.0),
+        covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
+        signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""), str(h.get("value") or ""), h.get("port"))
+                    for h in listed(row["signatures"]) if isinstance(h, dict)],
+        conflicts=[str(c) for c in listed(row["conflicts"])],
+    )  # fmt: skip
+
+
+def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
+    """Each host of a scan, typed, in address order, with the id of the device its identity
+    resolved to (None when it was not identified): ports, MAC, problems, identity, settings.
+    Observations are read with :func:`observations_of_scan`."""
+    found: dict[str, Host] = {}
+    for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
+        found[row["address"]] = Host(row["address"], mac=row["mac"],
+                                     problems=list(json.loads(row["problems"])) if row["problems"] else [])
+    for row in store.db.query("select address, port from services where scan_id = ? and proto = 'tcp' order by port",
+                              [scan_id]):
+        found.setdefault(row["address"], Host(row["address"])).ports.append(row["port"])
+    device_ids: dict[str, str] = {}
+    for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
+        if row["address"] in found:
+            found[row["address"]].identity = identity_record(row)
+            device_ids[row["address"]] = row["device_id"]
+    for address, settings in device_settings(store, scan_id).items():
+        if address in found:
+            found[address].settings = settings
+    return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
+
+
+def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
+    """The contract's identity JSON from an ``identities`` row."""
+    return {
+        "vendor": row["vendor"],
+        "brand": row["brand"],
+        "device_type": row["device_type"],
+        "model": row["model"],
+        "firmware": row["firmware"],
+        "serial": row["serial"],
+        "confidence": row["confidence"],
+        "covered": bool(row["covered"]),
+        "advisories": json.loads(row["advisories"] or "[]"),
+        "signatures": json.loads(row["signatures"] or "[]"),
+        "conflicts": json.loads(row["conflicts"] or "[]"),
+        "device_id": row["device_id"],
+    }
+
+
+def _address_sort_key(address: str) -> tuple[int, int]:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return (9, 0)
+    return (ip.version, int(ip))
+
+
