@@ -16,6 +16,7 @@ from camaudit.assess import scan_view
 from camaudit.audit import finalise_scan
 from camaudit.egress.results import Verdict
 from camaudit.model import Identity, Observation
+from camaudit.model.verdicts import Reason
 from camaudit.register import Asset
 from camaudit.store import devices as stored_devices
 from camaudit.store import egress as stored_egress
@@ -100,8 +101,8 @@ def test_each_site_is_reconciled_with_its_own_register(tmp_path: Path) -> None:
 def test_egress_runs_are_not_scans_and_verdicts_keep_their_history(tmp_path: Path) -> None:
     with open_store(tmp_path / "e.db") as store:
         run_id = stored_egress.start_passive_run(store, "pcap", options={"capture": "x.pcap"})
-        first = Verdict("device", "10.3.0.4", "INCONCLUSIVE", "INCONCLUSIVE", False, missing=["a control"])
-        later = Verdict("device", "10.3.0.4", "OPEN", "OPEN", True, qualifiers=["flow to 203.0.113.9"])
+        first = Verdict("device", "10.3.0.4", "INCONCLUSIVE", "INCONCLUSIVE", False, missing=[Reason("planned_not_tested", {"path": "tcp/443"})])
+        later = Verdict("device", "10.3.0.4", "OPEN", "OPEN", True, qualifiers=[Reason("legacy_text", {"text": "flow to 203.0.113.9"})])
         [first_id] = stored_verdicts.write_verdicts(store, [first], egress_run_id=run_id)
         stored_verdicts.write_verdicts(store, [later], egress_run_id=run_id)
         assert store.scans() == []

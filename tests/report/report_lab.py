@@ -16,6 +16,7 @@ from pathlib import Path
 
 from camaudit.egress.results import Verdict
 from camaudit.model import Identity, Observation, SignatureHit, utc_now
+from camaudit.model.verdicts import Reason, reasons_from_json
 from camaudit.store import Store, open_store
 from camaudit.store.verdicts import write_verdicts
 
@@ -127,10 +128,9 @@ def _uniview() -> LabDevice:
     return LabDevice("10.20.0.40", "48:ea:63:00:00:40", Identity(vendor="uniview", device_type="camera", confidence=0.6), (), (80,))
 
 
-def _qualifiers(given: object) -> list[str]:
-    if isinstance(given, dict):
-        return [f"{k}: {q}" for k, q in given.items()]
-    return [str(q) for q in given] if isinstance(given, list) else []
+def _reasons(given: object) -> list[Reason]:
+    """Reasons as a person or another tool states them: codes, sentences or a mapping."""
+    return reasons_from_json(given)
 
 
 def write_scan(store: Store, devices: list[LabDevice], verdicts: list[dict], targets: list[str], status: str = "complete") -> str:
@@ -144,8 +144,8 @@ def write_scan(store: Store, devices: list[LabDevice], verdicts: list[dict], tar
     write_verdicts(store, [
         Verdict(subject_kind=v["kind"], subject=v["subject"], verdict=v["verdict"],
                 egress="" if v["verdict"] == "EXPOSED" else v["verdict"], exposed=v["verdict"] == "EXPOSED",
-                qualifiers=_qualifiers(v.get("qualifiers")),
-                missing=list(v.get("missing", [])), paths=list(v.get("paths", [])), decided_at=utc_now())
+                qualifiers=_reasons(v.get("qualifiers")),
+                missing=_reasons(v.get("missing", [])), paths=list(v.get("paths", [])), decided_at=utc_now())
         for v in verdicts
     ], scan_id=scan_id)  # fmt: skip
     store.finish_scan(scan_id, status)
