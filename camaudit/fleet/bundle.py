@@ -159,18 +159,25 @@ def verify_bundle(path: str | Path, trusted_keys_by_site: Mapping[str, Sequence[
     """Verify the bundle file at ``path`` against the keys the centre trusts for each site."""
     bundle_path = Path(path)
     try:
-        with open(bundle_path, "rb") as handle:
-            info = os.fstat(handle.fileno())
-            if not stat.S_ISREG(info.st_mode):
-                raise BundleRefused("not_a_bundle", f"{bundle_path} is not a file")
-            if info.st_size > max_bytes:
-                raise BundleRefused("too_large", f"the bundle is {info.st_size} bytes, more than the "
-                                                 f"limit of {max_bytes} (max_bundle_bytes)")
-            data = handle.read(max_bytes + 1)
+        # O_NONBLOCK: a named pipe or a device given as a bundle must not block the open.
+        descriptor = os.open(bundle_path, os.O_RDONLY | os.O_NONBLOCK)
     except IsADirectoryError:
         raise BundleRefused("not_a_bundle", f"{bundle_path} is a directory, not a bundle") from None
     except OSError as exc:
         raise BundleRefused("not_a_bundle", f"cannot read {bundle_path}: {exc.strerror}") from exc
+    try:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise BundleRefused("not_a_bundle", f"{bundle_path} is not a regular file")
+        if info.st_size > max_bytes:
+            raise BundleRefused("too_large", f"the bundle is {info.st_size} bytes, more than the "
+                                             f"limit of {max_bytes} (max_bundle_bytes)")
+        with os.fdopen(descriptor, "rb", closefd=False) as handle:
+            data = handle.read(max_bytes + 1)
+    except OSError as exc:
+        raise BundleRefused("not_a_bundle", f"cannot read {bundle_path}: {exc.strerror}") from exc
+    finally:
+        os.close(descriptor)
     return verify_bundle_bytes(data, trusted_keys_by_site, max_bytes=max_bytes)
 
 

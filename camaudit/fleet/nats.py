@@ -318,18 +318,66 @@ async def put_bundle(js: JetStreamContext, site: str, bundle_id: str, bundle: by
     return uploaded
 
 
-async def get_bundle(js: JetStreamContext, site: str, bundle_id: str, *, max_bytes: int) -> bytes:
-    """Fetch a bundle's bytes from a site's bucket (the centre); InputError if it is too large or
-    missing. The bytes are still untrusted: verify them with verify_bundle_bytes."""
-    store = await js.object_store(subjects.bundle_bucket(site))
+async def get_bundle(js: JetStreamContext, site: str, bundle_id: str, *, max_bytes: int,
+                     stall_timeout: float = 30.0) -> bytes:
+    """Fetch a bundle's bytes from a site's bucket (the centre); InputError when it is missing,
+    a link, too large or incomplete. The object and its meta were written by the site, so they are
+    untrusted: the chunks are read here with a running byte count (nats-py's own ``get`` would
+    follow a link into another bucket and gather any number of chunks the meta understates), and
+    the bytes must still pass verify_bundle_bytes."""
+    bucket = subjects.bundle_bucket(site)
+    store = await js.object_store(bucket)
+    where = f"bundle {bundle_id} of site {site!r}"
     try:
         info = await store.get_info(bundle_id)
     except nats.js.errors.ObjectNotFoundError:
-        raise InputError(f"bundle {bundle_id} of site {site!r} is not in its bucket") from None
-    if info.size is None or info.size > max_bytes:
-        raise InputError(f"bundle {bundle_id} of site {site!r} is {info.size} bytes, over the limit of {max_bytes}")
-    result = await store.get(bundle_id)
-    return bytes(result.data or b"")
+        raise InputError(f"{where} is not in its bucket") from None
+    except nats.js.errors.BadObjectMetaError:
+        raise InputError(f"{where} has unreadable object metadata") from None
+    if info.is_link() or not info.nuid:
+        raise InputError(f"{where} is a link or has no content, not a bundle")
+    if info.size is None or not 0 < info.size <= max_bytes:
+        raise InputError(f"{where} is {info.size} bytes; bundles are 1 to {max_bytes} bytes (max_bundle_bytes)")
+    subscription = await js.subscribe(f"$O.{bucket}.C.{info.nuid}", ordered_consumer=True)
+    data = bytearray()
+    try:
+        while True:
+            try:
+                message = await subscription.next_msg(timeout=stall_timeout)
+            except nats.errors.TimeoutError:
+                raise InputError(f"{where} stopped arriving after {len(data)} bytes") from None
+            data += message.data
+            if len(data) > info.size:
+                raise InputError(f"{where} holds more than the {info.size} bytes its metadata says")
+            if message.metadata.num_pending == 0:
+                break
+    finally:
+        await subscription.unsubscribe()
+    if len(data) != info.size:
+        raise InputError(f"{where} is incomplete: {len(data)} of {info.size} bytes")
+    return bytes(data)
+
+
+def parse_notice(subject: str, data: bytes) -> tuple[str, str] | None:
+    """A bundle announcement as the merger receives it -> (site, bundle_id), or None.
+
+    The site is taken from the subject (which the server lets only that site publish on), never
+    from the body; a body naming another site is not a notice.
+    """
+    prefix = subjects.NOTICES_PREFIX + "."
+    site = subject[len(prefix):] if subject.startswith(prefix) else ""
+    if not subjects.SITE_NAME.fullmatch(site) or len(data) > 4096:
+        return None
+    try:
+        document = json.loads(data)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(document, dict) or document.get("site") != site:
+        return None
+    bundle_id = document.get("bundle_id")
+    if not isinstance(bundle_id, str) or len(bundle_id) != 64 or any(c not in "0123456789abcdef" for c in bundle_id):
+        return None
+    return site, bundle_id
 
 
 # --------------------------------------------------------------------------------------------

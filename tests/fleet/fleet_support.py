@@ -103,8 +103,10 @@ def fleet(tmp_path: Path) -> Iterator[Fleet]:
     directory = tmp_path / "fleet"
     init_fleet(directory, ["pool", "yard"], server=f"nats://127.0.0.1:{port}")
     server = start_server(directory / "nats-server.conf", port, tmp_path / "nats-server.log")
-    try:
-        yield Fleet(directory=directory, server=server, central=load_central(directory / "central.toml"),
+    running = Fleet(directory=directory, server=server, central=load_central(directory / "central.toml"),
                     sites={s: load_site(directory / site_file(s)) for s in ("pool", "yard")})
+    try:
+        yield running
     finally:
         server.stop()
+        running.server.stop()  # a test may have restarted the server

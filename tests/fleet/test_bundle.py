@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import struct
 from pathlib import Path
@@ -222,3 +223,26 @@ def test_random_bytes_raise_nothing_but_bundle_refused(trusted: dict, prefix: by
 def _manifest(database: bytes, key: AgentKey) -> bytes:
     return canonical_json({"schema": "camaudit.bundle/1", "bundle_id": hashlib.sha256(database).hexdigest(),
                            "key": key.fingerprint, **MANIFEST})
+
+
+def test_a_named_pipe_given_as_a_bundle_is_refused_without_blocking(tmp_path: Path, trusted: dict) -> None:
+    import threading
+
+    pipe = tmp_path / "pipe.bundle"
+    os.mkfifo(pipe)
+    outcome: list[BaseException] = []
+    worker = threading.Thread(target=lambda: _capture(outcome, lambda: verify_bundle(pipe, trusted)), daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    if worker.is_alive():  # unblock the thread before failing, so that pytest can end
+        with open(pipe, "wb"):
+            pass
+        pytest.fail("verify_bundle blocked on a named pipe")
+    assert len(outcome) == 1 and isinstance(outcome[0], BundleRefused) and outcome[0].code == "not_a_bundle"
+
+
+def _capture(outcome: list[BaseException], action: Any) -> None:
+    try:
+        action()
+    except BaseException as exc:  # noqa: BLE001 - the test inspects whatever was raised
+        outcome.append(exc)

@@ -175,3 +175,52 @@ def test_an_unacknowledged_job_is_delivered_again(fleet: Fleet) -> None:
                                   b"x" * 70000])
 def test_a_job_message_that_is_not_one_parses_to_none(data: bytes) -> None:
     assert Job.from_bytes(data) is None
+
+
+def test_heartbeats_take_last_seen_from_the_server_and_measure_the_agents_clock(fleet: Fleet) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from camaudit.fleet.nats import put_heartbeat, read_heartbeats
+
+    async def main() -> None:
+        central = await connect(fleet.central)
+        js = central.jetstream(timeout=10)
+        await provision(js, ["pool", "yard"], fleet.central.limits)
+        site = await connect(fleet.sites["yard"])
+        skewed = datetime.now(UTC) + timedelta(minutes=10)  # the agent's clock runs 10 minutes fast
+        before = datetime.now(UTC)
+        await put_heartbeat(site.jetstream(timeout=10), "yard", "agent-2", "0.2.0", now=skewed)
+        [beat] = await read_heartbeats(js)
+        assert (beat.site, beat.agent_id, beat.version) == ("yard", "agent-2", "0.2.0")
+        assert 590 < beat.clock_offset < 610
+        assert abs((beat.last_seen - before).total_seconds()) < 30  # the server's time, not the agent's
+        await site.close()
+        await central.close()
+
+    asyncio.run(asyncio.wait_for(main(), HANG_LIMIT))
+
+
+def test_a_long_running_client_reconnects_when_the_server_comes_back(fleet: Fleet, tmp_path) -> None:
+    async def main() -> None:
+        central = await connect(fleet.central)
+        await provision(central.jetstream(timeout=10), ["pool"], fleet.central.limits)
+        await central.close()
+        settings = dataclasses.replace(fleet.sites["pool"], limits=dataclasses.replace(
+            fleet.sites["pool"].limits, retry_initial=0.2))
+        client = await connect(settings, reconnect=True)
+        fleet.server.stop()
+        deadline = time.monotonic() + 20
+        while client.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert not client.is_connected
+        fleet.server = start_server(fleet.directory / "nats-server.conf", fleet.server.port, tmp_path / "again.log")
+        deadline = time.monotonic() + 30
+        while not client.is_connected and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        assert client.is_connected
+        # and it works: the site can still reach its own consumer
+        info = await client.jetstream(timeout=10).consumer_info(subjects.JOBS_STREAM, subjects.site_consumer("pool"))
+        assert info.num_pending == 0
+        await client.close()
+
+    asyncio.run(asyncio.wait_for(main(), HANG_LIMIT))
