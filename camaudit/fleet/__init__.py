@@ -26,7 +26,8 @@ Names on the server (site names are ``[a-z0-9-]``, 1-32 characters: one subject 
     heartbeats  key-value bucket ``camaudit-heartbeats``, key ``<site>.<agent id>``, value
                 ``{agent_id, site, version, sent_at}``; the centre takes last-seen from the
                 server's receive time and the clock offset as sent_at minus that time.
-    inboxes     each principal has its own reply prefix: ``_INBOX_<site>``, ``_INBOX_central``.
+    inboxes     each principal has its own reply prefix: ``_INBOX_site-<site>``, ``_INBOX_central`` (a site
+                named ``central`` still cannot listen on the centre's replies).
 
 Permissions (written into nats-server.conf; each allow and refusal tested against a real server)
     site S  publish: ``$JS.API.CONSUMER.INFO.CAMAUDIT_JOBS.site-S``,
@@ -36,7 +37,7 @@ Permissions (written into nats-server.conf; each allow and refusal tested agains
                      ``$O.bundles-S.>`` (chunks and meta of its own objects),
                      ``camaudit.bundles.S``,
                      ``$JS.API.STREAM.INFO.KV_camaudit-heartbeats``, ``$KV.camaudit-heartbeats.S.>``
-            subscribe: ``_INBOX_S.>`` only.
+            subscribe: ``_INBOX_site-S.>`` only.
             So a site cannot pull, inspect or snoop another site's jobs (nor their delivery to the
             other's inbox), cannot write another site's bucket, notices or heartbeat, cannot queue
             jobs, and cannot create, purge or delete anything.

@@ -111,7 +111,7 @@ def init_fleet(directory: str | Path, sites: Iterable[str], *, server: str = Fle
     if len(set(names)) != len(names):
         raise ConfigError("each --site may be given once")
     host, port = check_server_url(server)
-    listen_on = listen or f"{_listen_host(host)}:{port}"
+    listen_on = _check_listen(listen) if listen else f"{_listen_host(host)}:{port}"
     limits = dataclasses.replace(limits or FleetConfig(), server=server)
     root = Path(directory).absolute()
     targets = [root / CENTRAL_FILE, root / SERVER_FILE, *(root / site_file(s) for s in names)]
@@ -276,6 +276,14 @@ def trust_key(directory_or_file: str | Path, site: str, key_text: str) -> tuple[
     sites[site] = (*sites[site], key)
     _replace(path, render_central(dataclasses.replace(settings, sites=sites)))
     return name, True
+
+
+def _check_listen(listen: str) -> str:
+    host, _, port_text = listen.rpartition(":")
+    if not host or not port_text.isdigit() or not 1 <= int(port_text) <= 65535 or any(
+            c.isspace() or c in "\"'{}[]#;" for c in host):
+        raise ConfigError(f"--listen {listen!r} is not HOST:PORT (example: 0.0.0.0:4222)")
+    return listen
 
 
 def _listen_host(host: str) -> str:

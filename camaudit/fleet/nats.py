@@ -41,6 +41,10 @@ MAX_JOB_BYTES = 65536
 #: Largest heartbeat value.
 MAX_HEARTBEAT_BYTES = 4096
 JOB_KINDS = ("scan", "egress")
+#: Unmerged bundle notices one site may have waiting (far above any real backlog).
+MAX_NOTICES_PER_SITE = 100_000
+#: Room for all heartbeats (one small value per agent): a site cannot grow the bucket without end.
+HEARTBEAT_BUCKET_BYTES = 16 * 1024 * 1024
 
 
 class Principal(Protocol):
@@ -173,10 +177,13 @@ async def provision(js: JetStreamContext, sites: Sequence[str], limits: FleetCon
         retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
         max_age=limits.job_max_age, duplicate_window=limits.job_duplicate_window,
         max_msg_size=MAX_JOB_BYTES, discard=api.DiscardPolicy.NEW))
+    # Sites publish notices into one shared stream: a cap per subject (per site), discarding that
+    # site's new notices only, so that one flooding site cannot crowd out the others' bundles.
     await _ensure_stream(js, api.StreamConfig(
         name=subjects.NOTICES_STREAM, subjects=[f"{subjects.NOTICES_PREFIX}.*"],
         retention=api.RetentionPolicy.WORK_QUEUE, storage=api.StorageType.FILE,
-        duplicate_window=limits.job_duplicate_window, max_msg_size=4096, discard=api.DiscardPolicy.NEW))
+        duplicate_window=limits.job_duplicate_window, max_msg_size=4096, discard=api.DiscardPolicy.NEW,
+        max_msgs_per_subject=MAX_NOTICES_PER_SITE, discard_new_per_subject=True))
     await _ensure_consumer(js, subjects.NOTICES_STREAM, api.ConsumerConfig(
         durable_name=subjects.MERGER_CONSUMER, ack_policy=api.AckPolicy.EXPLICIT,
         ack_wait=limits.job_ack_wait, filter_subject=f"{subjects.NOTICES_PREFIX}.*"))
@@ -196,7 +203,7 @@ async def provision(js: JetStreamContext, sites: Sequence[str], limits: FleetCon
     except nats.js.errors.BucketNotFoundError:
         await js.create_key_value(api.KeyValueConfig(
             bucket=subjects.HEARTBEAT_BUCKET, description="camaudit agent heartbeats", history=1,
-            max_value_size=MAX_HEARTBEAT_BYTES, storage=api.StorageType.FILE))
+            max_value_size=MAX_HEARTBEAT_BYTES, max_bytes=HEARTBEAT_BUCKET_BYTES, storage=api.StorageType.FILE))
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:

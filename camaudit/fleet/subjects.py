@@ -15,7 +15,7 @@ from typing import Any
 from ..errors import ConfigError
 
 #: Site names: short, lower case, digits and hyphens; no dot, wildcard or underscore, so that
-#: ``camaudit.jobs.<site>``, ``bundles-<site>`` and ``_INBOX_<site>`` stay one token each and
+#: ``camaudit.jobs.<site>``, ``bundles-<site>`` and ``_INBOX_site-<site>`` stay one token each and
 #: no site's names are a prefix-match of another's.
 SITE_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,30}[a-z0-9])?$")
 
@@ -71,8 +71,10 @@ def site_user(site: str) -> str:
 
 def site_inbox(site: str) -> str:
     """A site's own reply-subject prefix: replies and pulled jobs come here, and no other site
-    may subscribe to it (with the shared ``_INBOX.>`` a site could read another's fetched jobs)."""
-    return f"_INBOX_{site}"
+    may subscribe to it (with the shared ``_INBOX.>`` a site could read another's fetched jobs).
+    It starts with ``_INBOX_site-`` so that no site name, ``central`` included, can equal the
+    centre's ``_INBOX_central``."""
+    return f"_INBOX_site-{site}"
 
 
 def site_permissions(site: str) -> dict[str, Any]:

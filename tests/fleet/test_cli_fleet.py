@@ -87,6 +87,8 @@ def test_init_never_overwrites_a_fleet(tmp_path: Path) -> None:
     (["--site", "pool", "--site", "pool"], "each --site may be given once"),
     (["--site", "pool", "--server", "http://x:80"], "is not a NATS server URL"),
     (["--site", "pool", "--server", "nats://x:99999"], "is not a NATS server URL"),
+    (["--site", "pool", "--listen", "4222"], "is not HOST:PORT"),
+    (["--site", "pool", "--listen", 'x" }:4222'], "is not HOST:PORT"),
 ])
 def test_init_refuses_bad_input_with_one_line(tmp_path: Path, args: list[str], message: str) -> None:
     assert message in one_line_error(run("fleet", "init", str(tmp_path / "f"), *args), 2)

@@ -109,3 +109,12 @@ def test_no_site_permission_reaches_another_sites_subjects(site: str, other: str
             if subject.startswith("$JS.API.STREAM.INFO.KV_"):
                 continue  # the heartbeat bucket's info is shared (it reveals no site's data)
             assert not _matches(pattern, subject), (pattern, subject)
+
+
+@pytest.mark.parametrize("site", ["central", "pool"])
+def test_no_site_can_listen_on_the_centres_inbox(site: str) -> None:
+    """A site named 'central' must not get the centre's reply subjects (its object reads, its
+    JetStream answers): each principal's inbox prefix is its own."""
+    centre_replies = [f"{subjects.CENTRAL_INBOX}.abc", f"{subjects.CENTRAL_INBOX}.abc.def"]
+    for pattern in subjects.site_permissions(site)["subscribe"]["allow"]:
+        assert not any(_matches(pattern, reply) for reply in centre_replies), pattern

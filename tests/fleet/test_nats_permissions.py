@@ -120,7 +120,7 @@ def test_a_site_cannot_read_or_take_the_other_sites_jobs(fleet: Fleet) -> None:
         assert _violation(errors, "Publish", f"$JS.API.CONSUMER.MSG.NEXT.{subjects.JOBS_STREAM}.site-yard")
         assert _violation(errors, "Publish", f"$JS.API.CONSUMER.INFO.{subjects.JOBS_STREAM}.site-yard")
         assert _violation(errors, "Publish", f"$JS.API.STREAM.MSG.GET.{subjects.JOBS_STREAM}")
-        assert _violation(errors, "Subscription", "_INBOX_yard.>")
+        assert _violation(errors, "Subscription", "_INBOX_site-yard.>")
         assert _violation(errors, "Subscription", "camaudit.jobs.yard")
         # yard's job is still there for yard, and its delivery to yard's inbox is not seen by pool.
         consumer = await js.consumer_info(subjects.JOBS_STREAM, subjects.site_consumer("yard"))
@@ -176,3 +176,40 @@ def test_a_site_cannot_write_the_other_sites_bundles_or_heartbeat(fleet: Fleet) 
         await central.close()
 
     asyncio.run(main())
+
+
+def test_a_site_named_central_cannot_hear_the_centres_replies(tmp_path) -> None:
+    from fleet_support import free_port, start_server
+
+    from camaudit.fleet.config import init_fleet, load_central, load_site
+
+    port = free_port()
+    init_fleet(tmp_path / "f", ["central", "pool"], server=f"nats://127.0.0.1:{port}")
+    server = start_server(tmp_path / "f" / "nats-server.conf", port, tmp_path / "server.log")
+
+    async def main() -> None:
+        centre = await connect(load_central(tmp_path / "f" / "central.toml"))
+        errors: list[str] = []
+        site = await connect(load_site(tmp_path / "f" / "site-central.toml"), on_error=lambda e: errors.append(str(e)))
+        heard: list[bytes] = []
+
+        async def listen(message: Any) -> None:
+            heard.append(message.data)
+
+        await site.subscribe(f"{subjects.CENTRAL_INBOX}.>", cb=listen)
+        await site.flush(timeout=5)
+        js = centre.jetstream(timeout=10)
+        await provision(js, ["central", "pool"], load_central(tmp_path / "f" / "central.toml").limits)
+        await js.stream_info(subjects.JOBS_STREAM)  # a reply to the centre's inbox
+        await asyncio.sleep(0.5)
+        assert heard == []
+        assert _violation(errors, "Subscription", f"{subjects.CENTRAL_INBOX}.>")
+        # and the site's own inbox is its own: it can still use its queue
+        await JobQueue.open(site.jetstream(timeout=10), "central")
+        await site.close()
+        await centre.close()
+
+    try:
+        asyncio.run(asyncio.wait_for(main(), 60))
+    finally:
+        server.stop()
