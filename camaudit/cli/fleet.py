@@ -80,19 +80,33 @@ def trust(directory: Path, site: str, keyfile: str) -> int:
     """
     from ..fleet.config import trust_key
 
-    if keyfile == "-":
-        text = sys.stdin.read(4096)
-    else:
-        try:
-            with open(keyfile, encoding="utf-8") as handle:
-                text = handle.read(4096)
-        except OSError as exc:
-            raise InputError(f"cannot read the key file {keyfile}: {exc.strerror}") from exc
-        except UnicodeDecodeError:
-            raise InputError(f"{keyfile} is not a public key file (not text)") from None
+    text = sys.stdin.read(4096) if keyfile == "-" else _read_small_text(keyfile, "key file")
     name, added = trust_key(directory, site, text)
     click.echo(f"{name} {'is now trusted' if added else 'was already trusted'} for site {site}")
     return 0
+
+
+def _read_small_text(path: str, what: str, limit: int = 4096) -> str:
+    """Read a short text file; a pipe, device or directory is refused rather than waited on."""
+    import os
+    import stat
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise InputError(f"the {what} {path} is not a regular file")
+        data = os.read(descriptor, limit)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    finally:
+        os.close(descriptor)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"the {what} {path} is not text") from None
 
 
 @fleet.command("key")

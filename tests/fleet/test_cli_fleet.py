@@ -149,6 +149,17 @@ def test_key_then_trust_then_verify(tmp_path: Path) -> None:
     assert "a key trusted for site 'yard'" in error
 
 
+def test_trust_refuses_a_pipe_or_binary_without_waiting(tmp_path: Path) -> None:
+    directory = init(tmp_path, "pool")
+    pipe = tmp_path / "key.pipe"
+    os.mkfifo(pipe)
+    (tmp_path / "binary.pub").write_bytes(b"\xff\xfe\x00")
+    for keyfile, message in [(pipe, "is not a regular file"),
+                             (tmp_path / "binary.pub", "is not text"), (tmp_path / "none.pub", "cannot read")]:
+        error = one_line_error(run("fleet", "trust", str(directory), "--site", "pool", str(keyfile)), 2)
+        assert message in error
+
+
 def test_verify_with_a_site_file_instead_of_central_says_so(tmp_path: Path) -> None:
     directory = init(tmp_path, "pool")
     error = one_line_error(run("bundle", "verify", str(tmp_path / "x"), "--fleet",
