@@ -23,6 +23,10 @@ Names on the server (site names are ``[a-z0-9-]``, 1-32 characters: one subject 
                 object name = bundle id; then a notice on ``camaudit.bundles.<site>`` (stream
                 CAMAUDIT_BUNDLES, work-queue, ``Nats-Msg-Id`` = bundle id) that the merger pulls
                 through its durable consumer ``merger`` and acknowledges only after the merge.
+                The merger takes the site from the notice's subject (only that site may publish
+                there), fetches the object with a byte bound (no links, no understated sizes),
+                and verifies it against that site's keys. Notices are capped per site subject
+                (discard new per subject), so one site cannot crowd out the others.
     heartbeats  key-value bucket ``camaudit-heartbeats``, key ``<site>.<agent id>``, value
                 ``{agent_id, site, version, sent_at}``; the centre takes last-seen from the
                 server's receive time and the clock offset as sent_at minus that time.
@@ -52,6 +56,13 @@ Bundle file (``camaudit.bundle/1``; see :mod:`camaudit.fleet.bundle`)
     (scan|egress), site, segments, agent_id, agent_version, job_id, started_at, finished_at, counts,
     key (signer's fingerprint). No compression, no member names, exact field set, canonical JSON
     re-serialised and compared, bundle id recomputed, size limit before reading.
+
+Errors: connect() turns nats-py's failures into one line: FleetAuthError (exit 2, credentials
+refused, not retried) or FleetUnavailable (exit 3: refused, unresolvable, timed out);
+connect_with_retry() retries the latter with doubling, jittered pauses and logs each retry.
+Known limits: the generated server config has no TLS block (a tls:// URL needs one added by
+hand); passwords in nats-server.conf are plaintext (0600; bcrypt needs a dependency); the heartbeat
+bucket and notice stream are shared, so a compromised site can fill its own share of them.
 
 Trust: the agent makes its key on first start (``camaudit fleet key --fleet site-S.toml`` makes it
 if needed and prints the public key line); the operator carries that line to the centre and runs

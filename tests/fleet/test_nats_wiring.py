@@ -224,3 +224,21 @@ def test_a_long_running_client_reconnects_when_the_server_comes_back(fleet: Flee
         await client.close()
 
     asyncio.run(asyncio.wait_for(main(), HANG_LIMIT))
+
+
+@needs_nats
+def test_an_agent_waiting_for_the_server_says_so_in_its_log(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    from camaudit.fleet.config import init_fleet, load_site
+
+    port = free_port()
+    init_fleet(tmp_path / "f", ["pool"], server=f"nats://127.0.0.1:{port}")
+    settings = load_site(tmp_path / "f" / "site-pool.toml")
+    settings = dataclasses.replace(settings, limits=dataclasses.replace(settings.limits, retry_initial=0.1,
+                                                                       retry_max=0.1))
+    with caplog.at_level(logging.WARNING, logger="camaudit"), pytest.raises(FleetUnavailable):
+        asyncio.run(asyncio.wait_for(connect_with_retry(settings, give_up_after=0.5), HANG_LIMIT))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings and all("connection refused" in w and "retrying in" in w for w in warnings)
+    assert all(settings.password not in w for w in warnings)
