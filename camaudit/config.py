@@ -257,3 +257,26 @@ def load_config(path: str | Path | None = None, **overrides: Any) -> ScanConfig:
 
 
 _SWEEP_KEYS = {f.name for f in dataclasses.fields(SweepConfig)}
+
+
+@dataclass(frozen=True, slots=True)
+class FleetConfig:
+    """Many sites (camaudit.fleet): the defaults of a fleet file's ``[limits]`` and ``[jetstream]``.
+
+    ``config/fleet.example.toml`` documents each value; ``camaudit fleet init`` writes them into
+    the files it generates, where they can be changed per fleet.
+    """
+
+    server: str = "nats://127.0.0.1:4222"  # the URL agents and the centre connect to
+    connect_timeout: float = 5.0  # seconds for one connection attempt to the NATS server
+    request_timeout: float = 10.0  # seconds for one JetStream API request (create, info, put)
+    retry_initial: float = 1.0  # first pause after a failed connection (agents), doubled each time
+    retry_max: float = 60.0  # longest pause between two connection attempts
+    max_bundle_bytes: int = 256 * 1024 * 1024  # largest evidence bundle accepted, file or object
+    bucket_max_bytes: int = 2 * 1024 * 1024 * 1024  # room for one site's bundles on the server
+    job_max_age: float = 7 * 86400.0  # seconds a queued job waits for its agent before it is dropped
+    job_duplicate_window: float = 6 * 3600.0  # seconds within which a repeated job message id runs once
+    job_ack_wait: float = 300.0  # seconds an agent may go without a progress note before redelivery
+    job_max_deliver: int = 5  # deliveries of one job before it is given up
+    heartbeat_interval: float = 30.0  # seconds between an agent's heartbeats
+    heartbeat_stale_after: float = 180.0  # an agent silent this long is shown as stale

@@ -4,10 +4,13 @@
     ├── UsageError                 bad input from the user (exit 2)
     │   ├── ScopeError             targets that cannot be parsed, are refused, or are too many
     │   ├── ConfigError            a configuration or policy file that cannot be used
+    │   │   └── FleetAuthError     the NATS server refused a fleet principal's credentials
     │   └── InputError             an input file (observations, nmap XML, register) that cannot be read
+    │       └── BundleRefused      an evidence bundle that is not a bundle, unsigned, untrusted or altered
     ├── StoreError                 the database cannot be opened, migrated or written (exit 3)
     ├── OutputError                a report or export cannot be written for want of room (exit 3)
     ├── DependencyError            an optional tool (nmap, root privileges) is missing (exit 2)
+    ├── FleetUnavailable           the fleet's NATS server cannot be reached, or stopped answering (exit 3)
     └── ScanFailed                 the run itself failed (exit 3)
 
 The CLI maps each to a one-line message and its exit code; it never shows a traceback for these.
@@ -40,6 +43,20 @@ class InputError(UsageError):
     """An input file that cannot be read or parsed."""
 
 
+class FleetAuthError(ConfigError):
+    """The NATS server refused the credentials in a fleet file (wrong or revoked password)."""
+
+
+class BundleRefused(InputError):
+    """An evidence bundle refused by verification. ``code`` names the reason for scripts:
+    ``not_a_bundle``, ``too_large``, ``unknown_schema``, ``unsigned``, ``untrusted_key``,
+    ``altered``, ``unknown_site``."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
 class DependencyError(UsageError):
     """An external tool or privilege that the requested feature needs is missing."""
 
@@ -52,6 +69,12 @@ class StoreError(CamauditError):
 
 class OutputError(CamauditError):
     """A report or export could not be written: the disk is full or failing."""
+
+    exit_code = 3
+
+
+class FleetUnavailable(CamauditError):
+    """The fleet's NATS server cannot be reached (refused, timed out, name unknown)."""
 
     exit_code = 3
 

@@ -1,0 +1,235 @@
+"""`camaudit fleet init|trust|key|status` and `camaudit bundle verify`: many sites.
+
+Exit codes (DESIGN.md section 7): 0 done; 2 usage, configuration or input error, a refused
+bundle included (one line saying why); 3 the NATS server cannot be reached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from ..errors import InputError
+from .output import JSON_OPTION, print_json
+
+FLEET_FILE = click.Path(dir_okay=False, path_type=Path)
+
+
+@click.group("fleet")
+def fleet() -> None:
+    """Run camaudit on many sites: one agent per camera segment, a NATS server at the centre.
+
+    Start with `camaudit fleet init DIR --site NAME ... --server nats://HOST:PORT`.
+    """
+
+
+@fleet.command("init")
+@click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
+@click.option("--dir", "dir_option", type=click.Path(file_okay=False, path_type=Path),
+              help="Where to write the fleet's files (instead of the DIRECTORY argument).")
+@click.option("--site", "sites", multiple=True, required=True,
+              help="A site (camera segment) of the fleet: lower-case letters, digits, hyphens. Repeatable.")
+@click.option("--server", default="nats://127.0.0.1:4222", show_default=True,
+              help="The NATS server URL that agents and the centre connect to.")
+@click.option("--listen", help="HOST:PORT the server listens on (default: the URL's address and port, or "
+                               "every interface when the URL names a host).")
+def init(directory: Path | None, dir_option: Path | None, sites: tuple[str, ...], server: str,
+         listen: str | None) -> int:
+    """Write a new fleet's files: DIR/nats-server.conf (JetStream on, one user per site and one for
+    the centre, least-privilege permissions), DIR/central.toml and DIR/site-NAME.toml per site.
+
+    Passwords are random, written only to those files (0600), never printed. Copy each
+    site-NAME.toml to that site's agent only; nats-server.conf stays on the server.
+
+    Example:
+
+        camaudit fleet init /etc/camaudit/fleet --site pool --site works-yard --server nats://central.example.org:4222
+    """
+    from ..fleet.config import init_fleet
+
+    if directory is not None and dir_option is not None and directory != dir_option:
+        raise click.UsageError("give the fleet directory once: DIRECTORY or --dir")
+    target = directory or dir_option
+    if target is None:
+        raise click.UsageError("where should the fleet's files go? Give DIRECTORY or --dir")
+    written = init_fleet(target, sites, server=server, listen=listen)
+    for path in written:
+        click.echo(str(path))
+    click.echo(f"fleet of {len(sites)} site(s) written; start the server with: nats-server -c {written[0]}",
+               err=True)
+    return 0
+
+
+@fleet.command("trust")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--site", required=True, help="The site whose bundles this key may sign.")
+@click.argument("keyfile", type=click.Path(dir_okay=False, allow_dash=True))
+def trust(directory: Path, site: str, keyfile: str) -> int:
+    """Trust an agent's public key (the line `camaudit fleet key` printed on the agent) for one
+    site's bundles. DIRECTORY is the fleet directory or its central.toml; KEYFILE a file holding
+    the key line, or '-' for stdin.
+
+    Example:
+
+        camaudit fleet trust /etc/camaudit/fleet --site pool pool-agent.pub
+    """
+    from ..fleet.config import trust_key
+
+    text = sys.stdin.read(4096) if keyfile == "-" else _read_small_text(keyfile, "key file")
+    name, added = trust_key(directory, site, text)
+    click.echo(f"{name} {'is now trusted' if added else 'was already trusted'} for site {site}")
+    return 0
+
+
+def _read_small_text(path: str, what: str, limit: int = 4096) -> str:
+    """Read a short text file; a pipe, device or directory is refused rather than waited on."""
+    import os
+    import stat
+
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    try:
+        if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+            raise InputError(f"the {what} {path} is not a regular file")
+        data = os.read(descriptor, limit)
+    except OSError as exc:
+        raise InputError(f"cannot read the {what} {path}: {exc.strerror}") from exc
+    finally:
+        os.close(descriptor)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError(f"the {what} {path} is not text") from None
+
+
+@fleet.command("key")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="This agent's site-NAME.toml.")
+@JSON_OPTION
+def key(fleet_file: Path, as_json: bool) -> int:
+    """Print this agent's public key, making its signing key first if it has none (run it on the
+    agent, never at the centre: a key is made where it is used and never copied). Carry the line
+    to the centre and trust it there with `camaudit fleet trust`.
+    """
+    from ..fleet.config import load_site
+    from ..fleet.keys import load_or_create_key
+
+    settings = load_site(fleet_file)
+    agent_key = load_or_create_key(settings.key_file)
+    if as_json:
+        print_json({"site": settings.site, "public_key": agent_key.public_text, "fingerprint": agent_key.fingerprint,
+                    "key_file": str(agent_key.path), "created": agent_key.created})
+        return 0
+    click.echo(agent_key.public_text)
+    note = "made a new signing key" if agent_key.created else "signing key"
+    click.echo(f"{note} {agent_key.fingerprint} at {agent_key.path}; at the centre run: "
+               f"camaudit fleet trust DIR --site {settings.site} KEYFILE", err=True)
+    return 0
+
+
+@fleet.command("status")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="The centre's central.toml.")
+@JSON_OPTION
+def status(fleet_file: Path, as_json: bool) -> int:
+    """The agents of each site as the NATS server sees them: last seen (server time), version,
+    clock offset, and the jobs waiting for the site.
+    """
+    from ..fleet.config import load_central
+
+    settings = load_central(fleet_file)
+    rows = asyncio.run(_status(settings))
+    if as_json:
+        print_json({"sites": rows})
+        return 0
+    for row in rows:
+        if not row["agents"]:
+            click.echo(f"{row['site']:<16} no agent has reported   {row['pending_jobs']} job(s) waiting")
+        for agent in row["agents"]:
+            flag = " STALE" if agent["stale"] else ""
+            click.echo(f"{row['site']:<16} {agent['agent_id']:<28} v{agent['version']:<10} last seen "
+                       f"{agent['last_seen']} ({agent['age_seconds']:.0f} s ago){flag}, clock offset "
+                       f"{agent['clock_offset']:+.1f} s, {row['pending_jobs']} job(s) waiting")
+    return 0
+
+
+async def _status(settings: Any) -> list[dict[str, Any]]:
+    import nats.js.errors
+
+    from ..fleet import subjects
+    from ..fleet.nats import connect, read_heartbeats
+
+    client = await connect(settings, name="camaudit fleet status")
+    try:
+        js = client.jetstream(timeout=settings.limits.request_timeout)
+        try:
+            beats = await read_heartbeats(js)
+        except nats.js.errors.BucketNotFoundError:
+            beats = []  # no centre has provisioned the fleet yet: no agent can have reported
+        now = datetime.now(UTC)
+        rows = []
+        for site in sorted(settings.sites):
+            try:
+                info = await js.consumer_info(subjects.JOBS_STREAM, subjects.site_consumer(site))
+                pending = int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+            except nats.js.errors.NotFoundError:
+                pending = 0
+            agents = []
+            for beat in (b for b in beats if b.site == site):
+                age = (now - beat.last_seen).total_seconds()
+                agents.append({"agent_id": beat.agent_id, "version": beat.version,
+                               "last_seen": beat.last_seen.isoformat(timespec="seconds"), "age_seconds": age,
+                               "stale": age > settings.limits.heartbeat_stale_after,
+                               "clock_offset": round(beat.clock_offset, 3)})
+            rows.append({"site": site, "pending_jobs": pending, "agents": agents})
+        unknown = sorted({b.site for b in beats} - set(settings.sites))
+        for site in unknown:  # a heartbeat under a site the centre's file no longer lists
+            rows.append({"site": site, "pending_jobs": 0, "unknown_site": True, "agents": []})
+        return rows
+    finally:
+        await client.close()
+
+
+@click.group("bundle")
+def bundle() -> None:
+    """Evidence bundles: one signed file per run, carried by the fleet or by hand."""
+
+
+@bundle.command("verify")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE,
+              help="The centre's central.toml (the keys it trusts per site).")
+@JSON_OPTION
+def verify(file: Path, fleet_file: Path, as_json: bool) -> int:
+    """Check a bundle without merging it: its format, that it is signed by a key the centre trusts
+    for its site, and that nothing in it was altered. Exit 0 when valid, 2 with the reason.
+    """
+    from ..errors import BundleRefused
+    from ..fleet.bundle import verify_bundle
+    from ..fleet.config import load_central
+
+    settings = load_central(fleet_file)
+    try:
+        verified = verify_bundle(file, settings.sites, max_bytes=settings.limits.max_bundle_bytes)
+    except BundleRefused as refused:
+        if as_json:
+            print_json({"valid": False, "file": str(file), "code": refused.code, "reason": str(refused)})
+            click.echo(f"camaudit: error: bundle refused: {refused}", err=True)
+            return 2
+        raise InputError(f"bundle refused: {refused}") from None
+    manifest = verified.manifest
+    if as_json:
+        print_json({"valid": True, "file": str(file), "signer": verified.signer, "size": verified.size,
+                    **manifest.as_dict()})
+        return 0
+    click.echo(f"valid bundle from site {manifest.site}, agent {manifest.agent_id} (camaudit "
+               f"{manifest.agent_version}, key {verified.signer}): {manifest.kind} "
+               f"{manifest.started_at} to {manifest.finished_at}, job {manifest.job_id or 'none'}, "
+               f"bundle {manifest.bundle_id[:16]}")
+    return 0
+

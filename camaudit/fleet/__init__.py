@@ -1,0 +1,70 @@
+"""Many sites: one agent per camera segment, evidence bundles, NATS JetStream between them.
+
+This package holds the parts of the fleet that do not touch the evidence store (issue 12, first
+half): agent keys, the bundle file format, the fleet files, and the JetStream wiring. The agent,
+the central merger and the fleet commands that need a store build on it.
+
+Modules
+    keys       Ed25519 agent keys: made on the agent's first start (0600, never overwritten, never
+               baked into an image), public key as one text line, short fingerprint.
+    bundle     the bundle file format, build / sign / verify; a bundle is untrusted at the centre.
+    config     ``fleet init`` (nats-server.conf, central.toml, site-NAME.toml) and their loaders;
+               ``fleet trust`` (the keys the centre trusts per site).
+    subjects   every name on the server and each principal's permissions (pure).
+    nats       connect (one-line errors), retry with backoff, provisioning, jobs, bundles in the
+               Object Store, heartbeats in a key-value bucket.
+
+Names on the server (site names are ``[a-z0-9-]``, 1-32 characters: one subject token, no wildcard)
+    jobs        stream CAMAUDIT_JOBS, work-queue retention, subjects ``camaudit.jobs.<site>``;
+                one durable pull consumer per site, ``site-<site>``, filtered to its subject.
+                Publishing with ``Nats-Msg-Id`` = ``<site>/<schedule>/<slot>`` makes a schedule
+                fired twice for one slot queue one job (within ``job_duplicate_window``).
+    bundles     Object Store bucket ``bundles-<site>`` per site (stream ``OBJ_bundles-<site>``),
+                object name = bundle id; then a notice on ``camaudit.bundles.<site>`` (stream
+                CAMAUDIT_BUNDLES, work-queue, ``Nats-Msg-Id`` = bundle id) that the merger pulls
+                through its durable consumer ``merger`` and acknowledges only after the merge.
+                The merger takes the site from the notice's subject (only that site may publish
+                there), fetches the object with a byte bound (no links, no understated sizes),
+                and verifies it against that site's keys. Notices are capped per site subject
+                (discard new per subject), so one site cannot crowd out the others.
+    heartbeats  key-value bucket ``camaudit-heartbeats``, key ``<site>.<agent id>``, value
+                ``{agent_id, site, version, sent_at}``; the centre takes last-seen from the
+                server's receive time and the clock offset as sent_at minus that time.
+    inboxes     each principal has its own reply prefix: ``_INBOX_site-<site>``, ``_INBOX_central`` (a site
+                named ``central`` still cannot listen on the centre's replies).
+
+Permissions (written into nats-server.conf; each allow and refusal tested against a real server)
+    site S  publish: ``$JS.API.CONSUMER.INFO.CAMAUDIT_JOBS.site-S``,
+                     ``$JS.API.CONSUMER.MSG.NEXT.CAMAUDIT_JOBS.site-S``,
+                     ``$JS.ACK.CAMAUDIT_JOBS.site-S.>`` (ack, in-progress),
+                     ``$JS.API.STREAM.INFO.OBJ_bundles-S``, ``$JS.API.STREAM.MSG.GET.OBJ_bundles-S``,
+                     ``$O.bundles-S.>`` (chunks and meta of its own objects),
+                     ``camaudit.bundles.S``,
+                     ``$JS.API.STREAM.INFO.KV_camaudit-heartbeats``, ``$KV.camaudit-heartbeats.S.>``
+            subscribe: ``_INBOX_site-S.>`` only.
+            So a site cannot pull, inspect or snoop another site's jobs (nor their delivery to the
+            other's inbox), cannot write another site's bucket, notices or heartbeat, cannot queue
+            jobs, and cannot create, purge or delete anything.
+    centre  publish: ``camaudit.jobs.*``, ``$JS.API.>`` (it provisions), ``$JS.ACK.>``,
+            ``$JS.FC.>``, ``$O.>``, ``$KV.>``; subscribe: ``_INBOX_central.>``. It does not
+            announce bundles.
+
+Bundle file (``camaudit.bundle/1``; see :mod:`camaudit.fleet.bundle`)
+    magic ``CAMAUDIT-BUNDLE\\n`` | u32 manifest length | canonical JSON manifest | u16 signature
+    length (64) | Ed25519 signature of ``"camaudit.bundle/1 manifest\\0" + manifest`` | u64 database
+    length | SQLite bytes | end. Manifest: schema, bundle_id (SHA-256 of the SQLite bytes), kind
+    (scan|egress), site, segments, agent_id, agent_version, job_id, started_at, finished_at, counts,
+    key (signer's fingerprint). No compression, no member names, exact field set, canonical JSON
+    re-serialised and compared, bundle id recomputed, size limit before reading.
+
+Errors: connect() turns nats-py's failures into one line: FleetAuthError (exit 2, credentials
+refused, not retried) or FleetUnavailable (exit 3: refused, unresolvable, timed out);
+connect_with_retry() retries the latter with doubling, jittered pauses and logs each retry.
+Known limits: the generated server config has no TLS block (a tls:// URL needs one added by
+hand); passwords in nats-server.conf are plaintext (0600; bcrypt needs a dependency); the heartbeat
+bucket and notice stream are shared, so a compromised site can fill its own share of them.
+
+Trust: the agent makes its key on first start (``camaudit fleet key --fleet site-S.toml`` makes it
+if needed and prints the public key line); the operator carries that line to the centre and runs
+``camaudit fleet trust DIR --site S KEYFILE``. A key is trusted for one site only.
+"""
