@@ -325,26 +325,15 @@ def finalise_stale_scans(store: Store) -> list[str]:
 
 def _identities_into(store: Store, scan_id: str, result: ScanResult) -> None:
     """Give the result's hosts the identities finalisation recorded (the scan JSON shows them)."""
-    from .store.observations import hosts_of_scan
+    from .store.observations import hosts as stored_hosts
 
     known = {h.address: h for h in result.hosts}
-    for host in hosts_of_scan(store, scan_id):
-        if host["address"] not in known:
-            known[host["address"]] = Host(host["address"], ports=list(host["ports"]))
-            result.hosts.append(known[host["address"]])
-        if known[host["address"]].identity is None and host.get("identity"):
-            from .model import Identity, SignatureHit
-
-            ident = host["identity"]
-            known[host["address"]].identity = Identity(
-                vendor=ident["vendor"], brand=ident["brand"], device_type=ident["device_type"], model=ident["model"],
-                firmware=ident["firmware"], serial=ident["serial"], confidence=ident["confidence"] or 0.0,
-                covered=ident["covered"], advisories=list(ident["advisories"]),
-                signatures=[SignatureHit(str(h.get("id") or h.get("signature") or ""), str(h.get("kind") or ""),
-                                         str(h.get("value") or ""), h.get("port"))
-                            for h in ident["signatures"] if isinstance(h, dict)],
-                conflicts=list(ident["conflicts"]),
-            )  # fmt: skip
+    for host, _device_id in stored_hosts(store, scan_id):
+        if host.address not in known:
+            known[host.address] = Host(host.address, ports=list(host.ports))
+            result.hosts.append(known[host.address])
+        if known[host.address].identity is None and host.identity is not None:
+            known[host.address].identity = host.identity
 
 
 def _run_stages(

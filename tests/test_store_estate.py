@@ -188,3 +188,21 @@ def test_a_verdict_decided_after_the_assessment_does_not_change_it_and_the_repor
         assert r"1 verdict\(s\) decided since" in render(again, "md")
         fresh = build_report(store, scan_id, reassess=True)
         assert fresh["devices"][0]["verdict"] == "OPEN" and fresh["verdicts_not_assessed"] == 0
+
+
+def test_device_settings_keep_their_not_verified_codes_through_the_store(tmp_path: Path) -> None:
+    """The verdict logic decides on codes: settings read back from the store must carry the
+    same reasons, not English sentences (which would come back as undecidable legacy text)."""
+    from camaudit.model.settings import DeviceSettings
+
+    reasons = [Reason("auth_required", {"what": "ISAPI cloud platform", "read": "isapi:EZVIZ", "port": 80}),
+               Reason("onvif_no_service", {"ports": "80, 8000", "count": 2})]
+    settings = DeviceSettings("10.6.0.2", gateway=["10.6.0.1"], not_verified=list(reasons))
+    with open_store(tmp_path / "s.db") as store:
+        scan_id = store.start_scan(targets=["10.6.0.0/24"])
+        store.add_device_settings(scan_id, settings)
+        back = store.device_settings(scan_id)["10.6.0.2"]
+        assert back.not_verified == reasons
+        assert back == settings
+        [row] = store.db.query("select not_verified from device_settings where scan_id = ?", [scan_id])
+        assert json.loads(row["not_verified"])[0]["code"] == "auth_required"

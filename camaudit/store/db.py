@@ -27,6 +27,7 @@ import sqlite_utils
 from ..config import STALE_AFTER
 from ..errors import StoreError, UsageError
 from ..model import Identity, Observation, Scan
+from ..model.settings import DeviceSettings
 from .schema import REQUIRED_TABLES, migrations
 
 log = logging.getLogger(__name__)
@@ -255,12 +256,12 @@ class Store:
 
         observations.add_problems(self, scan_id, address, problems)
 
-    def add_device_settings(self, scan_id: str, settings: dict[str, Any]) -> None:
+    def add_device_settings(self, scan_id: str, settings: DeviceSettings | dict[str, Any]) -> None:
         from . import observations
 
         observations.add_device_settings(self, scan_id, settings)
 
-    def device_settings(self, scan_id: str) -> dict[str, dict[str, Any]]:
+    def device_settings(self, scan_id: str) -> dict[str, DeviceSettings]:
         from . import observations
 
         return observations.device_settings(self, scan_id)

@@ -9,6 +9,7 @@ from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
 from ..model import OBSERVATION_KINDS, Host, Identity, Observation, SignatureHit, utc_now
+from ..model.settings import DeviceSettings
 
 if TYPE_CHECKING:
     from .db import Store
@@ -82,22 +83,27 @@ def add_problems(store: Store, scan_id: str, address: str, problems: Sequence[st
         merged = known + [p for p in problems if p not in known]
         db.table("hosts").update((scan_id, address), {"problems": json.dumps(merged), "last_seen": now})
 
-def add_device_settings(store: Store, scan_id: str, settings: dict[str, Any]) -> None:
-    """Record one device's self-reported settings (``DeviceSettings.to_json()``)."""
-    row = {"scan_id": scan_id, "address": settings["address"], "read_at": utc_now()}
-    for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
-        row[key] = json.dumps(settings.get(key), sort_keys=True, default=str)
+def add_device_settings(store: Store, scan_id: str, settings: DeviceSettings | dict[str, Any]) -> None:
+    """Record one device's self-reported settings. Not-verified reads are kept as their codes
+    (flat reasons), which the verdict logic decides on; the words are the report layer's."""
+    doc = settings.to_json() if isinstance(settings, DeviceSettings) else DeviceSettings.from_json(settings).to_json()
+    row = {"scan_id": scan_id, "address": doc["address"], "read_at": utc_now()}
+    for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "details"):
+        row[key] = json.dumps(doc.get(key), sort_keys=True, default=str)
+    row["not_verified"] = json.dumps(doc["not_verified_codes"], sort_keys=True, default=str)
     with store.write() as db:
         db.table("device_settings").upsert(row, pk=("scan_id", "address"))
 
-def device_settings(store: Store, scan_id: str) -> dict[str, dict[str, Any]]:
-    """address -> the settings recorded for it in this scan."""
-    result: dict[str, dict[str, Any]] = {}
+
+def device_settings(store: Store, scan_id: str) -> dict[str, DeviceSettings]:
+    """address -> the settings recorded for it in this scan (a 0.1 store's English sentences
+    come back as legacy reasons)."""
+    result: dict[str, DeviceSettings] = {}
     for row in store.db.query("select * from device_settings where scan_id = ?", [scan_id]):
-        doc = {"address": row["address"]}
+        doc: dict[str, Any] = {"address": row["address"]}
         for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
             doc[key] = json.loads(row[key]) if row[key] is not None else None
-        result[row["address"]] = doc
+        result[row["address"]] = DeviceSettings.from_json(doc)
     return result
 
 
@@ -204,7 +210,7 @@ def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
             device_ids[row["address"]] = row["device_id"]
     for address, settings in device_settings(store, scan_id).items():
         if address in found:
-            found[address].settings = settings
+            found[address].settings = settings.to_json()
     return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
 
 
