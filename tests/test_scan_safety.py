@@ -209,3 +209,31 @@ def test_a_stale_threshold_that_a_live_scan_could_miss_is_refused() -> None:
     with pytest.raises(ConfigError, match="stale_after .* more than twice heartbeat_interval"):
         load_config(heartbeat_interval=5.0, stale_after=8.0)
     assert load_config(heartbeat_interval=0.5, stale_after=3.0).stale_after == 3.0
+
+
+def test_a_killed_scan_is_identified_and_assessed_by_the_command_that_marks_it(tmp_path: Path) -> None:
+    """Issue 11 item 7 on the stale path: a scan whose process died (status still running, its
+    evidence stored, nothing identified) says what it saw once a later command marks it."""
+    from camaudit.model import Observation
+    from camaudit.store import assessments as stored_assessments
+
+    db = tmp_path / "killed.db"
+    with open_store(db) as store:
+        scan_id = store.start_scan(targets=["10.7.0.0/24"], config={"sweep_only": False})
+        store.add_services(scan_id, [("10.7.0.2", 80), ("10.7.0.2", 8000)])
+        store.add_observations(scan_id, [
+            Observation("10.7.0.2", "http_server", "App-webs/", 80, "http"),
+            Observation("10.7.0.2", "http_www_authenticate", 'Digest realm="IP Camera(21388)"', 80, "http"),
+        ])
+        old = (dt.datetime.now(dt.UTC) - dt.timedelta(minutes=10)).isoformat()
+        store.db.execute("update scans set heartbeat_at = ?, started_at = ? where id = ?", [old, old, scan_id])
+        store.db.conn.commit()
+    res = subprocess.run([sys.executable, "-m", "camaudit", "scans", "--db", str(db), "--json"],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    [entry] = json.loads(res.stdout)["scans"]
+    assert entry["status"] == "interrupted" and any("no heartbeat since" in n for n in entry["notes"])
+    with open_store(db) as store:
+        [host] = store.hosts_of_scan(scan_id)
+        assert host["identity"]["vendor"] == "hikvision"
+        assert stored_assessments.latest_assessment(store, scan_id) is not None
