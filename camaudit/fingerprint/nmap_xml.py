@@ -75,6 +75,10 @@ def _host(element: Any) -> NmapHost | None:
 
     if mac:
         add("mac", mac.lower())
+    hostnames = element.find("hostnames")
+    for name_el in hostnames.findall("hostname") if hostnames is not None else []:
+        add("hostname", name_el.get("name", ""))
+        break  # the first name nmap gives (user-set before PTR) is the one people know the host by
     for port_el in element.iter("port"):
         state = port_el.find("state")
         if state is None or state.get("state") != "open":
