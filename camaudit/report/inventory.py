@@ -19,7 +19,7 @@ from ..model.verdicts import english
 from ..policy import Policy, severity_rank
 from ..store import Store
 from ..store import devices as stored_devices
-from ..store.observations import observations_of_scan
+from ..store.observations import observations_of_scan, open_services
 from .csv_report import safe_cell, write_csv
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
@@ -37,6 +37,9 @@ _SERVICE_OF_KIND = {
     "http_body": "http", "favicon_mmh3": "http", "favicon_md5": "http", "tls_cert": "https",
     "rtsp_server": "rtsp", "rtsp_www_authenticate": "rtsp", "rtsp_response": "rtsp",
     "telnet_banner": "telnet", "ftp_banner": "ftp", "isapi_device_info": "http", "dahua_cgi": "http",
+    # discovery answers: the UDP port answered, so the service is open
+    "sadp": "sadp", "dhip": "dhip", "onvif_probe_match": "ws-discovery", "mdns": "mdns", "upnp": "ssdp",
+    "snmp_sysdescr": "snmp",
 }  # fmt: skip
 #: Evidence that arrives by UDP (the discovery protocols), so its port is a UDP port.
 UDP_KINDS = frozenset({"sadp", "dhip", "onvif_probe_match", "mdns", "upnp", "snmp_sysdescr"})
@@ -147,6 +150,9 @@ def _services_and_hostnames(store: Store, scan_id: str) -> tuple[dict[str, dict[
     and the host name nmap or a device reported."""
     services: dict[str, dict[tuple[str, int], str]] = {}
     hostnames: dict[str, str] = {}
+    for address, open_ports in open_services(store, scan_id).items():
+        for proto_port in open_ports:
+            services.setdefault(address, {}).setdefault(proto_port, "")
     for obs in observations_of_scan(store, scan_id):
         if obs.kind == "hostname" and obs.value.strip():
             hostnames.setdefault(obs.address, obs.value.strip())
