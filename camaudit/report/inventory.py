@@ -20,6 +20,7 @@ from ..policy import Policy, severity_rank
 from ..store import Store
 from ..store import devices as stored_devices
 from ..store.observations import observations_of_scan, open_services
+from .address_history import UDP_KINDS
 from .csv_report import safe_cell, write_csv
 
 INVENTORY_COLUMNS: tuple[str, ...] = (
@@ -41,8 +42,7 @@ _SERVICE_OF_KIND = {
     "sadp": "sadp", "dhip": "dhip", "onvif_probe_match": "ws-discovery", "mdns": "mdns", "upnp": "ssdp",
     "snmp_sysdescr": "snmp",
 }  # fmt: skip
-#: Evidence that arrives by UDP (the discovery protocols), so its port is a UDP port.
-UDP_KINDS = frozenset({"sadp", "dhip", "onvif_probe_match", "mdns", "upnp", "snmp_sysdescr"})
+
 
 FORMATS = ("csv", "json", "xlsx")
 
