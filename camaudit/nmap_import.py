@@ -52,11 +52,13 @@ class ImportResult:
                 "findings": len(self.findings), "notes": self.notes}  # fmt: skip
 
 
-def import_nmap(store: Store, path: str, *, site: str | None = None, policy_path: str | None = None) -> ImportResult:
+def import_nmap(store: Store, path: str, *, site: str | None = None, policy_path: str | None = None,
+                run: NmapRun | None = None) -> ImportResult:
     """Record the nmap XML file ``path`` as a complete scan of ``site``; identify and assess it.
+    ``run`` is the file already read (:func:`parse_run_file`), to check it before a store opens.
 
     Raises :class:`InputError` (nothing recorded) for a file that cannot be used."""
-    run = parse_run_file(path)
+    run = run if run is not None else parse_run_file(path)
     hosts = [h for h in run.hosts if h.open_ports() or any(o.kind == "mac" for o in h.observations)]
     if len(run.hosts) > MAX_IMPORT_HOSTS:
         raise InputError(f"{path} lists {len(run.hosts):,} hosts; camaudit imports at most {MAX_IMPORT_HOSTS:,} from one file")

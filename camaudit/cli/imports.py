@@ -27,11 +27,14 @@ def import_nmap(file: str, db_path: str, site: str | None, policy_path: str | No
 
         nmap -sV -p 80,443,554,8000,37777 10.20.0.0/24 -oX cams.xml && camaudit import nmap cams.xml --db audit.db
     """
+    from ..fingerprint.nmap_xml import parse_run_file
     from ..model import count_by_severity
     from ..nmap_import import import_nmap as record
 
+    site_name = resolve_site(site)
+    run = parse_run_file(file)  # a file that is not usable nmap XML is refused before a store is created
     with open_store(db_path) as store:
-        result = record(store, file, site=resolve_site(site), policy_path=policy_path)
+        result = record(store, file, site=site_name, policy_path=policy_path, run=run)
     if as_json:
         print_json(result.to_json())
         return 0

@@ -9,6 +9,7 @@ certificates and favicons when their scripts ran, the raw responses that nmap ke
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ _FP_RESPONSE = re.compile(r'r\(([A-Za-z0-9_]+),([0-9A-Fa-f]+),"((?:[^"\\]|\\.)*)
 _FP_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
 _FAVICON_MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
 _SIMPLE_ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "0": "\0"}
+_PROTOCOLS = frozenset({"tcp", "udp", "sctp"})
 
 
 @dataclass(slots=True)
@@ -115,7 +117,7 @@ def _host(element: Any) -> NmapHost | None:
     for addr in element.findall("address"):
         kind = addr.get("addrtype")
         if kind in ("ipv4", "ipv6") and address is None:
-            address = addr.get("addr")
+            address = _ip(addr.get("addr"))
         elif kind == "mac":
             mac = addr.get("addr")
     if not address:
@@ -141,6 +143,8 @@ def _host(element: Any) -> NmapHost | None:
             port = int(port_el.get("portid", ""))
         except ValueError:
             continue
+        if protocol not in _PROTOCOLS or not 0 <= port <= 65535:
+            continue  # not a port: a damaged or hostile file
         add("open_port", f"{protocol}/{port}", port)
         service = port_el.find("service")
         name = service.get("name", "") if service is not None else ""
@@ -159,6 +163,14 @@ def _host(element: Any) -> NmapHost | None:
             for kind, value in _script_observations(script, name):
                 add(kind, value, port)
     return host
+
+
+def _ip(text: str | None) -> str | None:
+    """The address in its canonical form, or None when it is not an IP address."""
+    try:
+        return str(ipaddress.ip_address((text or "").strip()))
+    except ValueError:
+        return None
 
 
 def service_fingerprint_responses(fingerprint: str) -> list[tuple[str, str]]:
