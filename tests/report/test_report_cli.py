@@ -166,3 +166,17 @@ def test_inventory_export_has_site_times_vendor_services_and_readable_verdict(la
     header = run("export", "inventory", "--db", db, "--format", "csv", "-o", "-", cwd=tmp_path).stdout.splitlines()[0].split(",")
     for column in ("site", "first_seen", "last_seen", "mac_vendor", "hostname", "open_services", "verdict_text"):
         assert column in header
+
+
+def test_show_address_gives_the_verdict_of_each_scan(lab_db: LabDb) -> None:
+    """The lab's Hikvision at 10.20.0.11: CLOSED in the first scan, INCONCLUSIVE in the latest,
+    a firmware change between them; one grouped view, not a bare line per scan."""
+    shown = run("show", "10.20.0.11", "--db", str(lab_db.path))
+    assert shown.returncode == 0, shown.stderr
+    verdicts = shown.stdout.split("\negress verdict\n")[1].split("\n\n")[0].splitlines()
+    assert len(verdicts) == 2
+    assert f"scan {lab_db.latest[:8]}  INCONCLUSIVE" in verdicts[0] and f"scan {lab_db.first[:8]}  CLOSED" in verdicts[1]
+    identity = shown.stdout.split("\nidentity\n")[1].split("\n\n")[0]
+    assert "V5.4.0 build 160530" in identity and "V5.2.0 build 140721" in identity
+    doc = json.loads(run("show", "10.20.0.11", "--db", str(lab_db.path), "--json").stdout)
+    assert [v["verdict"] for v in doc["summary"]["verdicts"]] == ["INCONCLUSIVE", "CLOSED"]
