@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "export": ("report", "export", "Export the device inventory, OCSF findings or Datasette metadata."),
     "assess": ("report", "assess", "Assess a scan afresh: a new, frozen assessment (reports show the latest)."),
     "diff": ("report", "diff", "What changed between two scans."),
+    "import": ("imports", "import_group", "Record another tool's scan (nmap XML) as a camaudit scan."),
     "register": ("report", "register", "Import or list the declared asset register."),
     "schedule": ("report", "schedule", "Print systemd units or a crontab line for scheduled audits."),
     "discover": ("discover", "discover", "List what answers camera discovery (ONVIF, SADP, DHIP, ARP)."),

@@ -109,17 +109,30 @@ def report(
     return 0
 
 
+def _to_stdout(data: bytes | str, *, binary_kind: str | None = None) -> None:
+    """Write an export to stdout (``-o -``). A binary format is refused on a terminal, where it
+    would only garble the screen."""
+    if isinstance(data, bytes) and binary_kind is not None and sys.stdout.isatty():
+        raise UsageError(f"{binary_kind} is binary: redirect stdout to a file (-o - > file) or name a file with -o")
+    sys.stdout.flush()
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    sys.stdout.buffer.write(data)
+    sys.stdout.buffer.flush()
+
+
 @click.command()
 @click.argument("what", type=click.Choice(["inventory", "findings", "datasette-metadata"]))
 @DB_OPTION
 @SCAN_OPTION
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "xlsx"]), help="Default: from the file name.")
-@click.option("-o", "--output", "output", required=True, help="The file to write.")
+@click.option("-o", "--output", "output", required=True, help="The file to write, or - for stdout (then name --format).")
 @POLICY_OPTION
 def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str, policy_path: str | None) -> int:
     """Export from the store: the device inventory (one row per device: csv, json or xlsx),
-    the findings as OCSF Compliance Findings (json or jsonl), or the Datasette metadata that
-    describes every table and column (json).
+    the findings as OCSF events (json or jsonl: CVE findings as Vulnerability Findings, policy
+    findings as Compliance Findings), or the Datasette metadata that describes every table and
+    column (json). With -o - the export goes to stdout.
 
     Examples:
 
@@ -127,30 +140,41 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
 
         camaudit export findings --db audit.db -o findings.json
 
+        camaudit export inventory --db audit.db --format csv -o - | column -s, -t
+
         camaudit export datasette-metadata --db audit.db -o metadata.json && datasette audit.db -m metadata.json
     """
     from ..report import write_atomically
 
-    fmt = fmt or Path(output).suffix.lower().lstrip(".") or None
+    stdout = output == "-"
+    fmt = fmt or (None if stdout else Path(output).suffix.lower().lstrip(".") or None)
     if what == "datasette-metadata":
         from ..report.datasette import metadata_for
 
         if fmt not in (None, "json"):
             raise UsageError("the Datasette metadata is JSON")
         open_store(db_path, create=False).close()  # metadata for a missing or foreign file helps nobody
-        write_atomically(output, json.dumps(metadata_for(db_path), indent=2) + "\n")
-        click.echo(f"wrote {output}; open with: datasette {db_path} -m {output}", err=True)
+        text = json.dumps(metadata_for(db_path), indent=2) + "\n"
+        if stdout:
+            _to_stdout(text)
+        else:
+            write_atomically(output, text)
+            click.echo(f"wrote {output}; open with: datasette {db_path} -m {output}", err=True)
         return 0
     policy = _policy(policy_path)
     with open_store(db_path, create=False) as store:
         if what == "inventory":
-            from ..report.inventory import FORMATS, inventory_rows, write_inventory
+            from ..report.inventory import FORMATS, inventory_rows, render_inventory, write_inventory
 
             if fmt not in FORMATS:
                 raise UsageError(f"the inventory is written as {', '.join(FORMATS)}; name one with --format")
             rows = inventory_rows(store, scan_ref, policy)
-            write_inventory(rows, fmt, output)
-            click.echo(f"wrote {output}: {len(rows)} rows", err=True)
+            if stdout:
+                _to_stdout(render_inventory(rows, fmt), binary_kind="XLSX" if fmt == "xlsx" else None)
+                click.echo(f"inventory written: {len(rows)} rows", err=True)
+            else:
+                write_inventory(rows, fmt, output)
+                click.echo(f"wrote {output}: {len(rows)} rows", err=True)
             return 0
         from ..assess import current_assessment
         from ..policy import load_policy
@@ -161,8 +185,13 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
         scan = store.scan(scan_ref)
         _, findings = current_assessment(store, scan.id, policy)
     policy = policy or load_policy()
-    write_atomically(output, render_ocsf(findings, policy, time=scan.finished_at or scan.started_at, lines=fmt == "jsonl"))
-    click.echo(f"wrote {output}: {len(findings)} findings", err=True)
+    text = render_ocsf(findings, policy, time=scan.finished_at or scan.started_at, lines=fmt == "jsonl")
+    if stdout:
+        _to_stdout(text)
+        click.echo(f"findings written: {len(findings)}", err=True)
+    else:
+        write_atomically(output, text)
+        click.echo(f"wrote {output}: {len(findings)} findings", err=True)
     return 0
 
 

@@ -160,7 +160,7 @@ def scan(
     if as_json:
         print_json(result.to_json())
     else:
-        _print_summary(result.to_json(), db_path)
+        _print_summary(result.to_json() | {"sweep_only": bool(sweep_only)}, db_path)
     if result.status != "complete":
         return 3
     from ..assess import severity_at_least
@@ -201,11 +201,16 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
             *([(host.get("verdict") or {}).get("verdict", "")] if with_verdicts else []),
         )
     console.print(table)
-    vendors = Counter((h.get("identity") or {}).get("vendor", "not identified") for h in doc["hosts"])
-    console.print(
-        f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
-        + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
-    )
+    if doc.get("sweep_only"):
+        # A port inventory identifies nothing by design: its hosts are not "not identified".
+        console.print(f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered "
+                      f"(sweep only: no identification was attempted)")
+    else:
+        vendors = Counter((h.get("identity") or {}).get("vendor", "not identified") for h in doc["hosts"])
+        console.print(
+            f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
+            + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
+        )
     if doc.get("egress"):
         egress = doc["egress"]
         console.print(f"egress from this vantage: {egress['verdict']}" + (
@@ -250,13 +255,18 @@ def scans(db_path: str, as_json: bool, limit: int, stale_after: float, site: str
     from rich.console import Console
     from rich.table import Table
 
+    terminal = sys.stdout.isatty()
     table = Table()
     for column in ("scan id", "site", "started", "status", "targets", "addresses", "hosts"):
-        table.add_column(column)
+        # Ids are what the next command needs: never cut, whatever the width.
+        table.add_column(column, no_wrap=column in ("scan id", "started"), overflow="fold",
+                         min_width=36 if column == "scan id" else None)
     for row in rows:
-        table.add_row(row.id, row.site, row.started_at[:19].replace("T", " "), row.status, " ".join(row.targets)[:40],
-                      f"{row.addresses_scanned:,}", str(row.hosts))
-    Console().print(table)
+        targets = " ".join(row.targets)
+        table.add_row(row.id, row.site, row.started_at[:19].replace("T", " "), row.status,
+                      targets[:40] if terminal else targets, f"{row.addresses_scanned:,}", str(row.hosts))
+    # A pipe or a file is read by scripts and grep: no terminal width applies there.
+    (Console() if terminal else Console(width=max(200, 120 + max((len(" ".join(r.targets)) for r in rows), default=0)))).print(table)
     return 0
 
 
@@ -286,24 +296,31 @@ def show(ref: str, db_path: str, as_json: bool, stale_after: float, site: str | 
     (of one site with --site: the same address at two sites is two hosts)."""
     with open_store(db_path, create=False, stale_after=stale_after) as store:
         if _is_address(ref):
+            from ..report.address_history import summarise_history
+
             history = store.address_history(ref, site=_site(site))
+            summary = summarise_history(store, history)
             if as_json:
-                print_json({"address": ref, "site": _site(site), "history": history})
+                print_json({"address": ref, "site": _site(site), "history": history, "summary": summary})
             else:
-                _print_history(ref, history)
+                _print_history(ref, history, summary)
             return 0
+        from ..report.address_history import port_label
+        from ..store.scans import scan_settings
+
         row = store.scan(ref, site=_site(site))
         hosts = store.hosts_of_scan(row.id)
+        sweep_only = bool(scan_settings(store, row.id).get("sweep_only"))
     doc = _scan_json(row) | {"hosts": hosts}
     if as_json:
         print_json(doc)
     else:
-        _print_summary({**doc, "scan_id": row.id}, db_path)
+        _print_summary({**doc, "scan_id": row.id, "sweep_only": sweep_only}, db_path)
         for host in hosts:
             click.echo(f"\n{host['address']}  ports {','.join(map(str, host['ports']))}")
             for obs in host["observations"]:
                 value = obs["value"].replace("\r", "").replace("\n", " | ")
-                click.echo(f"  {obs['kind']:<22} {('tcp/' + str(obs['port'])) if obs['port'] else '':<10} {value[:100]}")
+                click.echo(f"  {obs['kind']:<22} {port_label(obs['kind'], obs['port'], obs.get('source')):<10} {value[:100]}")
     return 0
 
 
@@ -315,14 +332,52 @@ def _is_address(text: str) -> bool:
     return True
 
 
-def _print_history(address: str, history: list[dict[str, Any]]) -> None:
+def _one_line(text: Any, limit: int = 100) -> str:
+    return str(text).replace("\r", "").replace("\n", " | ")[:limit]
+
+
+def day(timestamp: str) -> str:
+    """``2026-11-04 09:00`` from a stored timestamp."""
+    return timestamp[:16].replace("T", " ")
+
+
+def _print_history(address: str, history: list[dict[str, Any]], summary: dict[str, Any]) -> None:
+    """The address across scans, grouped: identity, evidence and verdicts, then the scans."""
     if not history:
         click.echo(f"no scan recorded anything for {address}")
         return
+    click.echo(f"{address}: seen in {summary['scans']} scan(s), {day(history[-1]['started_at'])} to {day(history[0]['started_at'])}")
+    click.echo("\nidentity")
+    for group in summary["identities"]:
+        ident = group["identity"]
+        if ident["vendor"] is None:
+            words = "not identified"
+        else:
+            words = " ".join(str(ident[f]) for f in ("vendor", "brand", "model") if ident[f])
+            extra = [str(ident["device_type"])] if ident["device_type"] else []
+            extra += [f"{f} {ident[f]}" for f in ("firmware", "serial") if ident[f]]
+            if group["confidence"] is not None:
+                extra.append(f"confidence {group['confidence']:.2f}")
+            words += f" ({', '.join(extra)})" if extra else ""
+        click.echo(f"  {words}")
+        click.echo(f"    site {group['site']}, {len(group['scans'])} scan(s), {day(group['first_seen'])} to {day(group['last_seen'])}")
+    click.echo("\negress verdict")
+    shown = [v for v in summary["verdicts"] if v["verdict"] is not None]
+    if not shown:
+        click.echo("  none carried (the address was never identified by a camera scan)")
+    for verdict in shown:
+        source = f" ({verdict['source']})" if verdict["source"] else ""
+        words = "no egress verdict recorded" if verdict["verdict"] == "NONE" else verdict["verdict"] + source
+        click.echo(f"  {day(verdict['started_at'])}  scan {verdict['scan_id'][:8]}  {words}")
+    click.echo("\nopen ports")
+    click.echo("  " + (", ".join(f"{p['port']} ({p['scans']} of {summary['scans']})" for p in summary["ports"]) or "none"))
+    click.echo("\nevidence")
+    if not summary["evidence"]:
+        click.echo("  none recorded")
+    for item in summary["evidence"]:
+        click.echo(f"  {item['kind']:<22} {item['port']:<10} {_one_line(item['value'])}  [{item['scans']} of {summary['scans']} scans]")
+    click.echo("\nscans")
     for entry in history:
         host = entry["host"] or {}
-        ident = host.get("identity") or {}
-        click.echo(
-            f"{entry['started_at'][:19].replace('T', ' ')}  scan {entry['scan_id']}  {entry['site']:<10} {entry['status']:<11} "
-            f"ports {','.join(map(str, host.get('ports', [])))}  {ident.get('vendor', '')} {ident.get('model') or ''}"
-        )
+        click.echo(f"  {day(entry['started_at'])}  scan {entry['scan_id']}  {entry['site']:<10} {entry['status']:<11} "
+                   f"ports {','.join(map(str, host.get('ports', []))) or '-'}")

@@ -9,6 +9,7 @@ certificates and favicons when their scripts ran, the raw responses that nmap ke
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -25,6 +26,7 @@ _FP_RESPONSE = re.compile(r'r\(([A-Za-z0-9_]+),([0-9A-Fa-f]+),"((?:[^"\\]|\\.)*)
 _FP_ESCAPE = re.compile(r"\\(x[0-9A-Fa-f]{2}|.)", re.S)
 _FAVICON_MD5 = re.compile(r"\b([0-9a-fA-F]{32})\b")
 _SIMPLE_ESCAPES = {"r": "\r", "n": "\n", "t": "\t", "0": "\0"}
+_PROTOCOLS = frozenset({"tcp", "udp", "sctp"})
 
 
 @dataclass(slots=True)
@@ -32,9 +34,39 @@ class NmapHost:
     address: str
     observations: list[Observation] = field(default_factory=list)
 
+    def open_ports(self) -> list[tuple[str, int]]:
+        """(protocol, port) of every open port nmap found."""
+        found = []
+        for obs in self.observations:
+            if obs.kind == "open_port" and obs.port is not None:
+                found.append((obs.value.partition("/")[0] or "tcp", obs.port))
+        return found
+
+
+@dataclass(slots=True)
+class NmapRun:
+    """One nmap run: its hosts, and what the file says about the run itself (all untrusted)."""
+
+    hosts: list[NmapHost]
+    args: str = ""
+    version: str = ""
+    started: int | None = None  # epoch seconds, as nmap wrote them
+    finished: int | None = None
+    hosts_total: int | None = None
+
+
+#: Longest nmap command line kept (in the scan's notes and settings).
+MAX_ARGS_CHARS = 500
+
 
 def parse_file(path: str) -> list[NmapHost]:
     """Read an nmap XML file; :class:`InputError` with a one-line reason when it cannot be used."""
+    return parse_run_file(path).hosts
+
+
+def parse_run_file(path: str) -> NmapRun:
+    """Read an nmap XML file as a run; :class:`InputError` with a one-line reason when it
+    cannot be used."""
     try:
         with open(path, "rb") as handle:
             data = handle.read(MAX_XML_BYTES + 1)
@@ -42,18 +74,41 @@ def parse_file(path: str) -> list[NmapHost]:
         raise InputError(f"cannot read nmap XML {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_XML_BYTES:
         raise InputError(f"nmap XML {path} is larger than {MAX_XML_BYTES // (1024 * 1024)} MiB")
-    return parse(data, origin=path)
+    return parse_run(data, origin=path)
 
 
 def parse(data: bytes | str, origin: str = "nmap XML") -> list[NmapHost]:
     """Hosts and their observations from nmap XML text."""
+    return parse_run(data, origin).hosts
+
+
+def parse_run(data: bytes | str, origin: str = "nmap XML") -> NmapRun:
+    """The run and its hosts from nmap XML text."""
     try:
         root = SafeET.fromstring(data)
     except Exception as exc:  # noqa: BLE001 - malformed or hostile XML: one clear message
-        raise InputError(f"{origin} is not valid nmap XML: {exc}") from exc
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        raise InputError(f"{origin} is not valid nmap XML: {reason}") from exc
     if root.tag != "nmaprun":
-        raise InputError(f"{origin} is not nmap XML (root element <{root.tag}>, expected <nmaprun>)")
-    return [host for host in (_host(el) for el in root.iter("host")) if host is not None]
+        raise InputError(f"{origin} is not nmap XML (root element <{str(root.tag)[:40]}>, expected <nmaprun>)")
+    hosts = [host for host in (_host(el) for el in root.iter("host")) if host is not None]
+    finished = root.find("runstats/finished")
+    total = root.find("runstats/hosts")
+    return NmapRun(
+        hosts=hosts,
+        args=" ".join((root.get("args") or "").split())[:MAX_ARGS_CHARS],
+        version=(root.get("version") or "")[:40],
+        started=_epoch(root.get("start")),
+        finished=_epoch(finished.get("time")) if finished is not None else None,
+        hosts_total=_epoch(total.get("total")) if total is not None else None,
+    )
+
+
+def _epoch(text: str | None) -> int | None:
+    """A non-negative integer attribute (epoch seconds, a count), or None."""
+    if text is None or not text.strip().isdigit() or len(text.strip()) > 12:
+        return None
+    return int(text.strip())
 
 
 def _host(element: Any) -> NmapHost | None:
@@ -62,7 +117,7 @@ def _host(element: Any) -> NmapHost | None:
     for addr in element.findall("address"):
         kind = addr.get("addrtype")
         if kind in ("ipv4", "ipv6") and address is None:
-            address = addr.get("addr")
+            address = _ip(addr.get("addr"))
         elif kind == "mac":
             mac = addr.get("addr")
     if not address:
@@ -75,6 +130,10 @@ def _host(element: Any) -> NmapHost | None:
 
     if mac:
         add("mac", mac.lower())
+    hostnames = element.find("hostnames")
+    for name_el in hostnames.findall("hostname") if hostnames is not None else []:
+        add("hostname", name_el.get("name", ""))
+        break  # the first name nmap gives (user-set before PTR) is the one people know the host by
     for port_el in element.iter("port"):
         state = port_el.find("state")
         if state is None or state.get("state") != "open":
@@ -84,6 +143,8 @@ def _host(element: Any) -> NmapHost | None:
             port = int(port_el.get("portid", ""))
         except ValueError:
             continue
+        if protocol not in _PROTOCOLS or not 0 <= port <= 65535:
+            continue  # not a port: a damaged or hostile file
         add("open_port", f"{protocol}/{port}", port)
         service = port_el.find("service")
         name = service.get("name", "") if service is not None else ""
@@ -102,6 +163,14 @@ def _host(element: Any) -> NmapHost | None:
             for kind, value in _script_observations(script, name):
                 add(kind, value, port)
     return host
+
+
+def _ip(text: str | None) -> str | None:
+    """The address in its canonical form, or None when it is not an IP address."""
+    try:
+        return str(ipaddress.ip_address((text or "").strip()))
+    except ValueError:
+        return None
 
 
 def service_fingerprint_responses(fingerprint: str) -> list[tuple[str, str]]:

@@ -38,6 +38,8 @@ OBSERVATION_KINDS: frozenset[str] = frozenset(
         "ftp_banner",
         # nmap -sV's own service match ("product=...; version=...; ..."), from --nmap-xml input
         "nmap_service",
+        # a host name the network gave for the address (nmap's reverse DNS or user-set name)
+        "hostname",
     }
 )
 

@@ -163,6 +163,16 @@ def observations_of_scan(store: Store, scan_id: str) -> list[Observation]:
     return found
 
 
+def open_services(store: Store, scan_id: str) -> dict[str, list[tuple[str, int]]]:
+    """Every open (protocol, port) of each address of a scan, UDP included (an imported nmap
+    -sU run records UDP ports; camaudit's own sweep records TCP)."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for row in store.db.query("select address, proto, port from services where scan_id = ? order by port, proto",
+                              [scan_id]):
+        found.setdefault(row["address"], []).append((row["proto"], row["port"]))
+    return found
+
+
 def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
     rows = store.db.query("select address from hosts where scan_id = ?", [scan_id])
     return sorted((r["address"] for r in rows), key=_address_sort_key)

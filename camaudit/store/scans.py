@@ -46,14 +46,17 @@ def ensure_site(db: Any, site: str, segments: Sequence[str] = ()) -> None:
 
 def start_scan(store: Store, *, targets: Sequence[str], exclude: Sequence[str] = (),
                config: dict[str, Any] | None = None, config_hash: str = "", addresses: int = 0,
-               site: str | None = None) -> str:
+               site: str | None = None, started_at: str | None = None) -> str:
+    """Record a new running scan. ``started_at`` is for evidence gathered earlier by another
+    tool (an imported nmap run); a scan camaudit runs starts now."""
     scan_id = str(uuid.uuid4())
     site = site or DEFAULT_SITE
     now = utc_now()
+    started_at = started_at or now
     with store.write() as db:
         ensure_site(db, site, targets)
         db.table("scans").insert({
-            "id": scan_id, "site": site, "started_at": now, "finished_at": None, "status": "running",
+            "id": scan_id, "site": site, "started_at": started_at, "finished_at": None, "status": "running",
             "heartbeat_at": now, "targets": json.dumps(list(targets)), "exclude": json.dumps(list(exclude)),
             "config_hash": config_hash, "config": json.dumps(config or {}, sort_keys=True, default=str),
             "camaudit_version": __version__, "host": socket.gethostname(), "addresses_scanned": addresses,
@@ -62,12 +65,13 @@ def start_scan(store: Store, *, targets: Sequence[str], exclude: Sequence[str] =
     return scan_id
 
 
-def finish_scan(store: Store, scan_id: str, status: str, *, notes: Sequence[str] = (), error: str | None = None) -> None:
+def finish_scan(store: Store, scan_id: str, status: str, *, notes: Sequence[str] = (), error: str | None = None,
+                finished_at: str | None = None) -> None:
     if status not in SCAN_STATUSES:
         raise ValueError(f"unknown scan status {status!r}")
     with store.write() as db:
-        db.table("scans").update(
-            scan_id, {"status": status, "finished_at": utc_now(), "notes": json.dumps(list(notes)), "error": error})
+        db.table("scans").update(scan_id, {"status": status, "finished_at": finished_at or utc_now(),
+                                           "notes": json.dumps(list(notes)), "error": error})
 
 
 def add_note(store: Store, scan_id: str, note: str) -> None:
@@ -93,6 +97,13 @@ def scan_from_row(row: dict[str, Any], stale: dict[str, str] | None = None) -> S
 
 
 # -- heartbeats and killed scans ------------------------------------------------------------------
+
+
+def scan_with_config_hash(store: Store, site: str, config_hash: str) -> Scan | None:
+    """The latest scan of ``site`` recorded with ``config_hash`` (an imported file's digest)."""
+    rows = list(store.db.query("select * from scans where site = ? and config_hash = ? order by started_at desc limit 1",
+                               [site, config_hash]))
+    return scan_from_row(rows[0], store.stale) if rows else None
 
 
 def scan_settings(store: Store, scan_id: str) -> dict[str, Any]:

@@ -120,3 +120,63 @@ def test_a_demo_database(tmp_path: Path) -> None:
 
     html = write_demo_report(db)
     assert html == tmp_path / "camaudit-demo.html" and f'data-stat="hosts">{hosts}<' in html.read_text()
+
+
+def test_every_export_writes_to_stdout_with_dash(lab_db: LabDb, tmp_path: Path) -> None:
+    """`-o -` is stdout for every export (it once wrote a file named "-"), nothing else on stdout."""
+    openpyxl = pytest.importorskip("openpyxl")
+    db = str(lab_db.path)
+    csv_out = run("export", "inventory", "--db", db, "--format", "csv", "-o", "-", cwd=tmp_path)
+    assert csv_out.returncode == 0, csv_out.stderr
+    assert csv_out.stdout.startswith("scan_id,device_id,address") and csv_out.stdout.count("\n") == 1 + 8
+    inventory = json.loads(run("export", "inventory", "--db", db, "--format", "json", "-o", "-", cwd=tmp_path).stdout)
+    assert len(inventory["inventory"]) == 8
+    xlsx = subprocess.run([*CLI, "export", "inventory", "--db", db, "--format", "xlsx", "-o", "-"], capture_output=True,
+                          timeout=120, cwd=tmp_path)  # fmt: skip
+    assert xlsx.returncode == 0 and xlsx.stdout[:2] == b"PK"
+    (tmp_path / "from-stdout.xlsx").write_bytes(xlsx.stdout)
+    assert len(list(openpyxl.load_workbook(tmp_path / "from-stdout.xlsx").active.values)) == 1 + 8
+    events = json.loads(run("export", "findings", "--db", db, "--format", "json", "-o", "-", cwd=tmp_path).stdout)
+    assert len(events) == 13
+    lines = run("export", "findings", "--db", db, "--format", "jsonl", "-o", "-", cwd=tmp_path).stdout.splitlines()
+    assert len(lines) == 13 and all(json.loads(line)["class_uid"] in (2002, 2003) for line in lines)
+    meta = json.loads(run("export", "datasette-metadata", "--db", db, "-o", "-", cwd=tmp_path).stdout)
+    assert "databases" in meta
+    report = run("report", "--db", db, "--format", "md", "-o", "-", "--fail-on", "none", cwd=tmp_path)
+    assert report.returncode == 0 and report.stdout.startswith("# ")
+    assert not (tmp_path / "-").exists(), "no file named '-' is ever written"
+    no_format = run("export", "inventory", "--db", db, "-o", "-", cwd=tmp_path)
+    assert no_format.returncode == 2 and "name one with --format" in no_format.stderr
+
+
+def test_inventory_export_has_site_times_vendor_services_and_readable_verdict(lab_db: LabDb, tmp_path: Path) -> None:
+    db = str(lab_db.path)
+    rows = json.loads(run("export", "inventory", "--db", db, "--format", "json", "-o", "-", cwd=tmp_path).stdout)["inventory"]
+    by_address = {r["address"]: r for r in rows}
+    hik = by_address["10.20.0.11"]
+    assert hik["site"] == "default" and hik["first_seen"] and hik["last_seen"] and hik["first_seen"] <= hik["last_seen"]
+    assert "hikvision" in (hik["mac_vendor"] or "").lower(), "the MAC's IEEE registrant"
+    assert "tcp/80 http" in hik["open_services"] and "tcp/554" in " ".join(hik["open_services"])
+    assert "hostname" in hik
+    opened = by_address["10.20.0.15"]
+    assert opened["verdict"] == "OPEN" and opened["verdict_text"].startswith("OPEN (")
+    inconclusive = next(r for r in rows if r["verdict"] == "INCONCLUSIVE")
+    assert "missing:" in inconclusive["verdict_text"]
+    assert by_address["10.20.0.30"]["verdict_text"] == "not found by this scan"
+    header = run("export", "inventory", "--db", db, "--format", "csv", "-o", "-", cwd=tmp_path).stdout.splitlines()[0].split(",")
+    for column in ("site", "first_seen", "last_seen", "mac_vendor", "hostname", "open_services", "verdict_text"):
+        assert column in header
+
+
+def test_show_address_gives_the_verdict_of_each_scan(lab_db: LabDb) -> None:
+    """The lab's Hikvision at 10.20.0.11: CLOSED in the first scan, INCONCLUSIVE in the latest,
+    a firmware change between them; one grouped view, not a bare line per scan."""
+    shown = run("show", "10.20.0.11", "--db", str(lab_db.path))
+    assert shown.returncode == 0, shown.stderr
+    verdicts = shown.stdout.split("\negress verdict\n")[1].split("\n\n")[0].splitlines()
+    assert len(verdicts) == 2
+    assert f"scan {lab_db.latest[:8]}  INCONCLUSIVE" in verdicts[0] and f"scan {lab_db.first[:8]}  CLOSED" in verdicts[1]
+    identity = shown.stdout.split("\nidentity\n")[1].split("\n\n")[0]
+    assert "V5.4.0 build 160530" in identity and "V5.2.0 build 140721" in identity
+    doc = json.loads(run("show", "10.20.0.11", "--db", str(lab_db.path), "--json").stdout)
+    assert [v["verdict"] for v in doc["summary"]["verdicts"]] == ["INCONCLUSIVE", "CLOSED"]

@@ -107,25 +107,56 @@ def test_xlsx_never_holds_a_formula(tmp_path: Path) -> None:
     assert cell_.data_type == "s" and cell_.value.startswith("'=")
 
 
-def test_findings_as_ocsf_compliance_findings(lab_db: LabDb) -> None:
+def test_findings_as_ocsf_compliance_and_vulnerability_findings(lab_db: LabDb) -> None:
     policy = load_policy()
     with open_store(lab_db.path) as store:
         findings = evaluate(scan_view(store, lab_db.latest), policy)
     events = json.loads(render_ocsf(findings, policy, time="2026-11-04T09:00:00+00:00"))
     assert len(events) == len(findings) == 13
     for event in events:
-        assert (event["class_uid"], event["category_uid"], event["type_uid"]) == (2003, 2, 200301)
-        assert event["compliance"]["status_id"] in (1, 2, 3) and event["severity_id"] in range(1, 6)
-        assert event["time"] == 1793782800000
+        assert event["metadata"]["version"] == "1.5.0", "a released OCSF version, not a -dev one"
+        assert event["category_uid"] == 2 and event["type_uid"] == event["class_uid"] * 100 + 1
+        assert event["severity_id"] in range(1, 6) and event["time"] == 1793782800000
     by_rule = {e["finding_info"]["types"][0]: e for e in events}
+    cves = [e for e in events if e["finding_info"]["types"][0] == "known-cve"]
+    assert cves and all((e["class_uid"], e["class_name"]) == (2002, "Vulnerability Finding") and "compliance" not in e
+                        for e in cves)  # fmt: skip
+    hik = next(e for e in cves if e["resources"][0]["data"]["ip"] == "10.20.0.11")
+    assert [v["cve"]["uid"] for v in hik["vulnerabilities"]] == ["CVE-2017-7921"]
+    assert hik["vulnerabilities"][0]["vendor_name"] == "hikvision" and hik["vulnerabilities"][0]["remediation"]["desc"]
+    policy_events = [e for e in events if e["finding_info"]["types"][0] != "known-cve"]
+    assert policy_events and all(e["class_uid"] == 2003 and e["compliance"]["status_id"] in (1, 2, 3) for e in policy_events)
     open_ = by_rule["covered-egress-open"]
-    assert (open_["severity_id"], open_["compliance"]["status"]) == (5, "Fail")
+    assert (open_["severity_id"], open_["compliance"]["status_id"]) == (5, 3)
     assert "NDAA FY2019 s.889" in open_["compliance"]["standards"]
-    assert open_["evidences"][0]["device"] == {"uid": "mac:20:bb:bc:00:00:15", "ip": "10.20.0.15", "mac": "20:bb:bc:00:00:15", "vendor_name": "hikvision"}
-    assert by_rule["covered-egress-closed"]["compliance"]["status"] == "Pass"
-    assert by_rule["covered-egress-unverified"]["compliance"]["status"] == "Warning"
+    assert open_["resources"][0]["uid"] == "mac:20:bb:bc:00:00:15"
+    assert open_["resources"][0]["data"] == {"ip": "10.20.0.15", "mac": "20:bb:bc:00:00:15", "vendor_name": "hikvision"}
+    assert by_rule["covered-egress-closed"]["compliance"]["status_id"] == 1
+    assert by_rule["covered-egress-unverified"]["compliance"]["status_id"] == 2
     lines = render_ocsf(findings, policy, lines=True).splitlines()
-    assert len(lines) == 13 and all(json.loads(line)["class_uid"] == 2003 for line in lines)
+    assert len(lines) == 13 and sorted({json.loads(line)["class_uid"] for line in lines}) == [2002, 2003]
+
+
+def test_ocsf_events_validate_against_the_released_schema(lab_db: LabDb) -> None:
+    """Every event validates with py-ocsf-models (OCSF 1.5.0), and no attribute we write is one
+    the schema does not know (pydantic would drop it silently: compare what comes back)."""
+    ocsf = pytest.importorskip("py_ocsf_models")
+    from ocsf_schema import VulnerabilityFinding, unknown_attributes
+    from py_ocsf_models.events.findings.compliance_finding import ComplianceFinding
+
+    assert ocsf.OCSF_VERSION == "1.5.0"
+    policy = load_policy()
+    with open_store(lab_db.path) as store:
+        findings = evaluate(scan_view(store, lab_db.latest), policy)
+    events = json.loads(render_ocsf(findings, policy, time="2026-11-04T09:00:00+00:00"))
+    seen = set()
+    for event in events:
+        model = {2002: VulnerabilityFinding, 2003: ComplianceFinding}[event["class_uid"]]
+        parsed = model.model_validate(event)
+        assert parsed.metadata.version == ocsf.OCSF_VERSION
+        assert unknown_attributes(event, parsed.model_dump(mode="json", exclude_none=True)) == []
+        seen.add(event["class_uid"])
+    assert seen == {2002, 2003}
 
 
 def test_datasette_metadata_describes_every_table_and_column(lab_db: LabDb) -> None:
