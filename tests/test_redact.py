@@ -102,7 +102,7 @@ def test_hostile_input_is_linear(blob: str) -> None:
 
     started = time.monotonic()
     redact(blob)
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 20  # a guard against super-linear blow-up (300 KB quadratic takes minutes), not a speed test
 
 
 # Issue 10 item 8: the shapes vendors use that name-based redaction missed.

@@ -21,6 +21,7 @@ The total time is bounded: sending takes about (datagrams / rate) and the driver
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import fcntl
 import hashlib
@@ -282,10 +283,17 @@ class _Collector:
 
     def handle(self, proto: str, data: bytes, addr: tuple[str | object, ...]) -> None:
         result = self.result
+        source = str(addr[0]).split("%", 1)[0]
+        per_address = (source, proto)
+        if self.kept.get(per_address, 0) >= MAX_ANSWERS_PER_ADDRESS:
+            # A flooding address: dropped unread, before parsing and before it counts towards the
+            # run's MAX_REPLIES, so that it can neither slow the loop down (and overflow the
+            # socket buffer) nor use up the budget that its neighbours' answers need.
+            self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
+            return
         if result.replies >= MAX_REPLIES:
             return
         result.replies += 1
-        source = str(addr[0]).split("%", 1)[0]
         src_port = addr[1] if len(addr) > 1 and isinstance(addr[1], int) else None
         digest = hashlib.blake2b(data, digest_size=16).digest()
         if (proto, source, digest) in self.seen_datagrams:
@@ -301,7 +309,6 @@ class _Collector:
         full_key = (source, proto) + key
         if full_key in self.evidence_keys:
             return  # the same device evidence again (a second answer with a new MessageID)
-        per_address = (source, proto)
         if self.kept.get(per_address, 0) >= MAX_ANSWERS_PER_ADDRESS:
             self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
             return  # a flood: each further answer would become observations in the store
@@ -370,10 +377,17 @@ class _Collector:
         )
 
 
+#: Receive buffer asked for each discovery socket (the kernel caps it at net.core.rmem_max): a
+#: burst of answers from a large segment, or one flooding device, must not crowd out the rest.
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+
 def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         if iface is not None:
             # ip_mreqn {multiaddr, address, ifindex}: pick the interface by index (lab.md 4).
             mreqn = socket.inet_aton("0.0.0.0") * 2 + struct.pack("i", iface.index)
