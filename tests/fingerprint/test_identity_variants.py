@@ -116,3 +116,13 @@ def test_a_title_naming_a_maker_stays_a_weak_hint() -> None:
 @pytest.mark.parametrize("server", ["GoAhead-Webs", "Boa/0.94.14rc21", "mini_httpd/1.19 19dec2003", "lighttpd/1.4.35"])
 def test_generic_embedded_servers_never_name_a_maker(server: str) -> None:
     assert identify([obs("http_server", server, 80)]).vendor == "unknown"
+
+
+def test_a_realm_embedding_a_brands_oui_names_the_brand() -> None:
+    identity = identify([obs("rtsp_www_authenticate", 'Digest realm="588FCF6D2485", nonce="1", stale="FALSE"', 554)])
+    assert (identity.vendor, identity.brand) == ("hikvision", "ezviz")
+
+
+def test_the_login_to_serial_realm_in_other_case_and_spacing() -> None:
+    identity = identify([obs("http_www_authenticate", 'Digest Realm = "login to 6C01E93PAG69A7D", nonce="1"', 80)])
+    assert (identity.vendor, identity.serial) == ("dahua", "6C01E93PAG69A7D")
