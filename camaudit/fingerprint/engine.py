@@ -20,7 +20,8 @@ How evidence combines:
   When such a signature names no maker itself, the OEM lineage (signatures/lineage.yaml) names the
   maker behind the brand, at the signature's own certainty and with the lineage as evidence: a
   Lorex OUI alone is a weak hint of "dahua, brand lorex", not a brand without a maker. A brand
-  whose lineage maker is not established (ANNKE, Swann) names no maker. A brand whose lineage
+  whose lineage maker is not established (ANNKE, Swann) or only inferred (CP PLUS, Intelbras)
+  names no maker. A brand whose lineage
   points at another maker than the winner is a conflict.
 * Model, firmware, serial and device type come from the winning maker's signatures, by source
   (for the model: SADP, DHIP, ISAPI and CGI documents, then ONVIF device information, then the
@@ -121,7 +122,9 @@ def _with_lineage_maker(hit: Hit) -> Hit:
     if not brand or hit.fields.get("vendor"):
         return hit
     entry = lineage().names.get(brand)
-    if entry is None or entry.maker is None:
+    # An inferred lineage (CP PLUS, Intelbras: "OEM (inferred)") is not evidence enough to name a
+    # maker: such brands also sell other makers' products (an Intelbras router is no Dahua device).
+    if entry is None or entry.maker is None or "inferred" in entry.relation:
         return hit
     via = f"lineage: {brand} -> {entry.maker} ({entry.relation}; {entry.source})"
     return Hit(hit.signature, {**hit.fields, "vendor": entry.maker}, hit.observation, via)

@@ -126,3 +126,10 @@ def test_a_realm_embedding_a_brands_oui_names_the_brand() -> None:
 def test_the_login_to_serial_realm_in_other_case_and_spacing() -> None:
     identity = identify([obs("http_www_authenticate", 'Digest Realm = "login to 6C01E93PAG69A7D", nonce="1"', 80)])
     assert (identity.vendor, identity.serial) == ("dahua", "6C01E93PAG69A7D")
+
+
+def test_a_brand_whose_lineage_is_only_inferred_names_no_maker() -> None:
+    """nmap-service-probes line 12008: an Intelbras *router* realm; Intelbras-Dahua is inferred."""
+    realm = 'Basic realm="Roteador Intelbras Wireless"'
+    identity = identify([obs("http_www_authenticate", realm, 80)])
+    assert (identity.vendor, identity.brand, identity.covered) == ("unknown", "intelbras", False)
