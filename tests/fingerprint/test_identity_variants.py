@@ -133,3 +133,15 @@ def test_a_brand_whose_lineage_is_only_inferred_names_no_maker() -> None:
     realm = 'Basic realm="Roteador Intelbras Wireless"'
     identity = identify([obs("http_www_authenticate", realm, 80)])
     assert (identity.vendor, identity.brand, identity.covered) == ("unknown", "intelbras", False)
+
+
+def test_a_brands_own_model_number_names_the_brand() -> None:
+    """Lorex's LNB/LNE/LHV model numbers (reference section 6) on Dahua-structured evidence."""
+    info = json.dumps({"Manufacturer": "Private", "Model": "LNB8005-C", "FirmwareVersion": "2.800.0000000.13.R",
+                       "SerialNumber": "3E00E38PAN00139"})
+    identity = identify([obs("onvif_device_info", info)])
+    assert (identity.vendor, identity.brand, identity.covered) == ("dahua", "lorex", True)
+    scopes = ("onvif://www.onvif.org/location/country/china onvif://www.onvif.org/name/IPC "
+              "onvif://www.onvif.org/hardware/LHV1004 onvif://www.onvif.org/type/Network_Video_Transmitter "
+              "onvif://www.onvif.org/extension/unique_identifier")
+    assert identify([obs("onvif_probe_match", scopes)]).brand == "lorex"
