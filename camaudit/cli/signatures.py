@@ -56,15 +56,20 @@ def verify(files: tuple[str, ...], as_json: bool) -> int:
 @signatures.command("match")
 @click.argument("kind")
 @click.argument("value", default="-")
-def match(kind: str, value: str) -> int:
+@click.option("--why", is_flag=True,
+              help="Explain every signature of the kind: matched, shadowed by an earlier one, or which "
+                   "matcher failed on which part; and the normalised parts the signatures read.")
+@click.option("--signature", "only", metavar="ID", help="With --why, only this signature's rows.")
+def match(kind: str, value: str, why: bool, only: str | None) -> int:
     """Show which signatures match one observation VALUE (or '-' to read it from stdin).
 
     KIND is an observation kind (http_server, sadp, ...) or a signature file whose kind is used.
     Each match is printed as a JSON line: signature id, the kind it read, certainty, extraction.
+    With --why, one JSON line per derived part and per signature says why it did or did not match.
 
     Example:
 
-        echo 'App-webs/' | camaudit signatures match http_server -
+        echo 'App-webs/' | camaudit signatures match http_server - --why
     """
     from ..fingerprint.signatures import SignatureError, default_set, load
     from ..model import OBSERVATION_KINDS
@@ -81,6 +86,19 @@ def match(kind: str, value: str) -> int:
     text = sys.stdin.read() if value == "-" else value
     if value == "-" and text.endswith("\n") and text.count("\n") == 1:
         text = text[:-1]  # `echo VALUE |` adds one newline that is not part of the value
+    if why:
+        from ..fingerprint.explain import explain
+
+        rows = explain(signature_set, kind, text)
+        if only is not None:
+            if not any(s.id == only for s in signature_set.signatures):
+                raise UsageError(f"no signature with id {only!r}; see `camaudit signatures list`")
+            rows = [row for row in rows if row.get("id") == only]
+        for row in rows:
+            click.echo(json.dumps(row, ensure_ascii=False))
+        if not any(row.get("outcome") == "matched" for row in rows):
+            click.echo("no signature matched", err=True)
+        return 0
     hits = signature_set.match_value(kind, text)
     for read_kind, signature, fields in hits:
         click.echo(json.dumps({"id": signature.id, "kind": read_kind, "certainty": signature.certainty,

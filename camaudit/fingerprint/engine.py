@@ -16,10 +16,18 @@ How evidence combines:
   ``confidence = score(winner) * (1 - 0.5 * score(strongest other))``. Without a strong signal,
   makers scored within 0.05 of each other leave the device ``unknown``; so do two makers each
   named by an equally strong signal.
-* A brand comes from signatures that name one (an OUI registered by Lorex, an ONVIF Manufacturer);
-  it never makes a maker by itself. A brand whose lineage points at another maker is a conflict.
-* Model, firmware, serial and device type come from the highest-certainty signature of the winning
-  maker that gives them. ``covered`` and ``advisories`` follow from the result.
+* A brand comes from signatures that name one (an OUI registered by Lorex, an ONVIF Manufacturer).
+  When such a signature names no maker itself, the OEM lineage (signatures/lineage.yaml) names the
+  maker behind the brand, at the signature's own certainty and with the lineage as evidence: a
+  Lorex OUI alone is a weak hint of "dahua, brand lorex", not a brand without a maker. A brand
+  whose lineage maker is not established (ANNKE, Swann) or only inferred (CP PLUS, Intelbras)
+  names no maker. A brand whose lineage
+  points at another maker than the winner is a conflict.
+* Model, firmware, serial and device type come from the winning maker's signatures, by source
+  (for the model: SADP, DHIP, ISAPI and CGI documents, then ONVIF device information, then the
+  ONVIF hardware scope, then anything else, page titles last), then by certainty.
+  ``covered`` and ``advisories`` follow from the result.
+* ``Identity.fields`` lists, per field, the value and every signature and observation behind it.
 
 A device the evidence does not name stays ``unknown`` with confidence 0: never a guess shown as fact.
 """
@@ -27,10 +35,11 @@ A device the evidence does not name stays ``unknown`` with confidence 0: never a
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from ..model import MAX_OBSERVATION_VALUE, Identity, Observation, SignatureHit
+from ..model import MAX_OBSERVATION_VALUE, FieldEvidence, FieldSource, Identity, Observation, SignatureHit
 from .advisories import advisories_for
 from .lineage import covered, lineage
 from .signatures import STRONG, WEAK_KINDS, Signature, SignatureSet, default_set
@@ -51,6 +60,14 @@ _CACHE_VALUE_LIMIT = 4096
 _CACHE_MAX = 50_000
 
 _FIELDS = ("model", "firmware", "serial", "device_type")
+#: Where a field is taken from first (lower is stronger); kinds not listed rank 3. The device's
+#: own management documents outrank the ONVIF answers, which outrank free text.
+_SOURCE_RANK = {
+    "sadp": 0, "dhip": 0, "isapi_device_info": 0, "dahua_cgi": 0,
+    "onvif_device_info": 1,
+    "onvif_probe_match": 2,
+    "http_title": 4,
+}
 
 MatchList = tuple[tuple[str, Signature, dict[str, str]], ...]
 
@@ -62,6 +79,8 @@ class Hit:
     signature: Signature
     fields: dict[str, str]
     observation: Observation
+    #: How the vendor was reached when the signature named only a brand (the lineage entry).
+    via: str | None = None
 
 
 class Engine:
@@ -90,11 +109,25 @@ class Engine:
         result = []
         for observation in observations:
             for _kind, signature, fields in self.matches(observation.kind, observation.value):
-                result.append(Hit(signature, fields, observation))
+                result.append(_with_lineage_maker(Hit(signature, fields, observation)))
         return result
 
     def identify(self, observations: Sequence[Observation]) -> Identity:
         return decide(self.hits(observations))
+
+
+def _with_lineage_maker(hit: Hit) -> Hit:
+    """A hit naming a brand but no maker gets the brand's lineage maker, saying so (``via``)."""
+    brand = hit.fields.get("brand")
+    if not brand or hit.fields.get("vendor"):
+        return hit
+    entry = lineage().names.get(brand)
+    # An inferred lineage (CP PLUS, Intelbras: "OEM (inferred)") is not evidence enough to name a
+    # maker: such brands also sell other makers' products (an Intelbras router is no Dahua device).
+    if entry is None or entry.maker is None or "inferred" in entry.relation:
+        return hit
+    via = f"lineage: {brand} -> {entry.maker} ({entry.relation}; {entry.source})"
+    return Hit(hit.signature, {**hit.fields, "vendor": entry.maker}, hit.observation, via)
 
 
 def decide(hits: Sequence[Hit]) -> Identity:
@@ -126,6 +159,7 @@ def decide(hits: Sequence[Hit]) -> Identity:
     used = _fill_fields(identity, hits)
     _fill_brand(identity, hits, used)
     identity.signatures = _signature_list(used)
+    identity.fields = _field_sources(identity, hits, used)
     known_vendor = identity.vendor if identity.vendor != "unknown" else None
     identity.covered = covered().is_covered(known_vendor, identity.brand)
     identity.advisories = advisories_for(known_vendor, identity.model, identity.firmware)
@@ -190,9 +224,10 @@ def _conflicts(hits: Sequence[Hit], winner: str, scores: dict[str, float]) -> li
             continue
         seen.add(hit.signature.id)
         against = f"the evidence for {winner}" if winner != "unknown" else "other evidence"
+        how = f" through the brand {hit.fields['brand']} ({hit.via})" if hit.via else ""
         notes.append(
             f"{hit.signature.id} ({hit.observation.kind}, certainty {hit.signature.certainty:.2f}) "
-            f"names {vendor}, against {against}"
+            f"names {vendor}{how}, against {against}"
         )
     if winner == "unknown" and len(scores) > 1:
         ranked = ", ".join(f"{v} {s:.2f}" for v, s in sorted(scores.items(), key=lambda i: -i[1]))
@@ -210,7 +245,7 @@ def _fill_fields(identity: Identity, hits: Sequence[Hit]) -> list[Hit]:
         for pool in (agreeing, neutral):
             candidates = [h for h in pool if h.fields.get(name)]
             if candidates:
-                chosen = max(candidates, key=lambda h: h.signature.certainty)
+                chosen = min(candidates, key=lambda h: (_SOURCE_RANK.get(h.signature.kind, 3), -h.signature.certainty))
                 setattr(identity, name, chosen.fields[name])
                 if chosen not in used:
                     used.append(chosen)
@@ -242,6 +277,56 @@ def _fill_brand(identity: Identity, hits: Sequence[Hit], used: list[Hit]) -> Non
         identity.brand = chosen.fields["brand"]
         if chosen not in used:
             used.append(chosen)
+
+
+#: Fields whose value a signature may respell (the firmware's "build" spacing, ISAPI's two fields).
+_SPELLED = frozenset({"firmware", "model", "serial"})
+_SPACE_RUN = re.compile(r"\s+")
+
+
+def _as_sent(value: str, observed: str) -> str | None:
+    """The text in ``observed`` that is ``value`` up to whitespace, when it differs from ``value``."""
+    if value in observed:
+        return None
+    words = _SPACE_RUN.split(value.strip())
+    if not words or len(words) > 8:
+        return None
+    found = re.search(r"\s*".join(re.escape(w) for w in words), observed[:MAX_OBSERVATION_VALUE])
+    return found.group(0) if found else None
+
+
+def _quote(value: str) -> str:
+    return value[:QUOTE_LIMIT] + "…" if len(value) > QUOTE_LIMIT else value
+
+
+def _field_sources(identity: Identity, hits: Sequence[Hit], used: Sequence[Hit]) -> dict[str, FieldSource]:
+    """Per field, its value and the hits behind it: the one it was taken from, then every other
+    hit of the identity that gives the same value (the maker: every hit that names it)."""
+    result: dict[str, FieldSource] = {}
+    for name in ("vendor", "brand", *_FIELDS):
+        value = getattr(identity, name)
+        if not value or value == "unknown":
+            continue
+        pool = hits if name == "vendor" else used
+        backing = [h for h in pool if h.fields.get(name) == value]
+        if name != "vendor":
+            # the hit the value was taken from comes first: the one _fill_fields/_fill_brand chose
+            backing.sort(key=lambda h: (_SOURCE_RANK.get(h.signature.kind, 3), -h.signature.certainty))
+        else:
+            backing.sort(key=lambda h: -h.signature.certainty)
+        evidence: list[FieldEvidence] = []
+        seen: set[tuple[str, str, str, int | None]] = set()
+        for hit in backing:
+            observation = hit.observation
+            key = (hit.signature.id, observation.kind, observation.value, observation.port)
+            if key in seen:
+                continue
+            seen.add(key)
+            evidence.append(FieldEvidence(hit.signature.id, observation.kind, _quote(observation.value),
+                                          observation.port, hit.via if name == "vendor" else None,
+                                          _as_sent(value, observation.value) if name in _SPELLED else None))
+        result[name] = FieldSource(value, evidence)
+    return result
 
 
 def _signature_list(used: Sequence[Hit]) -> list[SignatureHit]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,26 @@ _WORDS = re.compile(r"[a-z0-9]+")
 _LEGAL_FORMS = frozenset(
     {"inc", "ltd", "co", "corp", "corporation", "company", "limited", "llc", "gmbh", "ab", "ag", "sa", "plc"}
 )
+
+
+#: Shortest alias (letters and digits) looked for inside free text.
+MIN_TEXT_ALIAS = 5
+#: Longest free text searched for a name.
+MAX_TEXT = 4096
+
+
+def _alias_pattern(aliases: Iterable[str]) -> re.Pattern[str]:
+    """One pattern for every alias: its words in order, any run of spaces or punctuation
+    between them ("Zhejiang  Dahua", "CP_PLUS", "cp plus"), any case, whole words only."""
+    alternatives = set()
+    for alias in aliases:
+        words = _WORDS.findall(alias.lower())
+        while len(words) > 1 and words[-1] in _LEGAL_FORMS:
+            words.pop()
+        if len("".join(words)) >= MIN_TEXT_ALIAS:
+            alternatives.add(r"[\W_]*".join(re.escape(w) for w in words))
+    body = "|".join(sorted(alternatives, key=len, reverse=True)) or r"(?!)"
+    return re.compile(rf"(?<![a-z0-9])(?:{body})(?![a-z0-9])", re.IGNORECASE)
 
 
 def loose(name: str) -> str:
@@ -52,6 +73,7 @@ class Lineage:
     names: dict[str, Name] = field(default_factory=dict)
     #: loose alias -> canonical name
     aliases: dict[str, str] = field(default_factory=dict)
+    _text_pattern: re.Pattern[str] | None = None
 
     def resolve(self, presented: str) -> Name | None:
         canonical = self.aliases.get(loose(presented))
@@ -60,6 +82,19 @@ class Lineage:
     def maker_of(self, name: str) -> str | None:
         entry = self.names.get(name)
         return entry.maker if entry else None
+
+    def find_in(self, text: str) -> Name | None:
+        """The first maker or brand named as a word in free text (a certificate's O, a realm, an
+        SDP session name), in any case and spacing: "HIKVISION", "hikvision digital technology" and
+        "Zhejiang  Dahua" all name a maker; "Hik-vision" does not. Aliases shorter than
+        :data:`MIN_TEXT_ALIAS` letters (DH, HIK, XM, UNV, Axis) are too short to trust inside free
+        text, where they are also ordinary words or parts of model numbers."""
+        if self._text_pattern is None:
+            self._text_pattern = _alias_pattern(a for n in self.names.values() for a in (n.name, *n.aliases))
+        found = self._text_pattern.search(text[:MAX_TEXT])
+        if found is None:
+            return None
+        return self.resolve(found.group(0))
 
 
 @dataclass(frozen=True, slots=True)

@@ -67,6 +67,13 @@ _HEADER_KINDS = {
     "rtsp_www_authenticate": "www-authenticate",
 }
 _XML_KINDS = frozenset({"sadp", "isapi_device_info", "upnp"})
+# Free-text fields that may name a maker (issue 14 item 2), offered as parts of their own so a
+# signature reads them whatever their place, spacing or case in the value.
+# A lookbehind, not a consumed separator plus ``\s*``: that rescans a run of whitespace from
+# every position in it (quadratic on hostile text).
+_DN_NAME = re.compile(r"""(?i)(?<![a-z0-9])(?:O|OU|CN)[ \t]*=[ \t]*("[^"\n]{0,256}"|[^,;/+\n]{0,256})""")
+_SDP_NAME = re.compile(r"(?m)^[si][ \t]*=[ \t]*([^\r\n]{0,256})")
+_REALM = re.compile(r"""(?i)\brealm\s*=\s*(?:"([^"\n]{0,256})"|([^,\s"]{1,256}))""")
 _JSON_KINDS = frozenset({"dhip", "onvif_device_info", "isapi_device_info"})
 
 
@@ -89,6 +96,11 @@ def parts_for(kind: str, value: str) -> dict[str, str]:
     if kind in _HEADER_KINDS:
         headers = header_values(raw, _HEADER_KINDS[kind])
         parts["value"] = headers[0] if headers else raw.strip()
+        if _HEADER_KINDS[kind] == "www-authenticate":
+            add_realm(parts)
+    elif kind == "tls_cert":
+        parts["value"] = raw.strip()
+        parts["names"] = "\n".join(v.strip().strip('"').strip() for v in _DN_NAME.findall(raw[:MAX_PARSE_CHARS]))
     elif kind == "mac":
         parts.update(oui.mac_parts(raw))
     elif kind == "http_title":
@@ -105,6 +117,8 @@ def parts_for(kind: str, value: str) -> dict[str, str]:
         parts["value"] = flatten_structured(raw, kind)
     elif kind in ("http_headers", "rtsp_response", "http_body"):
         parts["value"] = raw
+        if kind == "rtsp_response":
+            parts["sdp_names"] = "\n".join(v.strip() for v in _SDP_NAME.findall(raw[:MAX_PARSE_CHARS]))
     else:
         parts["value"] = raw.strip()
     return parts
@@ -132,7 +146,10 @@ def expand(kind: str, value: str) -> Iterator[Item]:
             if target == kind and not seen_first[name]:
                 seen_first[name] = True
                 continue
-            yield Item(target, {"raw": header_value, "value": header_value}, True)
+            derived = {"raw": header_value, "value": header_value}
+            if name == "www-authenticate":
+                add_realm(derived)
+            yield Item(target, derived, True)
     whole_kind = "rtsp_response" if family == "rtsp" else "http_headers"
     if kind != whole_kind and status is not None:
         yield Item(whole_kind, parts_for(whole_kind, value), True)
@@ -169,6 +186,13 @@ def split_response(text: str) -> tuple[str | None, list[tuple[str, str]], str]:
     if status is None and not headers:
         return None, [], text
     return status, headers, body
+
+
+def add_realm(parts: dict[str, str]) -> None:
+    """A challenge's realm as part ``realm`` (quoted or not, any case of the parameter name)."""
+    found = _REALM.search(parts["value"][:MAX_PARSE_CHARS])
+    if found:
+        parts["realm"] = (found.group(1) if found.group(1) is not None else found.group(2)).strip()
 
 
 def header_values(text: str, name: str) -> list[str]:

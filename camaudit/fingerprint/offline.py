@@ -38,12 +38,14 @@ class LineError(ValueError):
 
 
 def identity_record(record_id: Any, identity: Identity) -> dict[str, Any]:
-    """The contract's output object for one device (plus ``conflicts``)."""
+    """The contract's output object for one device (plus ``conflicts`` and the per-field
+    evidence ``fields``, both additive)."""
     doc = identity.to_json()
     out: dict[str, Any] = {"id": record_id}
     for name in CONTRACT_FIELDS:
         out[name] = doc[name]
     out["conflicts"] = doc["conflicts"]
+    out["fields"] = doc["fields"]
     return out
 
 

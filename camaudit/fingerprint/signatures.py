@@ -136,7 +136,8 @@ class Extractor:
     format: str | None = None
     mapping: dict[str, str] | None = None
     #: "lineage": the canonical name the value stands for; "lineage-maker": that name only
-    #: when it is a maker's own name (a brand string never makes a vendor)
+    #: when it is a maker's own name (a brand string never makes a vendor); the "-text" forms
+    #: find the first such name inside free text (a certificate O, a realm, an SDP s= line)
     lineage_mode: str | None = None
 
     def extract(self, parts: Mapping[str, str], primary: re.Match[str] | None) -> str | None:
@@ -161,8 +162,10 @@ class Extractor:
         if not value:
             return None
         if self.lineage_mode is not None:
-            name = lineage().resolve(value)
-            if name is None or (self.lineage_mode == "lineage-maker" and name.relation != "maker"):
+            # "-text" modes look for a name anywhere in free text; the others resolve the whole value
+            text_mode = self.lineage_mode.endswith("-text")
+            name = lineage().find_in(value) if text_mode else lineage().resolve(value)
+            if name is None or (self.lineage_mode.startswith("lineage-maker") and name.relation != "maker"):
                 return None
             return name.name
         if self.mapping is not None:
@@ -186,6 +189,8 @@ class Signature:
     counter_examples: list[Any] = field(default_factory=list)
     #: the raw YAML entry, for the verifier
     source: dict[str, Any] = field(default_factory=dict)
+    #: when set, the signature matches only if one of these fields was extracted
+    requires_any: tuple[str, ...] = ()
 
     @property
     def strong(self) -> bool:
@@ -222,6 +227,8 @@ class Signature:
                 if value is not None:
                     extracted[name] = value
                     break
+        if self.requires_any and not any(extracted.get(name) for name in self.requires_any):
+            return None
         # A brand is the name presented when it differs from the maker (DESIGN.md section 4).
         if extracted.get("brand") is not None and extracted.get("brand") == extracted.get("vendor"):
             del extracted["brand"]
@@ -330,7 +337,7 @@ def _compile_extractor(spec: Any, sid: str, file: str, faults: list[Fault]) -> E
         if extractor.regex is None:
             return None
     mapping = spec.get("map")
-    if mapping in ("lineage", "lineage-maker"):
+    if mapping in ("lineage", "lineage-maker", "lineage-text", "lineage-maker-text"):
         extractor.lineage_mode = str(mapping)
     elif isinstance(mapping, dict):
         extractor.mapping = {str(k).lower(): str(v) for k, v in mapping.items()}
@@ -370,6 +377,7 @@ def compile_file(doc: dict[str, Any], file: str, faults: list[Fault]) -> list[Si
                 examples=list(spec.get("examples") or []),
                 counter_examples=list(spec.get("counter_examples") or []),
                 source=spec,
+                requires_any=tuple(str(n) for n in spec.get("requires_any") or ()),
             )
         )
     return entries

@@ -133,6 +133,44 @@ class SignatureHit:
 
 
 @dataclass(slots=True)
+class FieldEvidence:
+    """One signature and observation behind one identity field (issue 14 item 7).
+
+    ``via`` says how the value was reached when the signature did not state it itself: a maker
+    taken from the OEM lineage of the brand the signature named (``lineage: lorex -> dahua``).
+    """
+
+    signature: str
+    kind: str
+    observation: str
+    port: int | None = None
+    via: str | None = None
+    #: The value as the device sent it in this observation, when the field spells it otherwise
+    #: (SADP's "V5.2.0build 140721" for the firmware "V5.2.0 build 140721").
+    as_sent: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        doc: dict[str, Any] = {"signature": self.signature, "kind": self.kind, "observation": self.observation,
+                               "port": self.port}
+        if self.via:
+            doc["via"] = self.via
+        if self.as_sent is not None:
+            doc["as_sent"] = self.as_sent
+        return doc
+
+
+@dataclass(slots=True)
+class FieldSource:
+    """An identity field's value and the evidence behind it, the deciding evidence first."""
+
+    value: str
+    evidence: list[FieldEvidence] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"value": self.value, "evidence": [e.to_json() for e in self.evidence]}
+
+
+@dataclass(slots=True)
 class Identity:
     """Who made a device, by the evidence (DESIGN.md section 4, a contract)."""
 
@@ -147,11 +185,15 @@ class Identity:
     advisories: list[str] = field(default_factory=list)
     signatures: list[SignatureHit] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    #: Per field (vendor, brand, model, firmware, serial, device_type) the value and the
+    #: signatures and observations behind it. Additive to the section 4 contract (issue 14).
+    fields: dict[str, FieldSource] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["confidence"] = round(self.confidence, 3)
         doc["signatures"] = [s.to_json() for s in self.signatures]
+        doc["fields"] = {name: source.to_json() for name, source in self.fields.items()}
         return doc
 
 

@@ -74,12 +74,31 @@ def test_weak_signals_of_equal_weight_for_two_makers_leave_unknown() -> None:
     assert any("too close to call" in c for c in identity.conflicts)
 
 
-def test_brand_alone_names_no_maker() -> None:
+def test_a_brand_alone_names_maker_and_brand_through_the_lineage() -> None:
+    """Issue 14 lab defect: a Lorex MAC prefix gave brand lorex, maker unknown, covered false."""
     lorex = identify([obs("mac", "00:1f:54:00:00:01")])
-    assert (lorex.vendor, lorex.brand, lorex.covered) == ("unknown", "lorex", False)
+    assert (lorex.vendor, lorex.brand, lorex.covered) == ("dahua", "lorex", True)
+    assert 0 < lorex.confidence < 0.5  # an OUI stays a weak hint
+    evidence = lorex.fields["vendor"].evidence
+    assert evidence[0].signature == "oui-brand-lorex" and evidence[0].via and "lineage: lorex -> dahua" in evidence[0].via
+    assert lorex.fields["brand"].value == "lorex"
     manufacturer = identify([obs("onvif_device_info", '{"Manufacturer": "Lorex", "Model": "LNB8005-C"}')])
-    assert manufacturer.vendor == "unknown" and manufacturer.brand == "lorex"
+    assert (manufacturer.vendor, manufacturer.brand, manufacturer.covered) == ("dahua", "lorex", True)
     assert manufacturer.model == "LNB8005-C"
+
+
+def test_a_brand_whose_maker_is_not_established_names_no_maker() -> None:
+    for value in ('{"Manufacturer": "ANNKE"}', '{"Manufacturer": "Swann"}'):
+        identity = identify([obs("onvif_device_info", value)])
+        assert (identity.vendor, identity.covered) == ("unknown", False), value
+
+
+def test_a_brand_named_in_free_text_does_not_beat_a_stronger_maker() -> None:
+    sadp = ("<ProbeMatch><DeviceDescription>DS-2CD2385G1-I</DeviceDescription>"
+            "<DeviceSN>DS-2CD2385G1-I20200414AAWRE33842150</DeviceSN><CommandPort>8000</CommandPort></ProbeMatch>")
+    identity = identify([obs("sadp", sadp), obs("onvif_device_info", '{"Manufacturer": "Lorex"}')])
+    assert identity.vendor == "hikvision" and identity.brand is None
+    assert any("lorex" in c and "lineage" in c for c in identity.conflicts)
 
 
 def test_lorex_manufacturer_with_dahua_serial_is_dahua_brand_lorex() -> None:
@@ -98,7 +117,7 @@ def test_brand_against_lineage_is_a_conflict() -> None:
     identity = identify([obs("http_server", "App-webs/"), obs("mac", "00:1f:54:00:00:01")])
     assert identity.vendor == "hikvision"
     assert identity.brand is None
-    assert any("lorex" in c and "dahua brand" in c for c in identity.conflicts)
+    assert any("lorex" in c and "names dahua" in c and "lineage" in c for c in identity.conflicts)
 
 
 def test_nothing_known_is_unknown() -> None:

@@ -125,10 +125,12 @@ def test_a_stronger_reply_still_wins_over_a_contrary_one_with_lowered_confidence
     [obs("onvif_device_info", '{"Manufacturer": "Lorex"}'), obs("mac", "00:1f:54:00:00:01")],
     [obs("onvif_device_info", '{"Manufacturer": "Amcrest"}'), obs("mac", "9c:8e:cd:00:00:01")],
 ], ids=["onvif-lorex", "onvif-and-oui-lorex", "onvif-and-oui-amcrest"])
-def test_brand_only_evidence_names_no_maker(observations: list[Observation]) -> None:
+def test_brand_only_evidence_names_the_lineage_maker(observations: list[Observation]) -> None:
+    """Issue 14 item 4: a brand's own evidence names maker and brand together, the lineage as evidence."""
     identity = identify(observations)
-    assert (identity.vendor, identity.confidence, identity.covered) == ("unknown", 0.0, False)
+    assert (identity.vendor, identity.covered) == ("dahua", True)
     assert identity.brand in ("lorex", "amcrest")
+    assert all(e.via and e.via.startswith("lineage:") for e in identity.fields["vendor"].evidence)
 
 
 # --------------------------------------------------------------------------- assembled devices

@@ -93,3 +93,21 @@ def test_usage_and_input_errors_are_one_line(tmp_path: Path) -> None:
     bomb.write_text("<?xml version='1.0'?><!DOCTYPE x [<!ENTITY a 'a'>]><nmaprun>&a;</nmaprun>")
     result = run("--nmap-xml", str(bomb))
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_identify_output_lists_the_evidence_behind_each_field() -> None:
+    """Issue 14 item 7: `fields` names, per field, the signatures and observations behind it."""
+    line = json.dumps({"id": "nvr", "observations": [
+        {"kind": "mac", "value": "00:1f:54:12:34:56"},
+        {"kind": "rtsp_www_authenticate", "value": 'Digest realm="Login to ND011811000000", nonce="a"', "port": 554}]})
+    result = run("-", stdin=line + "\n")
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout)
+    assert (out["vendor"], out["brand"], out["serial"]) == ("dahua", "lorex", "ND011811000000")
+    fields = out["fields"]
+    assert fields["serial"] == {"value": "ND011811000000", "evidence": [
+        {"signature": "dahua-rtsp-realm-login-to-serial", "kind": "rtsp_www_authenticate",
+         "observation": 'Digest realm="Login to ND011811000000", nonce="a"', "port": 554}]}
+    assert [e["signature"] for e in fields["vendor"]["evidence"]] == ["dahua-rtsp-realm-login-to-serial", "oui-brand-lorex"]
+    assert "lineage: lorex -> dahua" in fields["vendor"]["evidence"][1]["via"]
+    assert fields["brand"]["evidence"][0]["signature"] == "oui-brand-lorex"
