@@ -20,6 +20,7 @@ from camaudit.model.verdicts import Reason
 from camaudit.register import Asset
 from camaudit.store import devices as stored_devices
 from camaudit.store import egress as stored_egress
+from camaudit.store import observations as stored_observations
 from camaudit.store import open_store
 from camaudit.store import verdicts as stored_verdicts
 from camaudit.store.assessments import assessments_of_scan, findings_of, latest_assessment
@@ -206,3 +207,19 @@ def test_device_settings_keep_their_not_verified_codes_through_the_store(tmp_pat
         assert back == settings
         [row] = store.db.query("select not_verified from device_settings where scan_id = ?", [scan_id])
         assert json.loads(row["not_verified"])[0]["code"] == "auth_required"
+
+
+def test_identity_fields_and_their_evidence_come_back_from_the_store(tmp_path: Path) -> None:
+    """Issue 14 item 7 through the store: a report built from the store explains each field."""
+    from camaudit.fingerprint import identify
+
+    found = [Observation("10.8.0.2", "sadp", (DATA / "captures" / "discovery" / "sadp_hikvision.xml").read_text(), 37020, "sadp")]
+    identity = identify(found)
+    assert identity.fields, "the engine names the evidence behind each field"
+    with open_store(tmp_path / "f.db") as store:
+        scan_id = store.start_scan(targets=["10.8.0.0/24"])
+        store.add_services(scan_id, [("10.8.0.2", 80)])
+        store.add_identity(scan_id, "10.8.0.2", identity)
+        [(host, _)] = stored_observations.hosts(store, scan_id)
+        assert host.identity is not None and host.identity.fields == identity.fields
+        assert store.hosts_of_scan(scan_id)[0]["identity"]["fields"] == identity.to_json()["fields"]

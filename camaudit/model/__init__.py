@@ -158,6 +158,12 @@ class FieldEvidence:
             doc["as_sent"] = self.as_sent
         return doc
 
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FieldEvidence:
+        port = doc.get("port")
+        return cls(str(doc.get("signature") or ""), str(doc.get("kind") or ""), str(doc.get("observation") or ""),
+                   port if isinstance(port, int) else None, doc.get("via"), doc.get("as_sent"))
+
 
 @dataclass(slots=True)
 class FieldSource:
@@ -168,6 +174,12 @@ class FieldSource:
 
     def to_json(self) -> dict[str, Any]:
         return {"value": self.value, "evidence": [e.to_json() for e in self.evidence]}
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> FieldSource:
+        evidence = doc.get("evidence")
+        return cls(str(doc.get("value") or ""),
+                   [FieldEvidence.from_json(e) for e in evidence if isinstance(e, dict)] if isinstance(evidence, list) else [])
 
 
 @dataclass(slots=True)

@@ -130,6 +130,7 @@ def add_identity(store: Store, scan_id: str, address: str, identity: Identity, *
                 "covered": int(identity.covered), "advisories": json.dumps(identity.advisories),
                 "signatures": json.dumps([s.to_json() for s in identity.signatures]),
                 "conflicts": json.dumps(identity.conflicts), "identified_at": now,
+                "fields": json.dumps({name: source.to_json() for name, source in identity.fields.items()}),
             },
             pk=("scan_id", "address"),
         )  # fmt: skip

@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
-from ..model import OBSERVATION_KINDS, Host, Identity, Observation, SignatureHit, utc_now
+from ..model import OBSERVATION_KINDS, FieldSource, Host, Identity, Observation, SignatureHit, utc_now
 from ..model.settings import DeviceSettings
 
 if TYPE_CHECKING:
@@ -198,8 +198,19 @@ def identity_record(row: dict[str, Any]) -> Identity:
         covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
         signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""), str(h.get("value") or ""), h.get("port"))
                     for h in listed(row["signatures"]) if isinstance(h, dict)],
-        conflicts=[str(c) for c in listed(row["conflicts"])],
+        conflicts=[str(c) for c in listed(row["conflicts"])], fields=_fields(row.get("fields")),
     )  # fmt: skip
+
+
+def _fields(text: Any) -> dict[str, FieldSource]:
+    """The per-field evidence an ``identities`` row holds ({} for rows written before it was kept)."""
+    try:
+        doc = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(doc, dict):
+        return {}
+    return {str(name): FieldSource.from_json(source) for name, source in doc.items() if isinstance(source, dict)}
 
 
 def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
@@ -238,6 +249,7 @@ def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "advisories": json.loads(row["advisories"] or "[]"),
         "signatures": json.loads(row["signatures"] or "[]"),
         "conflicts": json.loads(row["conflicts"] or "[]"),
+        "fields": {name: source.to_json() for name, source in _fields(row.get("fields")).items()},
         "device_id": row["device_id"],
     }
 

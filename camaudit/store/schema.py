@@ -489,3 +489,10 @@ def _m0011(db: sqlite_utils.Database) -> None:
         for r in recon:
             if r["scan_id"] == scan_id:
                 db.table("reconciliation").insert(r | {"assessment_id": assessment_id})
+
+
+@migrations(name="0012_identity_fields")
+def _m0012(db: sqlite_utils.Database) -> None:
+    # Per identity field, its value and the signatures and observations behind it (issue 14):
+    # a report built from the store explains each field as the scan's own JSON does.
+    db.table("identities").add_column("fields", str)
