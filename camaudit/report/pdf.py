@@ -17,6 +17,20 @@ def _refuse(url: str, *args: Any, **kwargs: Any) -> NoReturn:
     raise ValueError(f"camaudit's PDF fetches nothing ({url[:60]})")
 
 
+def _fetcher(weasyprint: Any) -> Any:
+    """A URL fetcher that refuses every URL: a URLFetcher whose fetch refuses (recent WeasyPrint
+    releases want one), else the plain function older releases take."""
+    base = getattr(getattr(weasyprint, "urls", None), "URLFetcher", None)
+    if isinstance(base, type):
+
+        class Refusing(base):  # type: ignore[misc, valid-type]
+            def fetch(self, url: str, headers: Any = None) -> NoReturn:
+                _refuse(url)
+
+        return Refusing(allowed_protocols=(), allow_redirects=False)
+    return _refuse
+
+
 def html_to_pdf(html: str) -> bytes:
     try:
         import weasyprint
@@ -26,5 +40,5 @@ def html_to_pdf(html: str) -> bytes:
     # WeasyPrint logs every CSS property it does not lay out (sticky, grid): noise for a user.
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    pdf: bytes = weasyprint.HTML(string=html, url_fetcher=_refuse, base_url=None).write_pdf()
+    pdf: bytes = weasyprint.HTML(string=html, url_fetcher=_fetcher(weasyprint), base_url=None).write_pdf()
     return pdf
