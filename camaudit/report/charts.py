@@ -33,7 +33,8 @@ def _svg(chart_id: str, width: int, height: int, body: list[str], title: str) ->
 
 def palette(keys: Sequence[str], fixed: Mapping[str, str] | None = None) -> dict[str, str]:
     fixed = fixed or {}
-    colours, spare = {}, iter(_PALETTE * (len(keys) // len(_PALETTE) + 1))
+    free = [c for c in _PALETTE if c not in fixed.values()] or list(_PALETTE)
+    colours, spare = {}, iter(free * (len(keys) // len(free) + 1))
     for key in keys:
         colours[key] = fixed.get(key) or next(spare)
     return colours
