@@ -48,6 +48,14 @@ def _plural_en(n: Any, one: str, many: str) -> str:
     return one if str(n) == "1" else many
 
 
+def _devices_en(n: Any) -> str:
+    return f"{n} device" if str(n) == "1" else f"{n} devices"
+
+
+def _devices_nl(n: Any) -> str:
+    return f"{n} apparaat" if str(n) == "1" else f"{n} apparaten"
+
+
 def _closed_en(p: Mapping[str, Any]) -> str:
     control = (f"control passed {p['minutes']} minutes {'earlier' if p.get('control_before', True) else 'later'}"
                if p.get("minutes") not in (None, "") else "no positive control was needed (every path was refused locally)")
@@ -191,9 +199,14 @@ EN: dict[str, Message] = {
     "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
     "conclusion_none": ("{site}: NO VERDICT: no egress check was recorded for its latest scan, so nothing says whether "
                         "its cameras can reach the internet"),
-    "conclusion_exposed": "{count} device(s) EXPOSED on an inbound path",
-    "cloud_settings_unread": "the cloud settings of {count} {maker} device(s) could not be read without credentials",
-    "devices_inconclusive": "{count} device(s) without a verdict of their own",
+    "conclusion_exposed": lambda p: f"{_devices_en(p['count'])} EXPOSED on an inbound path",
+    "cloud_settings_unread": lambda p: (f"the cloud settings of {p['count']} {p['maker']} "
+                                        f"device{'' if str(p['count']) == '1' else 's'} could not be read without "
+                                        "credentials"),
+    "cloud_status_unverified": lambda p: (f"the cloud registration status of {_devices_en(p['count'])} "
+                                          f"({p['maker']}) could not be verified"),
+    "devices_inconclusive": lambda p: (f"{_devices_en(p['count'])} without a verdict of "
+                                       f"{'its' if str(p['count']) == '1' else 'their'} own"),
     "statement_closed": ("Claim: from the vantage {vantage}, none of the {paths} egress paths tested from segment(s) "
                          "{segments} of site {site} reached the internet between {start} and {end}."),
     "statement_open": ("Claim: devices on segment(s) {segments} of site {site} can reach the internet: {reasons}."),
@@ -213,7 +226,8 @@ EN: dict[str, Message] = {
     "statement_nothing_missing": "Not verified: nothing the verdict depends on was left unverified.",
     "statement_placement": ("The claim holds for traffic from the sensor's address and gateway; firewall rules keyed "
                             "on device addresses, MACs or 802.1X groups are not covered by it."),
-    "statement_devices_unverified": "{count} device(s) with items not verified (listed per device in the report)",
+    "statement_devices_unverified": lambda p: (f"{_devices_en(p['count'])} with items not verified (listed per "
+                                               "device in the report)"),
     # -- flags at the top of the estate report
     "flag_stale": "{site}: the latest scan ({scan}, {started}) is older than {max_age}",
     "flag_interrupted": "{site}: the latest scan ({scan}, {started}) was interrupted",
@@ -360,10 +374,13 @@ NL: dict[str, Message] = {
     "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
     "conclusion_none": ("{site}: GEEN OORDEEL: voor de laatste scan is geen egress-controle vastgelegd, dus niets zegt "
                         "of de camera's het internet kunnen bereiken"),
-    "conclusion_exposed": "{count} apparaat/apparaten EXPOSED via een inkomende route",
-    "cloud_settings_unread": ("de cloudinstellingen van {count} {maker}-apparaat/apparaten konden zonder "
-                              "inloggegevens niet worden uitgelezen"),
-    "devices_inconclusive": "{count} apparaat/apparaten zonder eigen oordeel",
+    "conclusion_exposed": lambda p: f"{_devices_nl(p['count'])} EXPOSED via een inkomende route",
+    "cloud_settings_unread": lambda p: (f"de cloudinstellingen van {p['count']} {p['maker']}-"
+                                        f"{'apparaat' if str(p['count']) == '1' else 'apparaten'} konden zonder "
+                                        "inloggegevens niet worden uitgelezen"),
+    "cloud_status_unverified": lambda p: (f"de cloudregistratie van {_devices_nl(p['count'])} ({p['maker']}) kon "
+                                          "niet worden vastgesteld"),
+    "devices_inconclusive": lambda p: f"{_devices_nl(p['count'])} zonder eigen oordeel",
     "statement_closed": ("Bewering: vanaf het meetpunt {vantage} bereikte geen van de {paths} geteste uitgaande routes "
                          "vanuit segment(en) {segments} van locatie {site} het internet tussen {start} en {end}."),
     "statement_open": ("Bewering: apparaten op segment(en) {segments} van locatie {site} kunnen het internet "
@@ -385,8 +402,8 @@ NL: dict[str, Message] = {
     "statement_nothing_missing": "Niet vastgesteld: niets waar het oordeel van afhangt bleef onvastgesteld.",
     "statement_placement": ("De bewering geldt voor verkeer vanaf het adres en de gateway van de sensor; "
                             "firewallregels op apparaatadressen, MAC-adressen of 802.1X-groepen vallen er niet onder."),
-    "statement_devices_unverified": ("{count} apparaat/apparaten met onderdelen die niet zijn vastgesteld (per "
-                                     "apparaat vermeld in het rapport)"),
+    "statement_devices_unverified": lambda p: (f"{_devices_nl(p['count'])} met onderdelen die niet zijn "
+                                               "vastgesteld (per apparaat vermeld in het rapport)"),
     "flag_stale": "{site}: de laatste scan ({scan}, {started}) is ouder dan {max_age}",
     "flag_interrupted": "{site}: de laatste scan ({scan}, {started}) is onderbroken",
     "flag_failed": "{site}: de laatste scan ({scan}, {started}) is mislukt",

@@ -18,10 +18,12 @@ from typing import Any
 from ..model.verdicts import CLOSED, INCONCLUSIVE, OPEN, Reason
 from .messages import render
 
-#: Device reads that stay unverified for want of credentials: a missing item with one of these
-#: codes (at any depth) means the device's cloud settings were not read.
-_UNREAD_CODES = frozenset({"settings_not_read", "registration_unverified", "auth_required", "not_verified",
-                           "dahua_no_status_api", "auth_basic_only", "no_credentials"})
+#: A device's missing item with one of these codes (at any depth): its settings were not read
+#: for want of credentials (camaudit never guesses a password).
+_UNREAD_CODES = frozenset({"settings_not_read", "auth_required", "no_credentials"})
+#: ... or they were read, but the cloud registration status is not something camaudit can verify
+#: (a Dahua P2P status, a Basic-auth-only Hikvision).
+_UNVERIFIED_CODES = frozenset({"registration_unverified", "not_verified", "dahua_no_status_api", "auth_basic_only"})
 
 
 def walk(codes: Any) -> Iterator[Mapping[str, Any]]:
@@ -73,9 +75,9 @@ def site_verdict(doc: Mapping[str, Any]) -> str:
     words = [s["verdict"] for s in segments] + [d["verdict"] for d in devices]
     if OPEN in words:
         return OPEN
-    if not segments and all(d["verdict"] == "NONE" for d in devices):
+    egress = [s["verdict"] for s in segments if s["verdict"] != "NONE"]  # NONE: an exposure-only record
+    if not egress and all(d["verdict"] == "NONE" for d in devices):
         return "NONE"
-    egress = [s["verdict"] for s in segments]
     device_words = {d["verdict"] for d in devices}
     if egress and all(w in (CLOSED, "EXPOSED") for w in egress) and device_words <= {CLOSED, "EXPOSED"}:
         return CLOSED
@@ -90,10 +92,20 @@ def _inconclusive_reasons(doc: Mapping[str, Any]) -> list[Reason]:
     """Why a site stays INCONCLUSIVE, shortest first: devices whose cloud settings could not be
     read (by maker), else the segments' first missing items, else the devices left without a verdict."""
     devices = [d for d in doc.get("devices") or [] if d["verdict"] not in (CLOSED, OPEN)]
-    unread = Counter(d["vendor"] for d in devices
-                     if d["verdict"] == INCONCLUSIVE and any(r["code"] in _UNREAD_CODES for r in walk(d.get("missing_codes"))))
-    reasons = [Reason("cloud_settings_unread", {"count": n, "maker": maker.capitalize() if maker != "unknown" else maker})
-               for maker, n in sorted(unread.items(), key=lambda kv: (-kv[1], kv[0]))]
+
+    def codes(device: Mapping[str, Any]) -> set[str]:
+        return {r["code"] for r in walk(device.get("missing_codes"))} if device["verdict"] == INCONCLUSIVE else set()
+
+    unread = Counter(d["vendor"] for d in devices if codes(d) & _UNREAD_CODES)
+    unverified = Counter(d["vendor"] for d in devices if not codes(d) & _UNREAD_CODES and codes(d) & _UNVERIFIED_CODES)
+
+    def maker(name: str) -> str:
+        return name.capitalize() if name != "unknown" else name
+
+    reasons = [Reason("cloud_settings_unread", {"count": n, "maker": maker(m)})
+               for m, n in sorted(unread.items(), key=lambda kv: (-kv[1], kv[0]))]
+    reasons += [Reason("cloud_status_unverified", {"count": n, "maker": maker(m)})
+                for m, n in sorted(unverified.items(), key=lambda kv: (-kv[1], kv[0]))]
     if reasons:
         return reasons
     for segment in doc.get("segments") or []:

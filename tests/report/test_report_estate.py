@@ -49,7 +49,7 @@ def test_one_conclusion_per_site_from_the_verdicts_in_english(estate_db: EstateD
         "zwembad: CLOSED on 31 tested paths from 10.20.0.5, control passed 12 minutes earlier, "
         "0 of 2 devices report a cloud registration")
     assert sites["werf"]["conclusion_text"] == (
-        "werf: INCONCLUSIVE: the cloud settings of 3 Dahua device(s) could not be read without credentials")
+        "werf: INCONCLUSIVE: the cloud settings of 3 Dahua devices could not be read without credentials")
     assert sites["depot"]["conclusion"]["code"] == "conclusion_none"
     # the conclusion is codes first: its words come from the message tables
     assert sites["zwembad"]["conclusion"] == {
@@ -177,3 +177,64 @@ def test_estate_report_of_an_empty_store_is_a_usage_error(tmp_path: Path) -> Non
     open_store(tmp_path / "empty.db").close()
     done = run("report", "--estate", "--db", str(tmp_path / "empty.db"), "-o", str(tmp_path / "e.html"))
     assert done.returncode == 2 and "holds no scans" in done.stderr and "Traceback" not in done.stderr
+
+
+def _one_site(tmp_path: Path, devices: list, verdicts: list) -> dict:
+    from estate_lab import write_site_scan
+
+    with open_store(tmp_path / "one.db") as store:
+        write_site_scan(store, "hal", devices, verdicts, ["10.50.0.0/24"])
+        return build_estate(store, lang="en")["sites"][0]
+
+
+def test_a_cloud_status_that_cannot_be_verified_is_not_called_a_missing_credential(tmp_path: Path) -> None:
+    """Dahua has no read-only API for its P2P online status: read with credentials, the device
+    still stays INCONCLUSIVE, and the conclusion says why without blaming credentials."""
+    from estate_lab import dahua_at
+
+    from camaudit.egress.results import Verdict
+    from camaudit.model.verdicts import Reason
+
+    unverified = Verdict(subject_kind="device", subject="10.50.0.2", verdict="INCONCLUSIVE", egress="INCONCLUSIVE",
+                         exposed=False, missing=[Reason("registration_unverified", {
+                             "service": "Dahua P2P", "note": Reason("dahua_no_status_api"), "source": "CGI"})])
+    site = _one_site(tmp_path, [dahua_at("10.50.0.2", "6C01E93PAG50002", "08:ed:ed:00:50:02")], [unverified])
+    assert site["conclusion_text"] == "hal: INCONCLUSIVE: the cloud registration status of 1 device (Dahua) could not be verified"
+
+
+def test_a_site_with_only_an_exposure_record_has_no_egress_verdict(tmp_path: Path) -> None:
+    from estate_lab import axis_at
+
+    from camaudit.egress.results import Verdict
+    from camaudit.model.verdicts import Reason
+
+    exposed_only = Verdict(subject_kind="segment", subject="10.50.0.0/24", verdict="EXPOSED", egress="", exposed=True,
+                           qualifiers=[Reason("exposed_inbound", {"paths": "upnp/igd"})])
+    site = _one_site(tmp_path, [axis_at("10.50.0.3", "00:40:8c:00:50:03")], [exposed_only])
+    assert site["statement"]["verdict"] == "NONE"
+    assert site["conclusion"]["code"] == "conclusion_none"
+
+
+def test_a_site_with_a_device_outside_every_checked_segment_is_not_closed(tmp_path: Path) -> None:
+    from estate_lab import axis_at, closed_segment
+
+    with open_store(tmp_path / "two.db") as store:
+        from estate_lab import write_site_scan
+
+        write_site_scan(store, "hal", [axis_at("10.20.0.3", "00:40:8c:00:50:03"), axis_at("10.60.0.3", "00:40:8c:00:60:03")],
+                        [closed_segment("10.20.0.0/24")], ["10.20.0.0/24", "10.60.0.0/24"])
+        site = build_estate(store)["sites"][0]
+    assert site["statement"]["verdict"] == "INCONCLUSIVE"
+    assert site["conclusion_text"] == "hal: INCONCLUSIVE: 1 device without a verdict of its own"
+
+
+def test_estate_csv_is_refused_in_one_line(estate_db: EstateDb, tmp_path: Path) -> None:
+    done = run("report", "--estate", "--db", str(estate_db.path), "-o", str(tmp_path / "e.csv"))
+    assert done.returncode == 2 and "html, md, json or pdf" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_estate_json_to_stdout(estate_db: EstateDb) -> None:
+    done = run("report", "--estate", "--db", str(estate_db.path), "--format", "json", "-o", "-", "--fail-on", "none")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["kind"] == "estate"

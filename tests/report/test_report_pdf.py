@@ -65,7 +65,7 @@ def test_estate_pdf_carries_each_sites_conclusion_and_statement(estate_db: Estat
     text = pdf_text(out.read_bytes())
     assert ("zwembad: CLOSED on 31 tested paths from 10.20.0.5, control passed 12 minutes earlier, "
             "0 of 2 devices report a cloud registration") in text
-    assert "werf: INCONCLUSIVE: the cloud settings of 3 Dahua device(s) could not be read without credentials" in text
+    assert "werf: INCONCLUSIVE: the cloud settings of 3 Dahua devices could not be read without credentials" in text
     assert "depot: the latest scan" in text and "was interrupted" in text
     assert "Claim: from the vantage 10.20.0.5, none of the 31 egress paths" in text
     # the chart labels are drawn (inline SVG, laid out by WeasyPrint)
