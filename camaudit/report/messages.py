@@ -196,6 +196,8 @@ EN: dict[str, Message] = {
     "conclusion_closed_recorded": ("{site}: CLOSED as recorded for {segments} (no tested paths recorded with it), "
                                    "{registered} of {devices} devices report a cloud registration"),
     "conclusion_open": "{site}: OPEN: {open} of {devices} devices can reach the internet ({reasons})",
+    "conclusion_open_segment": lambda p: (f"{p['site']}: OPEN from the sensor on {p['segments']} ({p['reasons']}); "
+                                          f"none of its {_devices_en(p['devices'])} was shown to use that path"),
     "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
     "conclusion_none": ("{site}: NO VERDICT: no egress check was recorded for its latest scan, so nothing says whether "
                         "its cameras can reach the internet"),
@@ -209,7 +211,7 @@ EN: dict[str, Message] = {
                                        f"{'its' if str(p['count']) == '1' else 'their'} own"),
     "statement_closed": ("Claim: from the vantage {vantage}, none of the {paths} egress paths tested from segment(s) "
                          "{segments} of site {site} reached the internet between {start} and {end}."),
-    "statement_open": ("Claim: devices on segment(s) {segments} of site {site} can reach the internet: {reasons}."),
+    "statement_open": "Claim: traffic from segment(s) {segments} of site {site} reaches the internet: {reasons}.",
     "statement_inconclusive": ("Claim: none. The evidence for segment(s) {segments} of site {site} does not show the "
                                "network closed or open."),
     "statement_none": "Claim: none. No egress check was recorded for site {site}; its scan is an inventory only.",
@@ -371,6 +373,9 @@ NL: dict[str, Message] = {
     "conclusion_closed_recorded": ("{site}: CLOSED zoals vastgelegd voor {segments} (zonder vastgelegde geteste "
                                    "routes), {registered} van {devices} apparaten melden een cloudregistratie"),
     "conclusion_open": "{site}: OPEN: {open} van {devices} apparaten kunnen het internet bereiken ({reasons})",
+    "conclusion_open_segment": lambda p: (f"{p['site']}: OPEN vanaf de sensor op {p['segments']} ({p['reasons']}); "
+                                          f"van geen van de {_devices_nl(p['devices'])} is aangetoond dat het die "
+                                          "route gebruikt"),
     "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
     "conclusion_none": ("{site}: GEEN OORDEEL: voor de laatste scan is geen egress-controle vastgelegd, dus niets zegt "
                         "of de camera's het internet kunnen bereiken"),
@@ -383,8 +388,8 @@ NL: dict[str, Message] = {
     "devices_inconclusive": lambda p: f"{_devices_nl(p['count'])} zonder eigen oordeel",
     "statement_closed": ("Bewering: vanaf het meetpunt {vantage} bereikte geen van de {paths} geteste uitgaande routes "
                          "vanuit segment(en) {segments} van locatie {site} het internet tussen {start} en {end}."),
-    "statement_open": ("Bewering: apparaten op segment(en) {segments} van locatie {site} kunnen het internet "
-                       "bereiken: {reasons}."),
+    "statement_open": ("Bewering: verkeer vanuit segment(en) {segments} van locatie {site} bereikt het internet: "
+                       "{reasons}."),
     "statement_inconclusive": ("Bewering: geen. Het bewijs voor segment(en) {segments} van locatie {site} toont het "
                                "netwerk niet gesloten en niet open."),
     "statement_none": ("Bewering: geen. Voor locatie {site} is geen egress-controle vastgelegd; de scan is alleen een "

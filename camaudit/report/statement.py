@@ -129,8 +129,13 @@ def conclusion(doc: Mapping[str, Any]) -> Reason:
         opened = [d for d in devices if d["verdict"] == OPEN]
         why = [Reason.from_json(q) for s in segments if s["verdict"] == OPEN for q in (s.get("qualifier_codes") or [])[:1]]
         why += [Reason.from_json(q) for d in opened for q in (d.get("qualifier_codes") or [])[:1]]
+        reasons = list(dict.fromkeys(why))[:3] or [Reason("egress_plain")]
+        if not opened:  # the sensor's check is OPEN; no device carries it (placement not matched)
+            names = ", ".join(s["segment"] for s in segments if s["verdict"] == OPEN)
+            return Reason("conclusion_open_segment", {"site": site, "segments": names, "devices": len(devices),
+                                                      "reasons": reasons, **extra})
         return Reason("conclusion_open", {"site": site, "open": len(opened), "devices": len(devices),
-                                          "reasons": list(dict.fromkeys(why))[:3] or [Reason("egress_plain")], **extra})
+                                          "reasons": reasons, **extra})
     if verdict == CLOSED:
         observed = [r for s in segments for r in walk(s.get("qualifier_codes")) if r["code"] == "no_egress_observed"]
         registered = _registered(devices)
@@ -212,6 +217,9 @@ def statement(doc: Mapping[str, Any]) -> list[Reason]:
     gaps = sum(bool(d.get("missing_codes")) for d in devices)
     if gaps:
         missing.append(Reason("statement_devices_unverified", {"count": gaps}))
+    unjudged = sum(d["verdict"] == "NONE" for d in devices)
+    if unjudged and verdict != "NONE":
+        missing.append(Reason("devices_inconclusive", {"count": unjudged}))
     out.append(Reason("statement_not_verified", {"items": list(dict.fromkeys(missing))}) if missing
                else Reason("statement_nothing_missing"))
     if verdict == CLOSED and any(r["code"] == "placement_scope" for r in qualifiers):

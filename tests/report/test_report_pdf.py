@@ -46,7 +46,7 @@ def test_scan_report_pdf_carries_the_verdicts_and_the_statement(lab_db: LabDb, t
     text = pdf_text(data)
     for word in ("OPEN", "INCONCLUSIVE", "CLOSED", "EXPOSED"):
         assert word in text, word
-    assert "Statement" in text and "Claim: devices on segment(s)" in text
+    assert "Statement" in text and "Claim: traffic from segment(s)" in text
     assert "Reproducibility" in text and "Findings over time" in text
     assert "Hik-Connect registerStatus=true" in text
 
