@@ -238,3 +238,21 @@ def test_estate_json_to_stdout(estate_db: EstateDb) -> None:
     done = run("report", "--estate", "--db", str(estate_db.path), "--format", "json", "-o", "-", "--fail-on", "none")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["kind"] == "estate"
+
+
+def test_hostile_device_text_stays_text_in_the_estate_report_and_its_charts(tmp_path: Path) -> None:
+    from estate_lab import write_site_scan
+    from report_lab import LabDevice
+
+    from camaudit.model import Identity
+
+    evil = '<img src="http://camaudit-test.invalid/x.png"><script>alert(1)</script>'
+    device = LabDevice("10.70.0.1", "08:ed:ed:00:70:01", Identity(vendor="dahua", brand=evil, model=evil, covered=True),
+                       (("http_title", evil, 80),), (80,))
+    with open_store(tmp_path / "evil.db") as store:
+        write_site_scan(store, "hal", [device], [], ["10.70.0.0/24"])
+        html = write_estate_report(store, tmp_path / "e.html").path.read_text()
+        md = write_estate_report(store, tmp_path / "e.md").path.read_text()
+    assert "<script" not in html and "<img" not in html
+    assert "&lt;img src=" in html  # shown, as text (the brand table)
+    assert not re.search(r"(?<!\\)<img", md) and "\\<img" in md  # escaped as the scan report's Markdown is
