@@ -141,6 +141,19 @@ def cross_site_register(store: Store, sites: list[str]) -> list[dict[str, Any]]:
     return result
 
 
+def _unscanned_sites(store: Store, scanned: set[str]) -> list[Reason]:
+    """Sites with a register or egress runs but no camera scan: declared, never audited."""
+    flags = []
+    for site in stored_scans.sites(store):
+        if site.name in scanned:
+            continue
+        assets = len(stored_register.load_register(store, site.name))
+        runs = len(stored_egress.runs_of_site(store, site.name))
+        if assets or runs:
+            flags.append(Reason("flag_no_scan", {"site": site.name, "assets": assets, "runs": runs}))
+    return flags
+
+
 def build_estate(store: Store, *, policy: Policy | None = None, lang: str = "en", max_age: float | None = None,
                  record: bool = True) -> dict[str, Any]:
     """The estate report document (``kind: "estate"``)."""
@@ -171,6 +184,7 @@ def build_estate(store: Store, *, policy: Policy | None = None, lang: str = "en"
             "site_egress_runs": [r.to_json() for r in runs],
         }
         entries.append(entry)
+    flags += _unscanned_sites(store, {e["site"] for e in entries})
     return {
         "report_version": 1,
         "kind": "estate",

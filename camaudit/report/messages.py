@@ -238,6 +238,8 @@ EN: dict[str, Message] = {
     "flag_no_complete": "{site}: no scan of this site completed; the report shows the latest, which is partial",
     "flag_older_complete": ("{site}: the report shows the latest complete scan ({scan}, {started}), not the latest "
                             "scan"),
+    "flag_no_scan": ("{site}: never scanned ({assets} registered asset(s), {runs} egress run(s)); the estate report "
+                     "has nothing to say about its cameras"),
     "cross_site": ("{asset} is declared at {declared} and was found at {found} ({matched_by} {value}, "
                    "address {address})"),
 }
@@ -416,6 +418,8 @@ NL: dict[str, Message] = {
     "flag_no_complete": "{site}: geen scan van deze locatie is afgerond; het rapport toont de laatste, die onvolledig is",
     "flag_older_complete": ("{site}: het rapport toont de laatste afgeronde scan ({scan}, {started}), niet de laatste "
                             "scan"),
+    "flag_no_scan": ("{site}: nooit gescand ({assets} geregistreerde asset(s), {runs} egress-run(s)); het overzicht "
+                     "kan niets over de camera's daar zeggen"),
     "cross_site": ("{asset} is geregistreerd bij {declared} en gevonden bij {found} ({matched_by} {value}, "
                    "adres {address})"),
 }

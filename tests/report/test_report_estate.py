@@ -256,3 +256,17 @@ def test_hostile_device_text_stays_text_in_the_estate_report_and_its_charts(tmp_
     assert "<script" not in html and "<img" not in html
     assert "&lt;img src=" in html  # shown, as text (the brand table)
     assert not re.search(r"(?<!\\)<img", md) and "\\<img" in md  # escaped as the scan report's Markdown is
+
+
+def test_a_site_with_a_register_but_no_scan_is_flagged(tmp_path: Path) -> None:
+    from camaudit.register import import_register
+
+    db = build_estate_db(tmp_path / "c.db").path
+    reg = tmp_path / "kantoor.csv"
+    reg.write_text("asset_id,address,declared_maker\nK-1,10.90.0.5,Axis\n")
+    with open_store(db) as store:
+        import_register(store, reg, site="kantoor")
+        doc = build_estate(store, lang="nl")
+    assert {"code": "flag_no_scan", "site": "kantoor", "assets": 1, "runs": 0} in doc["flags"]
+    assert "kantoor: nooit gescand (1 geregistreerde asset(s), 0 egress-run(s))" in " ".join(doc["flags_text"])
+    assert "kantoor" not in [s["site"] for s in doc["sites"]]
