@@ -86,6 +86,11 @@ def report(
     if output == "-" and not fmt:
         raise UsageError("writing to stdout (-o -) needs --format")
     if estate:
+        single = [name for name, given in (("--scan", scan_ref != "latest"), ("--site", site is not None),
+                                           ("--reassess", reassess), ("--require-complete", require_complete)) if given]
+        if single:
+            raise UsageError(f"{', '.join(single)} go(es) with one scan's report; --estate covers every site's "
+                             "latest complete scan")
         return _estate_report(db_path, fmt, output, lang, policy, max_age, fail_on, as_json)
     if max_age is not None:
         raise UsageError("--max-age goes with --estate")

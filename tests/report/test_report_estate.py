@@ -270,3 +270,15 @@ def test_a_site_with_a_register_but_no_scan_is_flagged(tmp_path: Path) -> None:
     assert {"code": "flag_no_scan", "site": "kantoor", "assets": 1, "runs": 0} in doc["flags"]
     assert "kantoor: nooit gescand (1 geregistreerde asset(s), 0 egress-run(s))" in " ".join(doc["flags_text"])
     assert "kantoor" not in [s["site"] for s in doc["sites"]]
+
+
+@pytest.mark.parametrize("extra", [["--scan", "ffff"], ["--site", "werf"], ["--reassess"], ["--require-complete"]])
+def test_single_scan_options_are_refused_with_estate(estate_db: EstateDb, tmp_path: Path, extra: list[str]) -> None:
+    done = run("report", "--estate", "--db", str(estate_db.path), "-o", str(tmp_path / "e.html"), *extra)
+    assert done.returncode == 2 and extra[0] in done.stderr and "--estate covers every site" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "e.html").exists()
+
+
+def test_max_age_without_estate_is_refused(estate_db: EstateDb, tmp_path: Path) -> None:
+    done = run("report", "--db", str(estate_db.path), "-o", str(tmp_path / "r.html"), "--max-age", "7d")
+    assert done.returncode == 2 and "--max-age goes with --estate" in done.stderr
