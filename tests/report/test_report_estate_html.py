@@ -104,3 +104,17 @@ def test_screenshot_of_the_scan_report_summary(lab_db: LabDb, tmp_path: Path) ->
     area = summary_area(screenshot(page.as_uri(), tmp_path / "scan.png", tmp_path / "p"))
     assert len(area.getcolors(1 << 20)) > 200
     assert colours_near(area, COVERED_RED) > 100, "the covered count and the makers' bars are drawn"
+
+
+def test_no_request_leaves_the_dutch_scan_report(lab_db: LabDb, proxy: _Proxy, tmp_path: Path) -> None:
+    """The scan report in Dutch, now with its statement and its findings-over-time chart."""
+    db = tmp_path / "nl.db"
+    with open_store(lab_db.path) as store:
+        store.db.execute(f"vacuum into '{db}'")
+    with open_store(db) as store:
+        page = write_report(store, tmp_path / "rapport.html", lang="nl").path
+    own = _chromium_own_hosts(proxy, tmp_path)
+    dom = dump_dom(page.as_uri(), tmp_path / "p", proxy)
+    assert proxy.hosts() - own == set(), proxy.requests
+    assert 'id="statement"' in dom and "Bewering:" in dom and 'id="chart-history"' in dom
+    assert_nothing_external(page.read_text())
