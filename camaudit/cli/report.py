@@ -50,8 +50,10 @@ def _expand_output(template: str, scan_id: str, started_at: str) -> str:
 @click.command()
 @DB_OPTION
 @SCAN_OPTION
-@click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv"]), help="Default: from the file name.")
+@click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv", "pdf"]), help="Default: from the file name.")
 @click.option("-o", "--output", "output", required=True, help="The report file ({date} and {scan} are filled in), or - for stdout.")
+@click.option("--estate", is_flag=True, help="The estate report: every site's latest complete scan, one conclusion per site.")
+@click.option("--max-age", "max_age", metavar="DURATION", help="With --estate: flag sites whose latest scan is older (7d, 36h).")
 @click.option("--lang", type=click.Choice(["en", "nl"]), default="en", show_default=True, help="Language of HTML and Markdown.")
 @POLICY_OPTION
 @click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help="Exit 1 when a finding is at or above this.")
@@ -60,34 +62,48 @@ def _expand_output(template: str, scan_id: str, started_at: str) -> str:
 @SITE_OPTION
 @JSON_OPTION
 def report(
-    db_path: str, scan_ref: str, fmt: str | None, output: str, lang: str, policy_path: str | None,
-    fail_on: str, require_complete: bool, reassess: bool, site: str | None, as_json: bool,
+    db_path: str, scan_ref: str, fmt: str | None, output: str, estate: bool, max_age: str | None, lang: str,
+    policy_path: str | None, fail_on: str, require_complete: bool, reassess: bool, site: str | None, as_json: bool,
 ) -> int:  # fmt: skip
     """Write the report of one scan, from the store alone: HTML (one self-contained file),
     Markdown, JSON or CSV (one row per finding). The report shows the scan's latest assessment
     (the first is made and recorded when there is none); reporting again never changes it.
 
+    With --estate: every site of the store (a central store) in one report, HTML, Markdown,
+    JSON or PDF: one conclusion per site, the estate inventory, the register across sites.
+
     Example:
 
         camaudit report --db audit.db -o audit.html --lang nl
+
+        camaudit report --estate --db central.db -o estate.pdf --max-age 7d
     """
     from ..assess import Finding, count_by_severity, severity_at_least
-    from ..report import format_for, render, write_atomically
+    from ..report import format_for, render_bytes, write_atomically
     from ..report.data import build_report
 
     policy = _policy(policy_path)
     if output == "-" and not fmt:
         raise UsageError("writing to stdout (-o -) needs --format")
+    if estate:
+        single = [name for name, given in (("--scan", scan_ref != "latest"), ("--site", site is not None),
+                                           ("--reassess", reassess), ("--require-complete", require_complete)) if given]
+        if single:
+            raise UsageError(f"{', '.join(single)} go(es) with one scan's report; --estate covers every site's "
+                             "latest complete scan")
+        return _estate_report(db_path, fmt, output, lang, policy, max_age, fail_on, as_json)
+    if max_age is not None:
+        raise UsageError("--max-age goes with --estate")
     with open_store(db_path, create=False) as store:
         fmt = format_for(output, fmt) if output != "-" else fmt
         assert fmt is not None
         doc = build_report(store, scan_ref, policy=policy, lang=lang, reassess=reassess, site=_site(site))
     scan = doc["scan"]
     if output == "-":
-        sys.stdout.write(render(doc, fmt))
+        _report_to_stdout(doc, fmt)
         path = None
     else:
-        path = write_atomically(_expand_output(output, scan["scan_id"], scan["started_at"]), render(doc, fmt))
+        path = write_atomically(_expand_output(output, scan["scan_id"], scan["started_at"]), render_bytes(doc, fmt))
     findings = [Finding(**f) for f in doc["findings"]]
     counts = count_by_severity(findings)
     failing = severity_at_least(findings, fail_on)
@@ -119,6 +135,50 @@ def _to_stdout(data: bytes | str, *, binary_kind: str | None = None) -> None:
         data = data.encode("utf-8")
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
+
+
+def _report_to_stdout(doc: dict[str, Any], fmt: str) -> None:
+    from ..report import render, render_bytes
+
+    if fmt == "pdf":
+        sys.stdout.flush()
+        sys.stdout.buffer.write(render_bytes(doc, fmt))
+        sys.stdout.buffer.flush()
+    else:
+        sys.stdout.write(render(doc, fmt))
+
+
+def _estate_report(db_path: str, fmt: str | None, output: str, lang: str, policy: Any, max_age: str | None,
+                   fail_on: str, as_json: bool) -> int:
+    """`report --estate`: every site's latest complete scan in one document."""
+    from ..assess import Finding, count_by_severity, severity_at_least
+    from ..report import format_for, render_bytes, write_atomically
+    from ..report.estate import build_estate, parse_duration
+
+    seconds = parse_duration(max_age) if max_age is not None else None
+    fmt = format_for(output, fmt) if output != "-" else fmt
+    assert fmt is not None
+    if fmt == "csv":
+        raise UsageError("the estate report is written as html, md, json or pdf, not csv")
+    with open_store(db_path, create=False) as store:
+        doc = build_estate(store, policy=policy, lang=lang, max_age=seconds)
+    path = None
+    if output == "-":
+        _report_to_stdout(doc, fmt)
+    else:
+        path = write_atomically(_expand_output(output, "estate", doc["generated_at"]), render_bytes(doc, fmt))
+    findings = [Finding(**f) for f in doc["findings"]]
+    failing = severity_at_least(findings, fail_on)
+    if as_json and path is not None:
+        print_json({"path": str(path), "sites": [s["site"] for s in doc["sites"]], "flags": doc["flags"],
+                    "findings": count_by_severity(findings), "fail_on": fail_on, "failing": failing})
+    flagged = sorted({f["site"] for f in doc["flags"]})
+    click.echo(f"{'wrote ' + str(path) if path else 'estate report written'}: {len(doc['sites'])} site(s)"
+               + (f", flagged: {', '.join(flagged)}" if flagged else ""), err=True)
+    if failing:
+        click.echo(f"camaudit: findings at or above {fail_on}", err=True)
+        return 1
+    return 0
 
 
 @click.command()

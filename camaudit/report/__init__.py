@@ -18,8 +18,9 @@ from ..errors import OutputError, UsageError
 from ..policy import Policy
 from ..store import Store, open_store
 
-FORMATS = ("html", "md", "json", "csv")
-_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv"}
+FORMATS = ("html", "md", "json", "csv", "pdf")
+_SUFFIXES = {".html": "html", ".htm": "html", ".md": "md", ".markdown": "md", ".json": "json", ".csv": "csv",
+             ".pdf": "pdf"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,6 +46,9 @@ def format_for(path: str | Path, fmt: str | None) -> str:
 
 
 def render(doc: dict[str, Any], fmt: str) -> str:
+    """A report document (a scan's, or the estate's: ``kind: "estate"``) in a text format."""
+    if doc.get("kind") == "estate":
+        return _render_estate(doc, fmt)
     if fmt == "html":
         from .html import render_html
 
@@ -61,10 +65,35 @@ def render(doc: dict[str, Any], fmt: str) -> str:
         from .csv_report import render_csv
 
         return render_csv(doc)
+    if fmt == "pdf":
+        raise UsageError("a PDF is binary: use render_bytes")
     raise UsageError(f"no report format {fmt!r}; choose one of {', '.join(FORMATS)}")
 
 
-def write_atomically(path: str | Path, text: str) -> Path:
+def _render_estate(doc: dict[str, Any], fmt: str) -> str:
+    from .estate_render import render_estate_html, render_estate_markdown
+
+    if fmt == "html":
+        return render_estate_html(doc)
+    if fmt == "md":
+        return render_estate_markdown(doc)
+    if fmt == "json":
+        from .json_report import render_json
+
+        return render_json(doc)
+    raise UsageError(f"the estate report is written as html, md, json or pdf, not {fmt}")
+
+
+def render_bytes(doc: dict[str, Any], fmt: str) -> bytes:
+    """A report document in ``fmt`` as bytes: the PDF lays out the HTML; the rest is UTF-8 text."""
+    if fmt == "pdf":
+        from .pdf import html_to_pdf
+
+        return html_to_pdf(render(doc, "html"))
+    return render(doc, fmt).encode("utf-8")
+
+
+def write_atomically(path: str | Path, text: str | bytes) -> Path:
     """Write ``text`` to ``path`` through a temporary file in the same folder, so a reader
     (a mail job, a web server) never sees half a report."""
     path = Path(path)
@@ -74,8 +103,9 @@ def write_atomically(path: str | Path, text: str) -> Path:
     tmp: str | None = None
     try:
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            handle.write(text)
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None
@@ -105,7 +135,19 @@ def write_report(
 
     fmt = format_for(path, fmt)
     doc = build_report(store, scan_ref, policy=policy, lang=lang)
-    return WrittenReport(write_atomically(path, render(doc, fmt)), doc)
+    return WrittenReport(write_atomically(path, render_bytes(doc, fmt)), doc)
+
+
+def write_estate_report(store: Store, path: str | Path, *, fmt: str | None = None, policy: Policy | None = None,
+                        lang: str = "en", max_age: float | None = None) -> WrittenReport:
+    """Write the estate report (every site of the store) to ``path``."""
+    from .estate import build_estate
+
+    fmt = format_for(path, fmt)
+    if fmt == "csv":
+        raise UsageError("the estate report is written as html, md, json or pdf, not csv")
+    doc = build_estate(store, policy=policy, lang=lang, max_age=max_age)
+    return WrittenReport(write_atomically(path, render_bytes(doc, fmt)), doc)
 
 
 def write_demo_report(db_path: str | Path, html_path: str | Path | None = None, *, lang: str = "en") -> Path:

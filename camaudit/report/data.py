@@ -27,13 +27,14 @@ from ..assess import (
     scan_view,
 )
 from ..diff import compare, previous_scan
-from ..model import Assessment, utc_now
+from ..model import Assessment, Scan, utc_now
 from ..model.verdicts import Reason, english, reasons_to_json
 from ..policy import Policy, load_policy, severity_rank
 from ..store import Store
 from ..store import assessments as stored_assessments
 from ..store.observations import observations_of_scan
 from .i18n import translator
+from .statement import statement_section
 
 #: Observation values longer than this are cut in reports (the store keeps them whole).
 OBSERVATION_CHARS = 600
@@ -70,7 +71,7 @@ def build_report(
         earlier = stored_assessments.latest_assessment(store, before.id)
         changes = compare(scan_view(store, before.id, assessment=earlier), view).to_json()
     observations = _observations(store, view.scan.id)
-    return {
+    doc = {
         "report_version": 1,
         "camaudit_version": __version__,
         "generated_at": utc_now(),
@@ -102,7 +103,27 @@ def build_report(
         "findings": [f.to_json() for f in findings],
         "register": _register(view),
         "changes": changes,
+        "history": scan_history(store, view.scan),
     }
+    doc["statement"] = statement_section(doc)
+    return doc
+
+
+#: How many scans the "findings over time" chart goes back.
+HISTORY_SCANS = 12
+
+
+def scan_history(store: Store, scan: Scan, limit: int = HISTORY_SCANS) -> list[dict[str, Any]]:
+    """The scan and the ones of its site before it, oldest first, with the findings of each
+    one's latest assessment (none for a scan never assessed): the "findings over time" chart."""
+    earlier = [s for s in store.scans(site=scan.site) if s.started_at <= scan.started_at and s.status != "running"]
+    rows = []
+    for past in earlier[:limit]:
+        assessment = stored_assessments.latest_assessment(store, past.id)
+        counts = count_by_severity(stored_assessments.findings_of(store, assessment.id)) if assessment else None
+        rows.append({"scan_id": past.id, "started_at": past.started_at, "status": past.status,
+                     "assessment_id": assessment.id if assessment else None, "findings": counts})
+    return rows[::-1]
 
 
 def _localised(view: ScanView, findings: list[Finding], assessment: Assessment, policy: Policy | None,

@@ -20,6 +20,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup
 
+from .charts import findings_over_time
 from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .i18n import localise, translator
 from .messages import render, render_all
@@ -81,6 +82,13 @@ def address_key(value: str) -> str:
     return f"{ip.version}{int(ip):039d}"
 
 
+def history_chart(doc: dict[str, Any], chart_id: str) -> Markup:
+    """The "findings over time" chart of a report document's ``history``."""
+    e = estate_text(doc["lang"])
+    return findings_over_time(chart_id, e["findings_over_time"], doc.get("history") or [],
+                              list(doc["summary"]["findings"]), e["not_assessed_scan"])
+
+
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
         loader=jinja2.FunctionLoader(lambda name: _template_text(name)),
@@ -124,6 +132,7 @@ def render_html(doc: dict[str, Any]) -> str:
         css=Markup(_template_text("report.css")),  # noqa: S704 - our own file, not user data
         script=Markup(script),  # noqa: S704 - our own file, not user data
         script_hash=f"sha256-{digest}",
+        history_chart=history_chart(doc, "chart-history"),
         verdict_rows=verdict_rows,
         severity_rows=severity_rows,
         brand_rows=brand_rows,

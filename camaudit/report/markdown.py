@@ -76,6 +76,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += [f"> {t['no_verdict_recorded']}", ""]
     if note := not_assessed_note(doc):
         out += [f"> {cell(note)}", ""]
+    out += statement_markdown(doc)
     out += [f"### {t['by_maker']}", ""]
     out += _table([t["maker"], t["devices"], t["covered"]], [[m["maker"], m["devices"], m["covered"]] for m in summary["by_maker"]])
     if summary["by_brand"]:
@@ -163,3 +164,15 @@ def render_markdown(doc: dict[str, Any]) -> str:
             out += [f"{t['register']}: {cell(d['asset_id'] or '')} {cell(tr(d['register_detail']))}".rstrip(), ""]
     out += ["---", "", t["footer"].format(version=doc["camaudit_version"]), ""]
     return "\n".join(out)
+
+
+def statement_markdown(doc: dict[str, Any]) -> list[str]:
+    """The statement of one scan report document, as Markdown lines (scan and estate reports)."""
+    e = estate_text(doc["lang"])
+    st = doc["statement"]
+    out = [f"### {e['statement']}", "", f"**{cell(st['conclusion_text'])}**", ""]
+    out += [f"> {cell(line)}" for line in st["text"]] + ["", f"**{e['reproducibility']}**", ""]
+    for key, value in st["reproducibility"].items():
+        shown = " ".join(value) if isinstance(value, list) else value
+        out.append(f"- {e['repro_' + key]}: `{shown or e['none']}`")
+    return [*out, ""]

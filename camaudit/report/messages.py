@@ -44,6 +44,32 @@ def _ports_nl(p: Mapping[str, Any]) -> str:
     return f"ONVIF: geen apparaatdienst antwoordde op poort{'en' if p.get('count', 1) != 1 else ''} {p['ports']}"
 
 
+def _plural_en(n: Any, one: str, many: str) -> str:
+    return one if str(n) == "1" else many
+
+
+def _devices_en(n: Any) -> str:
+    return f"{n} device" if str(n) == "1" else f"{n} devices"
+
+
+def _devices_nl(n: Any) -> str:
+    return f"{n} apparaat" if str(n) == "1" else f"{n} apparaten"
+
+
+def _closed_en(p: Mapping[str, Any]) -> str:
+    control = (f"control passed {p['minutes']} minutes {'earlier' if p.get('control_before', True) else 'later'}"
+               if p.get("minutes") not in (None, "") else "no positive control was needed (every path was refused locally)")
+    return (f"{p['site']}: CLOSED on {p['paths']} tested path{_plural_en(p['paths'], '', 's')} from {p['vantage']}, "
+            f"{control}, {p['registered']} of {p['devices']} devices report a cloud registration")
+
+
+def _closed_nl(p: Mapping[str, Any]) -> str:
+    control = (f"controle {p['minutes']} minuten {'eerder' if p.get('control_before', True) else 'later'} geslaagd"
+               if p.get("minutes") not in (None, "") else "geen positieve controle nodig (elke route werd lokaal geweigerd)")
+    return (f"{p['site']}: CLOSED op {p['paths']} geteste route{_plural_en(p['paths'], '', 's')} vanaf {p['vantage']}, "
+            f"{control}, {p['registered']} van {p['devices']} apparaten melden een cloudregistratie")
+
+
 EN: dict[str, Message] = {
     LEGACY_TEXT: "{text}",
     # -- device interrogation: why a read was not verified ("what" names the read)
@@ -165,6 +191,57 @@ EN: dict[str, Message] = {
                           "the sensor"),
     "no_verdict_recorded": "no verdict recorded",
     "no_verdict_in_scan": "an egress check of this device in this scan",
+    # -- the estate report: one conclusion per site, and the statement an auditor can file
+    "conclusion_closed": _closed_en,
+    "conclusion_closed_recorded": ("{site}: CLOSED as recorded for {segments} (no tested paths recorded with it), "
+                                   "{registered} of {devices} devices report a cloud registration"),
+    "conclusion_open": "{site}: OPEN: {open} of {devices} devices can reach the internet ({reasons})",
+    "conclusion_open_segment": lambda p: (f"{p['site']}: OPEN from the sensor on {p['segments']} ({p['reasons']}); "
+                                          f"none of its {_devices_en(p['devices'])} was shown to use that path"),
+    "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
+    "conclusion_none": ("{site}: NO VERDICT: no egress check was recorded for its latest scan, so nothing says whether "
+                        "its cameras can reach the internet"),
+    "conclusion_exposed": lambda p: f"{_devices_en(p['count'])} EXPOSED on an inbound path",
+    "cloud_settings_unread": lambda p: (f"the cloud settings of {p['count']} {p['maker']} "
+                                        f"device{'' if str(p['count']) == '1' else 's'} could not be read without "
+                                        "credentials"),
+    "cloud_status_unverified": lambda p: (f"the cloud registration status of {_devices_en(p['count'])} "
+                                          f"({p['maker']}) could not be verified"),
+    "devices_inconclusive": lambda p: (f"{_devices_en(p['count'])} without a verdict of "
+                                       f"{'its' if str(p['count']) == '1' else 'their'} own"),
+    "statement_closed": ("Claim: from the vantage {vantage}, none of the {paths} egress paths tested from segment(s) "
+                         "{segments} of site {site} reached the internet between {start} and {end}."),
+    "statement_open": "Claim: traffic from segment(s) {segments} of site {site} reaches the internet: {reasons}.",
+    "statement_inconclusive": ("Claim: none. The evidence for segment(s) {segments} of site {site} does not show the "
+                               "network closed or open."),
+    "statement_none": "Claim: none. No egress check was recorded for site {site}; its scan is an inventory only.",
+    "statement_scope": ("Scope: scan {scan} ({status}) of {targets}, {addresses} addresses, {devices} devices "
+                        "answered, {cameras} identified as cameras or recorders."),
+    "statement_window": "Time window: the scan ran from {start} to {end}; the egress evidence is from {evidence}.",
+    "statement_window_none": "Time window: the scan ran from {start} to {end}; no egress evidence.",
+    "statement_vantage": "Vantage: {vantages}.",
+    "statement_vantage_none": "Vantage: none recorded.",
+    "statement_paths": "Paths tested: {paths}.",
+    "statement_paths_none": "Paths tested: none recorded.",
+    "statement_control": "Positive control: {controls}.",
+    "statement_not_verified": "Not verified: {items}.",
+    "statement_nothing_missing": "Not verified: nothing the verdict depends on was left unverified.",
+    "statement_placement": ("The claim holds for traffic from the sensor's address and gateway; firewall rules keyed "
+                            "on device addresses, MACs or 802.1X groups are not covered by it."),
+    "statement_devices_unverified": lambda p: (f"{_devices_en(p['count'])} with items not verified (listed per "
+                                               "device in the report)"),
+    # -- flags at the top of the estate report
+    "flag_stale": "{site}: the latest scan ({scan}, {started}) is older than {max_age}",
+    "flag_interrupted": "{site}: the latest scan ({scan}, {started}) was interrupted",
+    "flag_failed": "{site}: the latest scan ({scan}, {started}) failed",
+    "flag_running": "{site}: the latest scan ({scan}, {started}) is still running",
+    "flag_no_complete": "{site}: no scan of this site completed; the report shows the latest, which is partial",
+    "flag_older_complete": ("{site}: the report shows the latest complete scan ({scan}, {started}), not the latest "
+                            "scan"),
+    "flag_no_scan": ("{site}: never scanned ({assets} registered asset(s), {runs} egress run(s)); the estate report "
+                     "has nothing to say about its cameras"),
+    "cross_site": ("{asset} is declared at {declared} and was found at {found} ({matched_by} {value}, "
+                   "address {address})"),
 }
 
 NL: dict[str, Message] = {
@@ -294,6 +371,57 @@ NL: dict[str, Message] = {
     "source_not_judged": "geen eigen oordeel; segment {segment} is {verdict} op het bewijs van andere apparaten of de sensor",
     "no_verdict_recorded": "geen oordeel vastgelegd",
     "no_verdict_in_scan": "een controle van het uitgaande verkeer van dit apparaat in deze scan",
+    "conclusion_closed": _closed_nl,
+    "conclusion_closed_recorded": ("{site}: CLOSED zoals vastgelegd voor {segments} (zonder vastgelegde geteste "
+                                   "routes), {registered} van {devices} apparaten melden een cloudregistratie"),
+    "conclusion_open": "{site}: OPEN: {open} van {devices} apparaten kunnen het internet bereiken ({reasons})",
+    "conclusion_open_segment": lambda p: (f"{p['site']}: OPEN vanaf de sensor op {p['segments']} ({p['reasons']}); "
+                                          f"van geen van de {_devices_nl(p['devices'])} is aangetoond dat het die "
+                                          "route gebruikt"),
+    "conclusion_inconclusive": "{site}: INCONCLUSIVE: {reasons}",
+    "conclusion_none": ("{site}: GEEN OORDEEL: voor de laatste scan is geen egress-controle vastgelegd, dus niets zegt "
+                        "of de camera's het internet kunnen bereiken"),
+    "conclusion_exposed": lambda p: f"{_devices_nl(p['count'])} EXPOSED via een inkomende route",
+    "cloud_settings_unread": lambda p: (f"de cloudinstellingen van {p['count']} {p['maker']}-"
+                                        f"{'apparaat' if str(p['count']) == '1' else 'apparaten'} konden zonder "
+                                        "inloggegevens niet worden uitgelezen"),
+    "cloud_status_unverified": lambda p: (f"de cloudregistratie van {_devices_nl(p['count'])} ({p['maker']}) kon "
+                                          "niet worden vastgesteld"),
+    "devices_inconclusive": lambda p: f"{_devices_nl(p['count'])} zonder eigen oordeel",
+    "statement_closed": ("Bewering: vanaf het meetpunt {vantage} bereikte geen van de {paths} geteste uitgaande routes "
+                         "vanuit segment(en) {segments} van locatie {site} het internet tussen {start} en {end}."),
+    "statement_open": ("Bewering: verkeer vanuit segment(en) {segments} van locatie {site} bereikt het internet: "
+                       "{reasons}."),
+    "statement_inconclusive": ("Bewering: geen. Het bewijs voor segment(en) {segments} van locatie {site} toont het "
+                               "netwerk niet gesloten en niet open."),
+    "statement_none": ("Bewering: geen. Voor locatie {site} is geen egress-controle vastgelegd; de scan is alleen een "
+                       "inventarisatie."),
+    "statement_scope": ("Reikwijdte: scan {scan} ({status}) van {targets}, {addresses} adressen, {devices} apparaten "
+                        "antwoordden, {cameras} herkend als camera of recorder."),
+    "statement_window": "Tijdvak: de scan liep van {start} tot {end}; het egress-bewijs is van {evidence}.",
+    "statement_window_none": "Tijdvak: de scan liep van {start} tot {end}; geen egress-bewijs.",
+    "statement_vantage": "Meetpunt: {vantages}.",
+    "statement_vantage_none": "Meetpunt: niet vastgelegd.",
+    "statement_paths": "Geteste routes: {paths}.",
+    "statement_paths_none": "Geteste routes: niet vastgelegd.",
+    "statement_control": "Positieve controle: {controls}.",
+    "statement_not_verified": "Niet vastgesteld: {items}.",
+    "statement_nothing_missing": "Niet vastgesteld: niets waar het oordeel van afhangt bleef onvastgesteld.",
+    "statement_placement": ("De bewering geldt voor verkeer vanaf het adres en de gateway van de sensor; "
+                            "firewallregels op apparaatadressen, MAC-adressen of 802.1X-groepen vallen er niet onder."),
+    "statement_devices_unverified": lambda p: (f"{_devices_nl(p['count'])} met onderdelen die niet zijn "
+                                               "vastgesteld (per apparaat vermeld in het rapport)"),
+    "flag_stale": "{site}: de laatste scan ({scan}, {started}) is ouder dan {max_age}",
+    "flag_interrupted": "{site}: de laatste scan ({scan}, {started}) is onderbroken",
+    "flag_failed": "{site}: de laatste scan ({scan}, {started}) is mislukt",
+    "flag_running": "{site}: de laatste scan ({scan}, {started}) loopt nog",
+    "flag_no_complete": "{site}: geen scan van deze locatie is afgerond; het rapport toont de laatste, die onvolledig is",
+    "flag_older_complete": ("{site}: het rapport toont de laatste afgeronde scan ({scan}, {started}), niet de laatste "
+                            "scan"),
+    "flag_no_scan": ("{site}: nooit gescand ({assets} geregistreerde asset(s), {runs} egress-run(s)); het overzicht "
+                     "kan niets over de camera's daar zeggen"),
+    "cross_site": ("{asset} is geregistreerd bij {declared} en gevonden bij {found} ({matched_by} {value}, "
+                   "adres {address})"),
 }
 
 CATALOGUES: dict[str, dict[str, Message]] = {"en": EN, "nl": NL}

@@ -179,3 +179,10 @@ def save_passive(store: Store, run_id: str, result: PassiveResult) -> None:
     if rows:
         with store.write() as db:
             db.table("egress_flows").insert_all(rows, pk="id", replace=True)
+
+
+def runs_of_site(store: Store, site: str, *, limit: int = 50) -> list[EgressRun]:
+    """The egress runs of a site (checks, controls, captures, listener logs), newest first."""
+    rows = store.db.query("select * from egress_runs where site = ? order by started_at desc, rowid desc limit ?",
+                          [site, int(limit)])
+    return [_run_from_row(r) for r in rows]

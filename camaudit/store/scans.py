@@ -229,3 +229,19 @@ def site_segments(store: Store, site: str) -> list[str]:
 def site_of_scan(store: Store, scan_id: str) -> str:
     row = store.db.execute("select site from scans where id = ?", [scan_id]).fetchone()
     return str(row[0]) if row and row[0] else DEFAULT_SITE
+
+
+def latest_scans_by_site(store: Store) -> list[tuple[str, Scan | None, Scan | None]]:
+    """For every site that has a camera scan: (site, its latest scan whatever its status, its
+    latest complete scan or None), sites by name. The estate report stands on these."""
+    result = []
+    names = [r["site"] for r in store.db.query("select distinct coalesce(site, ?) as site from scans order by 1",
+                                               [DEFAULT_SITE])]
+    for name in names:
+        latest = list_scans(store, limit=1, site=name)
+        complete = [scan_from_row(row, store.stale) for row in store.db.query(
+            _SELECT + "where s.site = ? and s.status = 'complete' order by s.started_at desc, s.rowid desc limit 1",
+            [name])]
+        complete = [s for s in complete if s.status == "complete"]  # a stale one reads as interrupted
+        result.append((name, latest[0] if latest else None, complete[0] if complete else None))
+    return result

@@ -39,7 +39,7 @@ def test_report_exit_codes(fresh_lab_db: LabDb, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (["report", "--db", "{tmp}/absent.db", "-o", "{tmp}/r.html"], "no database at"),
-        (["report", "--db", "{db}", "-o", "{tmp}/r.pdf"], "cannot tell the report format"),
+        (["report", "--db", "{db}", "-o", "{tmp}/r.docx"], "cannot tell the report format"),  # .pdf is a format now
         (["report", "--db", "{db}", "-o", "{tmp}/nofolder/r.html"], "does not exist"),
         (["report", "--db", "{db}", "--scan", "ffffffff", "-o", "{tmp}/r.html"], "no scan 'ffffffff'"),
         (["report", "--db", "{db}", "-o", "{tmp}/r.html", "--policy", "{tmp}/bad.yaml"], "bad.yaml, line 3, rule 'x': severity 'urgent'"),
