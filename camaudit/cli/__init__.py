@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Audit an emulated camera network on this machine and show the result."),
     "egress": ("egress", "egress", "Verify egress from a camera segment: check, listen, import-log, pcap."),
     "fleet": ("fleet", "fleet", "Many sites: init a fleet, trust agent keys, show agent status."),
-    "bundle": ("fleet", "bundle", "Verify a signed evidence bundle from a site."),
+    "bundle": ("fleet", "bundle", "Export, import and verify signed evidence bundles (a site's runs)."),
 }
 
 

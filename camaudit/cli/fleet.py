@@ -233,3 +233,112 @@ def verify(file: Path, fleet_file: Path, as_json: bool) -> int:
                f"bundle {manifest.bundle_id[:16]}")
     return 0
 
+
+
+@bundle.command("export")
+@click.option("--db", "db_path", default="camaudit.db", show_default=True, type=click.Path(dir_okay=False),
+              help="The agent's evidence store.")
+@click.option("--scan", "scan_ref", help="The scan to export: id, id prefix, or latest.")
+@click.option("--egress-run", "egress_run_id", help="An egress check to export instead of a scan (its run id).")
+@click.option("--fleet", "fleet_file", type=FLEET_FILE,
+              help="This agent's site-NAME.toml: its signing key, and the site the run must belong to.")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False, path_type=Path),
+              help="The agent's signing key file (instead of --fleet).")
+@click.option("--job", "job_id", help="The fleet job this run answered, if any.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The bundle file to write (never overwritten).")
+@JSON_OPTION
+def export_command(db_path: str, scan_ref: str | None, egress_run_id: str | None, fleet_file: Path | None,
+                   key_file: Path | None, job_id: str | None, output: Path, as_json: bool) -> int:
+    """Write one run of an agent's store (a scan, or an egress check with --egress-run) as a
+    signed evidence bundle, to carry to the centre by hand when the site has no path to it:
+    `camaudit bundle import FILE` there verifies and merges it.
+
+    Example:
+
+        camaudit bundle export --db agent.db --scan latest --fleet site-pool.toml -o pool.bundle
+    """
+    from ..fleet.bundle import write_bundle
+    from ..fleet.export import export_bundle
+    from ..fleet.keys import load_key, load_or_create_key
+    from ..store import open_store
+
+    if (fleet_file is None) == (key_file is None):
+        raise click.UsageError("sign with this agent's key: give --fleet site-NAME.toml or --key FILE")
+    if scan_ref is None and egress_run_id is None:
+        raise click.UsageError("name the run to export: --scan ID|latest or --egress-run ID")
+    if scan_ref is not None and egress_run_id is not None:
+        raise click.UsageError("export one run: --scan or --egress-run, not both")
+    site = None
+    if fleet_file is not None:
+        from ..fleet.config import load_site
+
+        settings = load_site(fleet_file)
+        site = settings.site
+        agent_key = load_or_create_key(settings.key_file)
+    else:
+        assert key_file is not None
+        agent_key = load_key(key_file)
+    with open_store(db_path, create=False) as store:
+        exported = export_bundle(store, agent_key, scan_ref=scan_ref, egress_run_id=egress_run_id, site=site,
+                                 job_id=job_id)
+    write_bundle(output, exported.bundle)
+    if as_json:
+        print_json({"file": str(output), "bundle_id": exported.bundle_id, "kind": exported.kind,
+                    "run_id": exported.run_id, "site": exported.site, "key": agent_key.fingerprint,
+                    "counts": exported.counts})
+        return 0
+    rows = sum(exported.counts.values())
+    click.echo(f"bundle {exported.bundle_id[:16]} written to {output}: {exported.kind} {exported.run_id} of site "
+               f"{exported.site}, {rows} rows, signed by {agent_key.fingerprint}")
+    return 0
+
+
+@bundle.command("import")
+@click.argument("file", type=click.Path(path_type=Path))
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE,
+              help="The centre's central.toml (the keys it trusts per site).")
+@click.option("--db", "db_path", default="camaudit.db", show_default=True, type=click.Path(dir_okay=False),
+              help="The central evidence store.")
+@click.option("--policy", "policy_path", type=click.Path(dir_okay=False),
+              help="The findings policy the merged scan is assessed with (default: the shipped one).")
+@JSON_OPTION
+def import_command(file: Path, fleet_file: Path, db_path: str, policy_path: str | None, as_json: bool) -> int:
+    """Verify a bundle and merge it into the central store, in one transaction, recorded in its
+    ledger; the merged scan is then identified and assessed here, as a local scan is. A bundle
+    the store has already is "already merged" (exit 0, nothing changed); a refused one exits 2
+    with the reason.
+
+    Example:
+
+        camaudit bundle import pool.bundle --fleet /etc/camaudit/fleet/central.toml --db central.db
+    """
+    from ..errors import BundleRefused
+    from ..fleet.config import load_central
+    from ..fleet.merge import import_bundle
+    from ..store import open_store
+
+    settings = load_central(fleet_file)
+    try:
+        with open_store(db_path) as store:
+            result = import_bundle(store, str(file), settings.sites, max_bytes=settings.limits.max_bundle_bytes,
+                                   policy_path=policy_path)
+    except BundleRefused as refused:
+        if as_json:
+            print_json({"merged": False, "file": str(file), "code": refused.code, "reason": str(refused)})
+            click.echo(f"camaudit: error: bundle refused: {refused}", err=True)
+            return 2
+        raise InputError(f"bundle refused: {refused}") from None
+    outcome = result.outcome
+    if as_json:
+        print_json({"merged": True, "already": outcome.already, "file": str(file), "bundle_id": outcome.bundle_id,
+                    "kind": outcome.kind, "run_id": outcome.run_id, "site": outcome.site, "counts": outcome.counts,
+                    "merged_at": outcome.merged_at, "note": outcome.note or None})
+        return 0
+    what = f"{outcome.kind} {outcome.run_id} of site {outcome.site}"
+    if outcome.already:
+        note = f" ({outcome.note})" if outcome.note else ""
+        click.echo(f"already merged: bundle {outcome.bundle_id[:16]}, {what}{note}; nothing changed")
+    else:
+        click.echo(f"merged bundle {outcome.bundle_id[:16]}: {what}, {sum(outcome.counts.values())} rows")
+    return 0
