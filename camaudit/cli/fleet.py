@@ -342,3 +342,164 @@ def import_command(file: Path, fleet_file: Path, db_path: str, policy_path: str 
     else:
         click.echo(f"merged bundle {outcome.bundle_id[:16]}: {what}, {sum(outcome.counts.values())} rows")
     return 0
+
+
+def _serve(make: Any) -> int:
+    """Run a long-lived fleet loop until SIGINT or SIGTERM; a clean stop is exit 0."""
+    import signal
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        await make(stop).run()
+
+    asyncio.run(main())
+    return 0
+
+
+def _say(role: str) -> Any:
+    def say(line: str) -> None:
+        stamp = datetime.now(UTC).strftime("%H:%M:%S")
+        click.echo(f"camaudit {role}: {stamp} {line}", err=True)
+
+    return say
+
+
+@click.group("agent")
+def agent() -> None:
+    """A site's agent: runs the jobs the centre queues for its site and sends their bundles."""
+
+
+@agent.command("run")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="This agent's site-NAME.toml.")
+@click.option("--db", "db_path", default="camaudit.db", show_default=True, type=click.Path(dir_okay=False),
+              help="The agent's own evidence store (also its outbox of bundles not yet merged).")
+@click.option("--config", "config_path", type=click.Path(exists=True, dir_okay=False),
+              help="This agent's scan configuration (TOML); a job sets only its targets and a few options.")
+def agent_run(fleet_file: Path, db_path: str, config_path: str | None) -> int:
+    """Connect out to the fleet's NATS server and run this site's jobs until SIGINT or SIGTERM.
+    While the server is unreachable the agent keeps its bundles and retries with backoff, saying
+    so on stderr; they are sent when the server returns.
+
+    Example:
+
+        camaudit agent run --fleet /etc/camaudit/site-pool.toml --db /var/lib/camaudit/agent.db
+    """
+    from ..fleet.agent import Agent
+    from ..fleet.config import load_site
+
+    settings = load_site(fleet_file)
+    return _serve(lambda stop: Agent(settings, db_path, config_path=config_path, stop=stop, say=_say("agent")))
+
+
+@click.group("central")
+def central() -> None:
+    """The centre: merges the sites' bundles into the central store."""
+
+
+@central.command("serve")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="The centre's central.toml.")
+@click.option("--db", "db_path", default="camaudit.db", show_default=True, type=click.Path(dir_okay=False),
+              help="The central evidence store.")
+@click.option("--policy", "policy_path", type=click.Path(exists=True, dir_okay=False),
+              help="The findings policy merged scans are assessed with (default: the shipped one).")
+def central_serve(fleet_file: Path, db_path: str, policy_path: str | None) -> int:
+    """Provision the fleet on the NATS server, then verify and merge every bundle the sites send,
+    until SIGINT or SIGTERM. Each bundle is merged once, in one transaction, and acknowledged
+    only after; a refused bundle is reported on stderr with the reason.
+
+    Example:
+
+        camaudit central serve --fleet /etc/camaudit/fleet/central.toml --db central.db
+    """
+    from ..fleet.central import Central
+    from ..fleet.config import load_central
+
+    settings = load_central(fleet_file)
+    return _serve(lambda stop: Central(settings, db_path, policy_path=policy_path, stop=stop, say=_say("central")))
+
+
+@fleet.command("scan")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="The centre's central.toml.")
+@click.option("--site", required=True, help="The site whose agent runs the scan.")
+@click.argument("targets", nargs=-1, required=True)
+@click.option("--exclude", multiple=True, help="Addresses or networks to leave out. Repeatable.")
+@click.option("--ports", help="TCP ports to sweep (e.g. 80,443,554,8000-8010).")
+@click.option("--no-discovery", is_flag=True, help="Skip discovery (WS-Discovery, SADP, DHIP, ARP).")
+@click.option("--sweep-only", is_flag=True, help="Only find open ports; no probing or identification.")
+@click.option("--wait", is_flag=True, help="Wait until the scan's bundle is merged into the central store.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Seconds --wait waits before saying no agent finished the job (exit 3).")
+@JSON_OPTION
+def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude: tuple[str, ...], ports: str | None,
+                 no_discovery: bool, sweep_only: bool, wait: bool, timeout: float, as_json: bool) -> int:
+    """Queue a scan of TARGETS for SITE's agent. With --wait, wait until its bundle is merged and
+    print the scan id; after --timeout say whether any agent picked the job up (exit 3).
+
+    Example:
+
+        camaudit fleet scan --fleet central.toml --site pool 10.1.0.0/24 --wait --json
+    """
+    from ..config import parse_ports
+    from ..fleet.config import load_central
+
+    settings = load_central(fleet_file)
+    if site not in settings.sites:
+        raise InputError(f"site {site!r} is not in this fleet (sites: {', '.join(sorted(settings.sites))})")
+    arguments: dict[str, Any] = {"targets": list(targets)}
+    if exclude:
+        arguments["exclude"] = list(exclude)
+    if ports:
+        arguments["ports"] = list(parse_ports(ports))
+    if no_discovery:
+        arguments["discovery_enabled"] = False
+    if sweep_only:
+        arguments["sweep_only"] = True
+    outcome = asyncio.run(_queue_job(settings, "scan", site, arguments, wait=wait, timeout=timeout))
+    if as_json:
+        print_json(outcome)
+    elif outcome.get("merged"):
+        click.echo(f"job {outcome['job_id']}: scan {outcome['scan_id']} of site {site} merged")
+    else:
+        click.echo(f"job {outcome['job_id']} queued for site {site}")
+    return 0
+
+
+async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, Any], *, wait: bool,
+                     timeout: float) -> dict[str, Any]:
+    import time
+
+    import nats.js.errors
+
+    from ..errors import FleetUnavailable
+    from ..fleet import subjects
+    from ..fleet.nats import Job, connect, provision, publish_job, read_merged
+
+    client = await connect(settings, name="camaudit fleet scan")
+    try:
+        js = client.jetstream(timeout=settings.limits.request_timeout)
+        await provision(js, sorted(settings.sites), settings.limits)
+        job = Job(kind=kind, site=site, arguments=arguments)
+        await publish_job(js, job)
+        if not wait:
+            return {"job_id": job.job_id, "site": site, "queued": True, "merged": False}
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            record = await read_merged(js, job.job_id)
+            if record is not None:
+                return {"job_id": job.job_id, "scan_id": record.get("scan_id"), "site": site, "merged": True}
+            await asyncio.sleep(0.5)
+        try:
+            info = await js.consumer_info(subjects.JOBS_STREAM, subjects.site_consumer(site))
+            waiting = int(info.num_pending or 0)
+        except nats.js.errors.NotFoundError:
+            waiting = 1
+        if waiting:
+            raise FleetUnavailable(f"no live agent of site {site} picked up job {job.job_id} within {timeout:g} s; "
+                                   "it stays queued (camaudit fleet status shows the agents)")
+        raise FleetUnavailable(f"job {job.job_id} was picked up by site {site}'s agent but its bundle was not merged "
+                               f"within {timeout:g} s (is camaudit central serve running?)")
+    finally:
+        await client.close()

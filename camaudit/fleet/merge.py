@@ -11,7 +11,7 @@ killed in between finishes them on its next start (:func:`finalise_merged`).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -35,13 +35,16 @@ class ImportResult:
         return self.outcome.already
 
 
-def merge_verified(store: Store, verified: VerifiedBundle) -> stored_bundles.MergeOutcome:
-    """Merge a verified bundle (one transaction with its ledger row); no finalisation."""
+def merge_verified(store: Store, verified: VerifiedBundle, *,
+                   before_commit: Callable[[], None] | None = None) -> stored_bundles.MergeOutcome:
+    """Merge a verified bundle (one transaction with its ledger row); no finalisation.
+    ``before_commit`` runs inside the transaction, after the rows are written (tests)."""
     manifest = verified.manifest
     return stored_bundles.merge_bundle(
         store, verified.database, bundle_id=manifest.bundle_id, kind=manifest.kind, site=manifest.site,
         segments=manifest.segments, agent_id=manifest.agent_id, agent_version=manifest.agent_version,
-        job_id=manifest.job_id, signer=verified.signer, size=verified.size, counts=dict(manifest.counts))
+        job_id=manifest.job_id, signer=verified.signer, size=verified.size, counts=dict(manifest.counts),
+        before_commit=before_commit)
 
 
 def finalise_merged(store: Store, *, policy_path: str | None = None) -> list[str]:

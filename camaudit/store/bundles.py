@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +200,7 @@ def open_bundle_database(database: bytes) -> sqlite3.Connection:
 
 def merge_bundle(store: Store, database: bytes, *, bundle_id: str, kind: str, site: str, segments: Sequence[str],
                  agent_id: str, agent_version: str, job_id: str | None, signer: str, size: int,
-                 counts: dict[str, int]) -> MergeOutcome:
+                 counts: dict[str, int], before_commit: Callable[[], None] | None = None) -> MergeOutcome:
     """Merge a verified bundle's rows into this store in one transaction together with its ledger
     row. A bundle already in the ledger changes nothing (``already``). Raises BundleRefused when
     the rows are not what the manifest says (another run, another site, other counts)."""
@@ -246,6 +246,8 @@ def merge_bundle(store: Store, database: bytes, *, bundle_id: str, kind: str, si
                 marks = ", ".join("?" * len(names))
                 db.conn.executemany(f'insert into "{table}" ({listed}) values ({marks}) on conflict do nothing',  # noqa: S608
                                     values)
+            if before_commit is not None:
+                before_commit()
     except _AlreadyMerged:
         known = merged_bundle(store, bundle_id)
         assert known is not None
@@ -352,9 +354,19 @@ def outbox_bundle(store: Store, bundle_id: str) -> bytes | None:
     return bytes(row[0]) if row else None
 
 
-def set_outbox_state(store: Store, bundle_id: str, state: str, *, error: str | None = None) -> None:
+def set_outbox_state(store: Store, bundle_id: str, state: str) -> None:
     if state not in OUTBOX_STATES:
         raise ValueError(state)
     with store.write() as db:
-        db.execute("update outbox set state = ?, updated_at = ?, attempts = attempts + ?, last_error = ? "
-                   "where bundle_id = ?", [state, utc_now(), 1 if error else 0, error, bundle_id])
+        db.execute("update outbox set state = ?, updated_at = ?, last_error = null where bundle_id = ?",
+                   [state, utc_now(), bundle_id])
+
+
+def count_upload_attempt(store: Store, bundle_id: str, *, error: str | None = None) -> int:
+    """Record an upload attempt (before it is made; with ``error`` when it failed); returns the
+    attempts made before this one."""
+    with store.write() as db:
+        row = db.execute("select attempts from outbox where bundle_id = ?", [bundle_id]).fetchone()
+        db.execute("update outbox set attempts = attempts + 1, updated_at = ?, last_error = ? where bundle_id = ?",
+                   [utc_now(), error, bundle_id])
+    return int(row[0] or 0) if row else 0
