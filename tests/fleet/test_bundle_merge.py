@@ -349,3 +349,32 @@ def test_a_full_disk_at_the_agent_writes_no_bundle(estate: Estate, small_disk: P
                str(estate.root / "pool-agent.key"), "-o", str(out))
     assert "disk is full" in one_line_error(done, 3)
     assert not out.exists() and [p.name for p in small_disk.iterdir()] == ["filler"]
+
+
+def test_an_egress_run_travels_as_its_own_bundle(estate: Estate, tmp_path: Path) -> None:
+    from camaudit.store.egress import start_passive_run
+
+    agent_db = tmp_path / "agent.db"
+    shutil.copy(estate.pool_db, agent_db)
+    with open_store(agent_db) as store:
+        run_id = start_passive_run(store, "pcap", options={"capture": "segment.pcap"}, site="pool",
+                                   segment="10.1.0.0/24")
+    bundle = tmp_path / "egress.bundle"
+    exported = export(estate, bundle, "--db", str(agent_db), "--egress-run", run_id, "--fleet",
+                      str(estate.pool_site_file))
+    assert (exported["kind"], exported["run_id"], exported["counts"]["scans"]) == ("egress", run_id, 0)
+    central = tmp_path / "central.db"
+    merged = import_json(bundle, estate.fleet, central)
+    assert (merged["kind"], merged["site"], merged["already"]) == ("egress", "pool", False)
+    conn = sqlite3.connect(central)
+    assert conn.execute("select id, site, kind, scan_id from egress_runs").fetchall() == [(run_id, "pool", "pcap", None)]
+    assert conn.execute("select count(*) from scans").fetchone()[0] == 0
+    assert conn.execute("select kind, finalised_at is not null from bundles").fetchall() == [("egress", 1)]
+    assert import_json(bundle, estate.fleet, central)["already"] is True
+    # An egress run made inside a scan is the scan's: exported with it, not alone.
+    with open_store(agent_db) as store:
+        inner = store.db.execute("select id from egress_runs where scan_id is not null").fetchone()
+    if inner:
+        error = one_line_error(run("bundle", "export", "--db", str(agent_db), "--egress-run", inner[0], "--key",
+                                   str(estate.root / "pool-agent.key"), "-o", str(tmp_path / "x.bundle")), 2)
+        assert "export that scan" in error

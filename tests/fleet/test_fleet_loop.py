@@ -264,3 +264,45 @@ def test_the_agent_keeps_waiting_for_an_unreachable_server_and_says_so(prepared:
     finally:
         assert agent.stop() == 0
     assert "Traceback" not in agent.text()
+
+
+def test_bundles_made_while_the_server_is_down_are_sent_when_it_returns(prepared: Fleet, lab: list[dict[str, Any]],
+                                                                        tmp_path: Path) -> None:
+    from fleet_support import start_server
+
+    from camaudit.fleet.export import export_bundle
+    from camaudit.store import bundles as stored_bundles
+    from camaudit.store import open_store
+
+    fleet = prepared
+    central_db, agent_db = tmp_path / "central.db", tmp_path / "agent.db"
+    # A run the agent finished while cut off: in its outbox, pending.
+    done = subprocess.run([*CLI, "scan", *scan_args(lab), "--site", "pool", "--db", str(agent_db), "--json", "-q",
+                           "--fail-on", "none"], capture_output=True, text=True, timeout=LIMIT, env=ENV)
+    assert done.returncode == 0, done.stderr
+    with open_store(agent_db) as store:
+        exported = export_bundle(store, load_or_create_key(fleet.sites["pool"].key_file), scan_ref="latest",
+                                 site="pool")
+        stored_bundles.add_to_outbox(store, bundle_id=exported.bundle_id, site="pool", kind="scan",
+                                     run_id=exported.run_id, job_id=None, bundle=exported.bundle)
+    fleet.server.stop()
+    processes = [
+        Process(["central", "serve", "--fleet", str(fleet.directory / "central.toml"), "--db", str(central_db)],
+                tmp_path / "central.log", ENV),
+        Process(["agent", "run", "--fleet", str(fleet.directory / "site-pool.toml"), "--db", str(agent_db)],
+                tmp_path / "agent.log", ENV),
+    ]
+    centre, agent = processes
+    try:
+        wait_for("the agent to say it keeps its bundle", lambda: "keeping 1 bundle(s) in the outbox" in agent.text())
+        assert rows(agent_db, "select state from outbox") == [("pending",)]
+        fleet.server = start_server(fleet.directory / "nats-server.conf", fleet.server.port,
+                                    tmp_path / "nats-server-2.log")
+        wait_for("the bundle to be merged", lambda: rows(central_db, "select run_id, site from bundles where "
+                                                                     "finalised_at is not null"))
+        assert rows(central_db, "select id, site from scans") == [(exported.run_id, "pool")]
+        wait_for("the agent to mark it merged", lambda: rows(agent_db, "select state from outbox") == [("merged",)])
+    finally:
+        codes = [p.stop() for p in reversed(processes)]
+    assert codes == [0, 0], centre.text()[-2000:] + agent.text()[-2000:]
+    assert "Traceback" not in centre.text() + agent.text()
