@@ -467,6 +467,64 @@ def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude:
     return 0
 
 
+@fleet.command("egress")
+@click.option("--fleet", "fleet_file", required=True, type=FLEET_FILE, help="The centre's central.toml.")
+@click.option("--site", required=True, help="The site whose agent runs the egress check.")
+@click.option("--listener", "listeners", multiple=True, required=True,
+              help="Address of the host running `camaudit egress listen` (repeatable).")
+@click.option("--tcp-ports", help="TCP ports to probe (default: common and vendor-cloud ports).")
+@click.option("--udp-ports", help="UDP ports to probe.")
+@click.option("--dns-zone", help="A DNS zone delegated to the listener.")
+@click.option("--resolver", "resolvers", multiple=True, help="Resolver to test instead of the agent's own.")
+@click.option("--segment", help="Name of the segment (default: the agent's network).")
+@click.option("--probe-timeout", type=float, help="Seconds each probe may wait.")
+@click.option("--max-hops", type=click.IntRange(0, 30), help="TTL-stepped probes (0: none).")
+@click.option("--ra-wait", type=click.FloatRange(0, 30), help="Seconds to wait for IPv6 router advertisements.")
+@click.option("--no-upnp", is_flag=True, help="Do not search for a UPnP IGD.")
+@click.option("--no-natpmp", is_flag=True, help="Do not ask the gateway for NAT-PMP/PCP.")
+@click.option("--no-proxy-discovery", is_flag=True, help="Do not look for a WPAD proxy.")
+@click.option("--skip", "skip", multiple=True, help="A path not to probe (icmp, ntp, udp/500, ...).")
+@click.option("--wait", is_flag=True, help="Wait until the check's bundle is merged into the central store.")
+@click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
+              help="Seconds --wait waits before saying no agent finished the job (exit 3).")
+@JSON_OPTION
+def egress_command(fleet_file: Path, site: str, listeners: tuple[str, ...], tcp_ports: str | None,
+                   udp_ports: str | None, dns_zone: str | None, resolvers: tuple[str, ...], segment: str | None,
+                   probe_timeout: float | None, max_hops: int | None, ra_wait: float | None, no_upnp: bool,
+                   no_natpmp: bool, no_proxy_discovery: bool, skip: tuple[str, ...], wait: bool, timeout: float,
+                   as_json: bool) -> int:
+    """Queue an egress check for SITE's agent (it runs `egress check` from inside the segment).
+    With --wait, wait until its bundle is merged and print the egress run id.
+
+    Example:
+
+        camaudit fleet egress --fleet central.toml --site pool --listener 203.0.113.7 --wait --json
+    """
+    from ..egress.check import parse_port_list
+    from ..fleet.config import load_central
+
+    settings = load_central(fleet_file)
+    if site not in settings.sites:
+        raise InputError(f"site {site!r} is not in this fleet (sites: {', '.join(sorted(settings.sites))})")
+    arguments: dict[str, Any] = {"listeners": list(listeners)}
+    optional: dict[str, Any] = {
+        "tcp_ports": parse_port_list(tcp_ports, "--tcp-ports") if tcp_ports else None,
+        "udp_ports": parse_port_list(udp_ports, "--udp-ports") if udp_ports else None,
+        "dns_zone": dns_zone, "resolvers": list(resolvers) or None, "segment": segment, "timeout": probe_timeout,
+        "max_hops": max_hops, "ra_wait": ra_wait, "upnp": False if no_upnp else None,
+        "natpmp": False if no_natpmp else None, "discover_proxy": False if no_proxy_discovery else None,
+        "skip": list(skip) or None}
+    arguments.update({k: v for k, v in optional.items() if v is not None})
+    outcome = asyncio.run(_queue_job(settings, "egress", site, arguments, wait=wait, timeout=timeout))
+    if as_json:
+        print_json(outcome)
+    elif outcome.get("merged"):
+        click.echo(f"job {outcome['job_id']}: egress run {outcome['egress_run_id']} of site {site} merged")
+    else:
+        click.echo(f"job {outcome['job_id']} queued for site {site}")
+    return 0
+
+
 async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, Any], *, wait: bool,
                      timeout: float) -> dict[str, Any]:
     import time
@@ -477,7 +535,7 @@ async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, A
     from ..fleet import subjects
     from ..fleet.nats import Job, connect, provision, publish_job, read_merged
 
-    client = await connect(settings, name="camaudit fleet scan")
+    client = await connect(settings, name=f"camaudit fleet {kind}")
     try:
         js = client.jetstream(timeout=settings.limits.request_timeout)
         await provision(js, sorted(settings.sites), settings.limits)
@@ -489,7 +547,9 @@ async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, A
         while time.monotonic() < deadline:
             record = await read_merged(js, job.job_id)
             if record is not None:
-                return {"job_id": job.job_id, "scan_id": record.get("scan_id"), "site": site, "merged": True}
+                run = {"scan_id": record.get("scan_id")} if kind == "scan" else {
+                    "egress_run_id": record.get("egress_run_id")}
+                return {"job_id": job.job_id, **run, "site": site, "merged": True}
             await asyncio.sleep(0.5)
         try:
             info = await js.consumer_info(subjects.JOBS_STREAM, subjects.site_consumer(site))

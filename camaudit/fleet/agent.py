@@ -59,6 +59,9 @@ log = logging.getLogger(__name__)
 #: for instance, allow public targets or change where the store is).
 SCAN_JOB_OPTIONS = frozenset({"exclude", "ports", "discovery_enabled", "sweep_only", "interrogate", "max_hosts",
                               "probe_timeout", "connect_timeout", "rate", "concurrency"})
+#: Egress check options a job may set (the listeners are required).
+EGRESS_JOB_OPTIONS = frozenset({"tcp_ports", "udp_ports", "dns_zone", "resolvers", "discover_proxy", "segment",
+                                "timeout", "max_hops", "ra_wait", "upnp", "natpmp", "skip", "control_window"})
 #: Seconds between two progress notes on a running job (well inside the default ack wait).
 PROGRESS_EVERY = 10.0
 
@@ -161,16 +164,20 @@ class Agent:
             self.say("a job message that is not a job for this site was dropped")
             await message.term()
             return
-        if job.kind != "scan":
-            self.say(f"job {job.job_id}: {job.kind} jobs are not run by this agent yet; dropped")
-            await message.term()
-            return
-        self.say(f"job {job.job_id}: scan of {', '.join(map(str, job.arguments.get('targets', [])))[:200]}")
+        if job.kind == "scan":
+            self.say(f"job {job.job_id}: scan of {', '.join(map(str, job.arguments.get('targets', [])))[:200]}")
+        else:
+            self.say(f"job {job.job_id}: egress check towards {', '.join(map(str, job.arguments.get('listeners', [])))[:200]}")
         try:
-            scan_id = await self._run_with_progress(message, lambda: self._scan(job))
+            if job.kind == "scan":
+                scan_id: str | None = await self._run_with_progress(message, lambda: self._scan(job))
+                run_id, egress_run_id = scan_id, None
+            else:
+                egress_run_id = await self._run_with_progress(message, lambda: self._egress(job))
+                run_id, scan_id = egress_run_id, None
             with open_store(self.db_path) as store:
-                exported = export_bundle(store, self.key, scan_ref=scan_id, site=self.settings.site,
-                                         job_id=job.job_id, agent_id=self.agent_id)
+                exported = export_bundle(store, self.key, scan_ref=scan_id, egress_run_id=egress_run_id,
+                                         site=self.settings.site, job_id=job.job_id, agent_id=self.agent_id)
                 stored_bundles.add_to_outbox(store, bundle_id=exported.bundle_id, site=exported.site,
                                              kind=exported.kind, run_id=exported.run_id, job_id=job.job_id,
                                              bundle=exported.bundle)
@@ -185,10 +192,15 @@ class Agent:
             self.say(f"job {job.job_id} failed: {exc}")
             await message.term()
             return
+        except Exception as exc:  # a job's arguments of the wrong type, a fault: the agent goes on
+            log.debug("job %s failed", job.job_id, exc_info=True)
+            self.say(f"job {job.job_id} failed: {type(exc).__name__}: {str(exc)[:200]}")
+            await message.term()
+            return
         # The bundle is safe in the outbox: the job is done, whatever happens to the upload.
         await message.ack_sync(timeout=self.settings.limits.request_timeout)
         self.state.jobs_done += 1
-        self.say(f"job {job.job_id}: scan {scan_id} done, bundle {exported.bundle_id[:16]} in the outbox")
+        self.say(f"job {job.job_id}: {job.kind} {run_id} done, bundle {exported.bundle_id[:16]} in the outbox")
         await self._send_outbox(js)
 
     async def _run_with_progress(self, message: Msg, work: Callable[[], str]) -> str:
@@ -222,6 +234,26 @@ class Agent:
         self.scan_stop.clear()
         result = run_scan(config, stop=self.scan_stop)
         return result.scan_id
+
+    def _egress(self, job: Job) -> str:
+        from ..egress.check import CheckOptions
+        from ..egress.run import check_and_record
+
+        arguments = dict(job.arguments)
+        listeners = arguments.pop("listeners", None)
+        if not isinstance(listeners, list) or not listeners or not all(isinstance(t, str) for t in listeners):
+            raise ConfigError("the egress job names no listener")
+        unknown = sorted(set(arguments) - EGRESS_JOB_OPTIONS)
+        if unknown:
+            raise ConfigError(f"the job sets options an agent does not take from a job: {', '.join(unknown)}")
+        window = float(arguments.pop("control_window", 3600.0))
+        try:
+            options = CheckOptions(listeners=listeners, **arguments)
+        except TypeError as exc:
+            raise ConfigError(f"the egress job's options are not usable: {exc}") from None
+        with open_store(self.db_path) as store:
+            outcome = check_and_record(store, options, window_s=window, site=self.settings.site)
+        return outcome.run.run_id
 
     # -- the outbox -------------------------------------------------------------------------
 

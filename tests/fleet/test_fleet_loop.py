@@ -306,3 +306,40 @@ def test_bundles_made_while_the_server_is_down_are_sent_when_it_returns(prepared
         codes = [p.stop() for p in reversed(processes)]
     assert codes == [0, 0], centre.text()[-2000:] + agent.text()[-2000:]
     assert "Traceback" not in centre.text() + agent.text()
+
+
+def test_fleet_egress_runs_the_check_at_the_site_and_merges_its_run(prepared: Fleet, tmp_path: Path) -> None:
+    """Every probe stays on loopback: the listener on 127.77.13.250, every probe towards the
+    host's own network off (no UPnP, NAT-PMP, proxy discovery, router solicitation wait, TTL
+    steps or ICMP; the resolver is the listener)."""
+    fleet = prepared
+    listener_address, tcp, udp = "127.77.13.250", "18453", "18810"
+    ready = tmp_path / "ready"
+    listener = Process(["egress", "listen", "--bind", listener_address, "--tcp-ports", tcp, "--udp-ports", udp,
+                        "--log", str(tmp_path / "seen.jsonl"), "--no-icmp", "--duration", "300", "--ready-file",
+                        str(ready)], tmp_path / "listener.log", ENV)
+    central_db, agent_db = tmp_path / "central.db", tmp_path / "agent.db"
+    processes = [listener]
+    try:
+        wait_for("the listener", ready.exists, limit=60)
+        processes.append(Process(["central", "serve", "--fleet", str(fleet.directory / "central.toml"), "--db",
+                                  str(central_db)], tmp_path / "central.log", ENV))
+        processes.append(Process(["agent", "run", "--fleet", str(fleet.directory / "site-pool.toml"), "--db",
+                                  str(agent_db)], tmp_path / "agent.log", ENV))
+        waited = subprocess.run(
+            [*CLI, "fleet", "egress", "--fleet", str(fleet.directory / "central.toml"), "--site", "pool",
+             "--listener", listener_address, "--resolver", listener_address, "--tcp-ports", tcp, "--udp-ports", udp,
+             "--no-upnp", "--no-natpmp", "--no-proxy-discovery", "--ra-wait", "0", "--max-hops", "0",
+             "--skip", "icmp", "--probe-timeout", "1", "--wait", "--timeout", str(LIMIT), "--json"],
+            capture_output=True, text=True, timeout=LIMIT + 60, env=ENV)
+        assert waited.returncode == 0, waited.stderr + processes[-1].text()[-2000:]
+        answer = json.loads(waited.stdout)
+        assert answer["merged"] is True and answer["site"] == "pool"
+        run_id = answer["egress_run_id"]
+        assert rows(central_db, "select id, site, scan_id from egress_runs") == [(run_id, "pool", None)]
+        assert rows(central_db, "select count(*) from egress_tests where run_id = ?", (run_id,))[0][0] > 0
+        assert rows(central_db, "select kind, run_id from bundles") == [("egress", run_id)]
+        assert rows(central_db, "select count(*) from verdicts where egress_run_id = ?", (run_id,)) == [(1,)]
+    finally:
+        for process in reversed(processes):
+            process.stop()
