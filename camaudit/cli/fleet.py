@@ -429,18 +429,26 @@ def central_serve(fleet_file: Path, db_path: str, policy_path: str | None) -> in
 @click.option("--ports", help="TCP ports to sweep (e.g. 80,443,554,8000-8010).")
 @click.option("--no-discovery", is_flag=True, help="Skip discovery (WS-Discovery, SADP, DHIP, ARP).")
 @click.option("--sweep-only", is_flag=True, help="Only find open ports; no probing or identification.")
+@click.option("--schedule", help="The schedule firing this job (with --slot): a schedule fired twice for one slot "
+                                 "queues the job once.")
+@click.option("--slot", help="The schedule's slot this firing is for, e.g. 2026-12-04 or 2026-W49.")
 @click.option("--wait", is_flag=True, help="Wait until the scan's bundle is merged into the central store.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
               help="Seconds --wait waits before saying no agent finished the job (exit 3).")
 @JSON_OPTION
 def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude: tuple[str, ...], ports: str | None,
-                 no_discovery: bool, sweep_only: bool, wait: bool, timeout: float, as_json: bool) -> int:
+                 no_discovery: bool, sweep_only: bool, schedule: str | None, slot: str | None, wait: bool,
+                 timeout: float, as_json: bool) -> int:
     """Queue a scan of TARGETS for SITE's agent. With --wait, wait until its bundle is merged and
     print the scan id; after --timeout say whether any agent picked the job up (exit 3).
+
+    From a timer at the centre, name the schedule and its slot: the job's message id is then
+    SITE/SCHEDULE/SLOT, and the server queues it once however often that slot fires.
 
     Example:
 
         camaudit fleet scan --fleet central.toml --site pool 10.1.0.0/24 --wait --json
+        camaudit fleet scan --fleet central.toml --site pool 10.1.0.0/24 --schedule nightly --slot 2026-12-04
     """
     from ..config import parse_ports
     from ..fleet.config import load_central
@@ -457,14 +465,33 @@ def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude:
         arguments["discovery_enabled"] = False
     if sweep_only:
         arguments["sweep_only"] = True
-    outcome = asyncio.run(_queue_job(settings, "scan", site, arguments, wait=wait, timeout=timeout))
+    message_id = _schedule_message_id(site, schedule, slot)
+    outcome = asyncio.run(_queue_job(settings, "scan", site, arguments, wait=wait, timeout=timeout,
+                                     message_id=message_id))
     if as_json:
         print_json(outcome)
+    elif outcome.get("duplicate"):
+        click.echo(f"schedule {schedule} slot {slot} of site {site} was queued already; nothing queued")
     elif outcome.get("merged"):
         click.echo(f"job {outcome['job_id']}: scan {outcome['scan_id']} of site {site} merged")
     else:
         click.echo(f"job {outcome['job_id']} queued for site {site}")
     return 0
+
+
+def _schedule_message_id(site: str, schedule: str | None, slot: str | None) -> str | None:
+    import re
+
+    from ..fleet.nats import job_message_id
+
+    if schedule is None and slot is None:
+        return None
+    if schedule is None or slot is None:
+        raise click.UsageError("--schedule and --slot go together")
+    for name, value in (("--schedule", schedule), ("--slot", slot)):
+        if not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", value):
+            raise click.UsageError(f"{name} {value!r}: use 1-64 letters, digits, '.', '_', ':' or '-'")
+    return job_message_id(site, schedule, slot)
 
 
 @fleet.command("egress")
@@ -526,7 +553,7 @@ def egress_command(fleet_file: Path, site: str, listeners: tuple[str, ...], tcp_
 
 
 async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, Any], *, wait: bool,
-                     timeout: float) -> dict[str, Any]:
+                     timeout: float, message_id: str | None = None) -> dict[str, Any]:
     import time
 
     import nats.js.errors
@@ -540,7 +567,10 @@ async def _queue_job(settings: Any, kind: str, site: str, arguments: dict[str, A
         js = client.jetstream(timeout=settings.limits.request_timeout)
         await provision(js, sorted(settings.sites), settings.limits)
         job = Job(kind=kind, site=site, arguments=arguments)
-        await publish_job(js, job)
+        published = await publish_job(js, job, message_id=message_id)
+        if published.duplicate:
+            # That schedule's slot fired before: its job is queued (or done) already.
+            return {"job_id": None, "site": site, "queued": False, "duplicate": True, "merged": False}
         if not wait:
             return {"job_id": job.job_id, "site": site, "queued": True, "merged": False}
         deadline = time.monotonic() + timeout

@@ -343,3 +343,34 @@ def test_fleet_egress_runs_the_check_at_the_site_and_merges_its_run(prepared: Fl
     finally:
         for process in reversed(processes):
             process.stop()
+
+
+def test_a_schedule_fired_twice_for_one_slot_queues_one_job(prepared: Fleet) -> None:
+    central_toml = prepared.directory / "central.toml"
+
+    def fire(slot: str) -> dict[str, Any]:
+        done = subprocess.run([*CLI, "fleet", "scan", "--fleet", str(central_toml), "--site", "yard", "127.77.13.1",
+                               "--schedule", "nightly", "--slot", slot, "--json"], capture_output=True, text=True,
+                              timeout=120, env=ENV)
+        assert done.returncode == 0, done.stderr
+        answer: dict[str, Any] = json.loads(done.stdout)
+        return answer
+
+    first, again, next_night = fire("2026-12-04"), fire("2026-12-04"), fire("2026-12-05")
+    assert first["queued"] is True and next_night["queued"] is True
+    assert again["queued"] is False and again["duplicate"] is True
+
+    async def pending() -> int:
+        from camaudit.fleet import subjects
+
+        client = await connect(prepared.central)
+        try:
+            info = await client.jetstream(timeout=30).consumer_info(subjects.JOBS_STREAM, subjects.site_consumer("yard"))
+            return int(info.num_pending or 0)
+        finally:
+            await client.close()
+
+    assert asyncio.run(pending()) == 2
+    half = subprocess.run([*CLI, "fleet", "scan", "--fleet", str(central_toml), "--site", "yard", "127.77.13.1",
+                           "--schedule", "nightly"], capture_output=True, text=True, timeout=120, env=ENV)
+    assert half.returncode == 2 and "--schedule and --slot go together" in half.stderr
