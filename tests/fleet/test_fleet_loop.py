@@ -374,3 +374,21 @@ def test_a_schedule_fired_twice_for_one_slot_queues_one_job(prepared: Fleet) -> 
     half = subprocess.run([*CLI, "fleet", "scan", "--fleet", str(central_toml), "--site", "yard", "127.77.13.1",
                            "--schedule", "nightly"], capture_output=True, text=True, timeout=120, env=ENV)
     assert half.returncode == 2 and "--schedule and --slot go together" in half.stderr
+
+
+def test_wrong_credentials_end_the_agent_and_the_centre_with_one_line(prepared: Fleet, tmp_path: Path) -> None:
+    for name, command in (("site-pool.toml", "agent"), ("central.toml", "central")):
+        wrong = tmp_path / name
+        wrong.write_text(re.sub(r'^password = ".*"$', 'password = "not-the-password"',
+                                (prepared.directory / name).read_text(), flags=re.MULTILINE))
+        os.chmod(wrong, 0o600)
+        if command == "agent":
+            wrong.write_text(wrong.read_text().replace('key_file = "agent-pool.key"',
+                                                       f'key_file = "{prepared.directory / "agent-pool.key"}"'))
+        args = ["agent", "run"] if command == "agent" else ["central", "serve"]
+        done = subprocess.run([*CLI, *args, "--fleet", str(wrong), "--db", str(tmp_path / f"{command}.db")],
+                              capture_output=True, text=True, timeout=120, env=ENV)
+        assert done.returncode == 2, done.stderr
+        lines = [line for line in done.stderr.splitlines() if line.startswith("camaudit: error:")]
+        assert len(lines) == 1 and "refused the credentials" in lines[0], done.stderr
+        assert "Traceback" not in done.stderr
