@@ -36,7 +36,8 @@ Names on the server (site names are ``[a-z0-9-]``, 1-32 characters: one subject 
     jobs        stream CAMAUDIT_JOBS, work-queue retention, subjects ``camaudit.jobs.<site>``;
                 one durable pull consumer per site, ``site-<site>``, filtered to its subject.
                 Publishing with ``Nats-Msg-Id`` = ``<site>/<schedule>/<slot>`` makes a schedule
-                fired twice for one slot queue one job (within ``job_duplicate_window``).
+                fired twice for one slot queue one job (within ``job_duplicate_window``):
+                ``fleet scan --schedule NAME --slot SLOT`` from a timer at the centre.
     bundles     Object Store bucket ``bundles-<site>`` per site (stream ``OBJ_bundles-<site>``),
                 object name = bundle id; then a notice on ``camaudit.bundles.<site>`` (stream
                 CAMAUDIT_BUNDLES, work-queue, ``Nats-Msg-Id`` = bundle id) that the merger pulls
@@ -84,7 +85,10 @@ Bundle file (``camaudit.bundle/1``; see :mod:`camaudit.fleet.bundle`)
 Errors: connect() turns nats-py's failures into one line: FleetAuthError (exit 2, credentials
 refused, not retried) or FleetUnavailable (exit 3: refused, unresolvable, timed out);
 connect_with_retry() retries the latter with doubling, jittered pauses and logs each retry.
-Known limits: the generated server config has no TLS block (a tls:// URL needs one added by
+Known limits: a bundle's rows are checked to belong to its run and site, not for every column's
+type or size (the whole is bounded by max_bundle_bytes, and readers treat stored JSON as
+untrusted); a site's egress runs merge with their ``control`` flag, so a compromised site could
+add a "control" run that a later re-decision at the centre would consult. The generated server config has no TLS block (a tls:// URL needs one added by
 hand); passwords in nats-server.conf are plaintext (0600; bcrypt needs a dependency); the heartbeat
 bucket and notice stream are shared, so a compromised site can fill its own share of them.
 

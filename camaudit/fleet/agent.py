@@ -87,6 +87,7 @@ class Agent:
         self.key: AgentKey = load_or_create_key(settings.key_file)
         self.agent_id = agent_id_for(self.key)
         self.scan_stop = threading.Event()
+        self._next_merge_check = 0.0
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -262,10 +263,15 @@ class Agent:
             return stored_bundles.outbox(store, states=states)
 
     async def _send_outbox(self, js: JetStreamContext) -> None:
+        # Whether the centre has merged what was sent is asked at the heartbeat's pace, not at
+        # every turn of the loop (a centre that is down would otherwise be asked every second).
+        look = time.monotonic() >= self._next_merge_check
+        if look:
+            self._next_merge_check = time.monotonic() + self.settings.limits.heartbeat_interval
         for entry in self._outbox(("pending", "uploaded")):
             bundle_id = str(entry["bundle_id"])
             if entry["state"] == "uploaded":
-                if not await bundle_present(js, self.settings.site, bundle_id):
+                if look and not await bundle_present(js, self.settings.site, bundle_id):
                     self._set_state(bundle_id, "merged")
                 continue
             with open_store(self.db_path) as store:
