@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from ..errors import InputError
+from ..errors import InputError, UsageError
 from .output import JSON_OPTION, print_json
 
 FLEET_FILE = click.Path(dir_okay=False, path_type=Path)
@@ -251,7 +251,8 @@ def verify(file: Path, fleet_file: Path, as_json: bool) -> int:
 def export_command(db_path: str, scan_ref: str | None, egress_run_id: str | None, fleet_file: Path | None,
                    key_file: Path | None, job_id: str | None, output: Path, as_json: bool) -> int:
     """Write one run of an agent's store (a scan, or an egress check with --egress-run) as a
-    signed evidence bundle, to carry to the centre by hand when the site has no path to it:
+    signed evidence bundle (signed with the key of --fleet or --key; without either, of the one
+    site-NAME.toml or the agent-ed25519.key beside the database or in the current folder), to carry to the centre by hand when the site has no path to it:
     `camaudit bundle import FILE` there verifies and merges it.
 
     Example:
@@ -263,12 +264,14 @@ def export_command(db_path: str, scan_ref: str | None, egress_run_id: str | None
     from ..fleet.keys import load_key, load_or_create_key
     from ..store import open_store
 
-    if (fleet_file is None) == (key_file is None):
-        raise click.UsageError("sign with this agent's key: give --fleet site-NAME.toml or --key FILE")
+    if fleet_file is not None and key_file is not None:
+        raise UsageError("sign with this agent's key: give --fleet site-NAME.toml or --key FILE, not both")
+    if fleet_file is None and key_file is None:
+        fleet_file, key_file = _find_agent_identity(Path(db_path))
     if scan_ref is None and egress_run_id is None:
-        raise click.UsageError("name the run to export: --scan ID|latest or --egress-run ID")
+        raise UsageError("name the run to export: --scan ID|latest or --egress-run ID")
     if scan_ref is not None and egress_run_id is not None:
-        raise click.UsageError("export one run: --scan or --egress-run, not both")
+        raise UsageError("export one run: --scan or --egress-run, not both")
     site = None
     if fleet_file is not None:
         from ..fleet.config import load_site
@@ -292,6 +295,20 @@ def export_command(db_path: str, scan_ref: str | None, egress_run_id: str | None
     click.echo(f"bundle {exported.bundle_id[:16]} written to {output}: {exported.kind} {exported.run_id} of site "
                f"{exported.site}, {rows} rows, signed by {agent_key.fingerprint}")
     return 0
+
+
+def _find_agent_identity(db_path: Path) -> tuple[Path | None, Path | None]:
+    """Without --fleet or --key: the one site-NAME.toml, else the agent key file, beside the
+    database or in the current folder (where `fleet init` and `fleet key` put them)."""
+    from ..fleet.config import DEFAULT_KEY_FILE
+
+    for folder in dict.fromkeys([db_path.absolute().parent, Path.cwd()]):
+        sites = sorted(folder.glob("site-*.toml"))
+        if len(sites) == 1:
+            return sites[0], None
+        if (folder / DEFAULT_KEY_FILE).is_file():
+            return None, folder / DEFAULT_KEY_FILE
+    raise UsageError("sign with this agent's key: give --fleet site-NAME.toml or --key FILE")
 
 
 @bundle.command("import")
@@ -487,10 +504,10 @@ def _schedule_message_id(site: str, schedule: str | None, slot: str | None) -> s
     if schedule is None and slot is None:
         return None
     if schedule is None or slot is None:
-        raise click.UsageError("--schedule and --slot go together")
+        raise UsageError("--schedule and --slot go together")
     for name, value in (("--schedule", schedule), ("--slot", slot)):
         if not re.fullmatch(r"[A-Za-z0-9._:-]{1,64}", value):
-            raise click.UsageError(f"{name} {value!r}: use 1-64 letters, digits, '.', '_', ':' or '-'")
+            raise UsageError(f"{name} {value!r}: use 1-64 letters, digits, '.', '_', ':' or '-'")
     return job_message_id(site, schedule, slot)
 
 

@@ -378,3 +378,18 @@ def test_an_egress_run_travels_as_its_own_bundle(estate: Estate, tmp_path: Path)
         error = one_line_error(run("bundle", "export", "--db", str(agent_db), "--egress-run", inner[0], "--key",
                                    str(estate.root / "pool-agent.key"), "-o", str(tmp_path / "x.bundle")), 2)
         assert "export that scan" in error
+
+
+def test_export_finds_the_agent_key_beside_the_store(estate: Estate, tmp_path: Path) -> None:
+    """The issue's contract form, `bundle export --db agent.db --scan ID|latest -o FILE`: the key
+    is the agent's, found where `fleet key` made it."""
+    agent_db = tmp_path / "agent.db"
+    shutil.copy(estate.pool_db, agent_db)
+    out = tmp_path / "out.bundle"
+    error = one_line_error(run("bundle", "export", "--db", str(agent_db), "--scan", "latest", "-o", str(out)), 2)
+    assert "give --fleet site-NAME.toml or --key FILE" in error
+    shutil.copy(estate.root / "pool-agent.key", tmp_path / "agent-ed25519.key")
+    os.chmod(tmp_path / "agent-ed25519.key", 0o600)
+    exported = export(estate, out, "--db", str(agent_db), "--scan", "latest")
+    assert exported["key"] == estate.pool_key.fingerprint and exported["run_id"] == estate.pool_scan
+    assert import_json(out, estate.fleet, tmp_path / "central.db")["site"] == "pool"
