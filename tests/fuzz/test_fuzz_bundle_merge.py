@@ -18,8 +18,8 @@ from hypothesis import strategies as st
 
 from camaudit.errors import BundleRefused
 from camaudit.model import Observation
-from camaudit.store import open_store
 from camaudit.store import bundles as stored_bundles
+from camaudit.store import open_store
 
 SQL_MUTATIONS = (
     "update scans set site = 'yard'",
