@@ -39,8 +39,10 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "lab": ("lab", "lab", "Run an emulated camera network (demo, tests, benchmarks)."),
     "demo": ("demo", "demo", "Audit an emulated camera network on this machine and show the result."),
     "egress": ("egress", "egress", "Verify egress from a camera segment: check, listen, import-log, pcap."),
-    "fleet": ("fleet", "fleet", "Many sites: init a fleet, trust agent keys, show agent status."),
-    "bundle": ("fleet", "bundle", "Verify a signed evidence bundle from a site."),
+    "fleet": ("fleet", "fleet", "Many sites: init a fleet, trust agent keys, queue scans, show agent status."),
+    "agent": ("fleet", "agent", "Run a site's agent: its jobs, its bundles to the centre (agent run)."),
+    "central": ("fleet", "central", "Run the centre: merge the sites' bundles into the central store (central serve)."),
+    "bundle": ("fleet", "bundle", "Export, import and verify signed evidence bundles (a site's runs)."),
 }
 
 

@@ -12,6 +12,7 @@ leave this module from :func:`connect`.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import random
@@ -204,6 +205,12 @@ async def provision(js: JetStreamContext, sites: Sequence[str], limits: FleetCon
         await js.create_key_value(api.KeyValueConfig(
             bucket=subjects.HEARTBEAT_BUCKET, description="camaudit agent heartbeats", history=1,
             max_value_size=MAX_HEARTBEAT_BYTES, max_bytes=HEARTBEAT_BUCKET_BYTES, storage=api.StorageType.FILE))
+    try:
+        await js.key_value(subjects.MERGED_BUCKET)
+    except nats.js.errors.BucketNotFoundError:
+        await js.create_key_value(api.KeyValueConfig(
+            bucket=subjects.MERGED_BUCKET, description="camaudit jobs whose bundle the centre merged", history=1,
+            max_value_size=4096, ttl=limits.job_max_age, storage=api.StorageType.FILE))
 
 
 async def _ensure_stream(js: JetStreamContext, config: api.StreamConfig) -> None:
@@ -307,11 +314,15 @@ class JobQueue:
 # Bundles
 
 
-async def put_bundle(js: JetStreamContext, site: str, bundle_id: str, bundle: bytes) -> bool:
+async def put_bundle(js: JetStreamContext, site: str, bundle_id: str, bundle: bytes, *,
+                     message_id: str | None = None) -> bool:
     """Upload a bundle into the site's bucket (named by its id) and announce it to the merger.
 
     Idempotent: an object already there is not uploaded again, and the announcement carries the
-    bundle id as its ``Nats-Msg-Id``. Returns False when the object was already there.
+    bundle id (or ``message_id``) as its ``Nats-Msg-Id``. Returns False when the object was
+    already there. An agent sending a bundle again after a crash passes a fresh ``message_id``:
+    the server would drop a second notice with the same id, and the merger must hear it to
+    remove the object (the ledger makes the merge itself happen once).
     """
     store = await js.object_store(subjects.bundle_bucket(site))
     try:
@@ -321,7 +332,7 @@ async def put_bundle(js: JetStreamContext, site: str, bundle_id: str, bundle: by
         await store.put(bundle_id, bundle)
         uploaded = True
     notice = json.dumps({"bundle_id": bundle_id, "site": site, "size": len(bundle)}, sort_keys=True).encode()
-    await js.publish(subjects.notice_subject(site), notice, headers={"Nats-Msg-Id": bundle_id})
+    await js.publish(subjects.notice_subject(site), notice, headers={"Nats-Msg-Id": message_id or bundle_id})
     return uploaded
 
 
@@ -444,3 +455,54 @@ def _parse_heartbeat(key: str, data: bytes, received: datetime | None) -> Heartb
         return None
     return Heartbeat(site=site, agent_id=agent_id, version=version, last_seen=received,
                      clock_offset=(sent - received).total_seconds())
+
+
+# --------------------------------------------------------------------------------------------
+# After a merge (the centre): the job's record for `fleet scan --wait`, the object's removal
+
+
+async def record_merged(js: JetStreamContext, job_id: str, document: dict[str, Any]) -> None:
+    """Record that a job's bundle was merged (key: the job id), for whoever waits on the job."""
+    bucket = await js.key_value(subjects.MERGED_BUCKET)
+    await bucket.put(_job_key(job_id), json.dumps(document, sort_keys=True).encode())
+
+
+async def read_merged(js: JetStreamContext, job_id: str) -> dict[str, Any] | None:
+    """The merge record of a job, or None while it has none."""
+    bucket = await js.key_value(subjects.MERGED_BUCKET)
+    try:
+        entry = await bucket.get(_job_key(job_id))
+    except (nats.js.errors.KeyNotFoundError, nats.js.errors.KeyDeletedError):
+        return None
+    try:
+        document = json.loads(entry.value or b"")
+    except ValueError:
+        return None
+    return document if isinstance(document, dict) else None
+
+
+def _job_key(job_id: str) -> str:
+    # Job ids are UUIDs when the centre makes them; anything else is hashed into a valid key.
+    if all(c.isalnum() or c in "-_" for c in job_id) and 0 < len(job_id) <= 128:
+        return job_id
+    return hashlib.sha256(job_id.encode()).hexdigest()
+
+
+async def delete_bundle(js: JetStreamContext, site: str, bundle_id: str) -> None:
+    """Remove a merged bundle's object from the site's bucket (its room is the site's quota); the
+    agent takes its absence as "merged"."""
+    store = await js.object_store(subjects.bundle_bucket(site))
+    try:
+        await store.delete(bundle_id)
+    except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
+        pass
+
+
+async def bundle_present(js: JetStreamContext, site: str, bundle_id: str) -> bool:
+    """Whether the site's bucket still holds the bundle (the agent's view: gone = merged)."""
+    store = await js.object_store(subjects.bundle_bucket(site))
+    try:
+        info = await store.get_info(bundle_id)
+    except (nats.js.errors.ObjectNotFoundError, nats.js.errors.ObjectDeletedError):
+        return False
+    return not info.deleted

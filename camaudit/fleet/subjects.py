@@ -25,6 +25,8 @@ NOTICES_STREAM = "CAMAUDIT_BUNDLES"
 NOTICES_PREFIX = "camaudit.bundles"
 MERGER_CONSUMER = "merger"
 HEARTBEAT_BUCKET = "camaudit-heartbeats"
+#: The centre's record of merged jobs (key: job id), read by `fleet scan --wait`; no site reads it.
+MERGED_BUCKET = "camaudit-merged"
 CENTRAL_USER = "central"
 CENTRAL_INBOX = "_INBOX_central"
 

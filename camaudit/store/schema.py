@@ -12,6 +12,8 @@ each is independent of the others' order, so a 0.1 store is simply up to date wi
     0009  one verdicts table: one row per verdict with its JSON document
     0010  devices per site, stable across scans: sightings with first/last seen, aliases
     0011  frozen assessments: findings and reconciliation belong to an assessment
+    0012  evidence bundles: the centre's ledger of merged bundles, an agent's outbox
+    0013  identities keep their per-field evidence (the signatures and observations behind each field)
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ migrations = Migrations("camaudit")
 REQUIRED_TABLES = ("scans", "hosts", "services", "observations", "devices", "identities", "sightings",
                    "device_settings", "register", "reconciliation", "findings", "verdicts", "egress_runs",
                    "egress_tests", "listener_log", "egress_flows", "sites", "segments", "device_aliases",
-                   "assessments")
+                   "assessments", "bundles", "outbox")
 
 
 @migrations(name="0001_scans_hosts_services_observations")
@@ -491,8 +493,52 @@ def _m0011(db: sqlite_utils.Database) -> None:
                 db.table("reconciliation").insert(r | {"assessment_id": assessment_id})
 
 
-@migrations(name="0012_identity_fields")
+@migrations(name="0012_bundles")
 def _m0012(db: sqlite_utils.Database) -> None:
+    # The centre's ledger: one row per merged bundle (its id is the SHA-256 of its database), so
+    # a bundle merged twice changes nothing. finalised_at is set once the merged scan has been
+    # identified and assessed here; a merger killed between the two finishes it on its next start.
+    db.table("bundles").create(
+        {
+            "bundle_id": str,
+            "site": str,
+            "kind": str,  # scan | egress
+            "run_id": str,  # the scan's or the egress run's id
+            "agent_id": str,
+            "agent_version": str,
+            "job_id": str,
+            "signer": str,  # fingerprint of the key that signed it
+            "size": int,
+            "counts": str,  # JSON: rows per table
+            "merged_at": str,
+            "finalised_at": str,
+        },
+        pk="bundle_id",
+    )
+    db.table("bundles").create_index(["site", "merged_at"])
+    # An agent's outbox: each bundle it made, kept until the centre has it (pending -> uploaded
+    # -> merged), so nothing is lost while the server is unreachable.
+    db.table("outbox").create(
+        {
+            "bundle_id": str,
+            "site": str,
+            "kind": str,
+            "run_id": str,
+            "job_id": str,
+            "state": str,  # pending | uploaded | merged
+            "bundle": bytes,
+            "created_at": str,
+            "updated_at": str,
+            "attempts": int,
+            "last_error": str,
+        },
+        pk="bundle_id",
+    )
+    db.table("outbox").create_index(["state", "created_at"])
+
+
+@migrations(name="0013_identity_fields")
+def _m0013(db: sqlite_utils.Database) -> None:
     # Per identity field, its value and the signatures and observations behind it (issue 14):
     # a report built from the store explains each field as the scan's own JSON does.
     db.table("identities").add_column("fields", str)
