@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,8 +66,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--max-hops", type=click.IntRange(min=0, max=30), help="With --listener: TTL-stepped probes (0: none).")
 @click.option("--egress-skip", multiple=True, help="With --listener: a path not to probe (icmp, ntp, udp/...); never CLOSED then.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
-@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
-              show_default=True, help="Exit 1 when a finding is at or above this severity.")
+@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="none",
+              show_default=True, help="Exit 1 when a finding is at or above this severity (by default findings "
+                                      "do not change the exit code).")
+@click.option("--scan-id-file", "scan_id_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the scan's id to FILE once it is recorded (removed first, so a scan that fails before "
+                   "recording leaves none): `report --scan-id-from FILE` then reports this scan or nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @SITE_OPTION
 def scan(
@@ -104,6 +109,7 @@ def scan(
     interrogate: bool | None,
     policy_path: str | None,
     fail_on: str,
+    scan_id_file: str | None,
     quiet: bool,
     site: str | None,
 ) -> int:
@@ -116,6 +122,8 @@ def scan(
 
         camaudit scan 10.20.0.0/24 --db audit.db
     """
+    if scan_id_file is not None:
+        _forget_scan_id(scan_id_file)
     config = load_config(
         config_path,
         targets=list(targets),
@@ -157,6 +165,10 @@ def scan(
         credentials = prompt_credentials()
     with progress_bar(not quiet) as progress:
         result = run_scan(config, progress=progress, credentials=credentials)
+    if scan_id_file is not None:
+        from ..report import write_atomically
+
+        write_atomically(scan_id_file, result.scan_id + "\n")
     if as_json:
         print_json(result.to_json())
     else:
@@ -166,6 +178,19 @@ def scan(
     from ..assess import severity_at_least
 
     return 1 if severity_at_least(result.findings, fail_on) else 0
+
+
+def _forget_scan_id(path: str) -> None:
+    """Remove the id an earlier scan left, before anything can fail: a report that reads the
+    file must never find the previous scan's id after this one failed."""
+    from ..errors import UsageError
+
+    try:
+        Path(path).unlink(missing_ok=True)
+    except IsADirectoryError:
+        raise UsageError(f"--scan-id-file {path}: a folder, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"--scan-id-file {path}: cannot remove the previous id: {exc.strerror or exc}") from None
 
 
 def _site(site: str | None) -> str | None:
