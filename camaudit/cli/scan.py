@@ -199,6 +199,26 @@ def _site(site: str | None) -> str | None:
     return site_name(site) if site is not None else None
 
 
+def egress_lines(egress: dict[str, Any]) -> list[str]:
+    """The console's account of a scan's egress verification: the segment's verdict first, the
+    one the report shows (the roll-up of the sensor's check and every device), then the sensor's
+    own check from this vantage, named as such, so the two never seem to disagree."""
+    lines = []
+    segment = egress.get("segment_verdict")
+    if segment:
+        lines.append(f"egress verdict of segment {segment['subject']}: {segment['verdict']}")
+        lines += [f"  missing: {gap}" for gap in segment.get("missing", [])[:5]]
+        more = len(segment.get("missing", [])) - 5
+        if more > 0:
+            lines.append(f"  ... {more} more in the report")
+    listeners = ", ".join(egress.get("listeners") or [])
+    lines.append(f"{'  ' if segment else ''}the sensor's own check from this vantage (listener {listeners}): "
+                 f"{egress['verdict']}" + (f" ({'; '.join(egress['qualifiers'][:3])})" if egress.get("qualifiers") else ""))
+    if not segment:
+        lines += [f"  missing: {gap}" for gap in egress.get("missing", [])[:5]]
+    return lines
+
+
 def _print_summary(doc: dict[str, Any], db_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -232,11 +252,8 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
         + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
     )
     if doc.get("egress"):
-        egress = doc["egress"]
-        console.print(f"egress from this vantage: {egress['verdict']}" + (
-            f" ({'; '.join(egress['qualifiers'][:3])})" if egress.get("qualifiers") else ""))
-        for gap in egress.get("missing", [])[:5]:
-            console.print(f"  missing: {gap}")
+        for line in egress_lines(doc["egress"]):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     findings = doc.get("findings") or []
     if findings:
         by_severity = Counter(f["severity"] for f in findings)

@@ -102,6 +102,12 @@ EN: dict[str, Message] = {
     "placement_scope": ("placement: the verdict holds for traffic from this sensor's address and gateway; firewall "
                         "rules keyed on device addresses, MACs or 802.1X groups are not covered by it"),
     "exposed_inbound": "EXPOSED: inbound path on the segment: {paths}",
+    "listener_not_internet": ("listener_not_internet: the listener {listeners} is not on the internet; this check "
+                              "shows whether traffic reaches that address, not whether it reaches the internet"),
+    "listener_not_internet_gap": ("a listener on an internet address: {listeners} is not on the internet, so silence "
+                                  "towards it is no proof that the internet is out of reach"),
+    "listener_test_range": ("listener_test_range: the listener {listeners} is in a documentation range, a lab's or "
+                            "test network's stand-in for the internet; the verdict holds for that network"),
     # -- one device
     "settings_not_read": "device settings (gateway, DNS, cloud registration) were not read",
     "registration_reported": "the device reports registration with {service} (device-asserted, conclusive)",
@@ -230,6 +236,12 @@ NL: dict[str, Message] = {
     "placement_scope": ("plaatsing: het oordeel geldt voor verkeer vanaf het adres en de gateway van deze sensor; "
                         "firewallregels op apparaatadressen, MAC-adressen of 802.1X-groepen vallen er niet onder"),
     "exposed_inbound": "EXPOSED: inkomende route op het segment: {paths}",
+    "listener_not_internet": ("listener_not_internet: de listener {listeners} staat niet op het internet; deze "
+                              "controle toont of verkeer dat adres bereikt, niet of het het internet bereikt"),
+    "listener_not_internet_gap": ("een listener op een internetadres: {listeners} staat niet op het internet, dus "
+                                  "stilte richting dat adres bewijst niet dat het internet onbereikbaar is"),
+    "listener_test_range": ("listener_test_range: de listener {listeners} ligt in een documentatiereeks, de "
+                            "vervanger van het internet in een lab of testnetwerk; het oordeel geldt voor dat netwerk"),
     "settings_not_read": "de instellingen van het apparaat (gateway, DNS, cloudaanmelding) zijn niet uitgelezen",
     "registration_reported": "het apparaat meldt zelf aangemeld te zijn bij {service} (door het apparaat gemeld, sluitend)",
     "cloud_bound": "gekoppeld aan een cloudaccount terwijl aangemeld: een toegangsweg voor derden tot de beelden",
