@@ -291,6 +291,11 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
     )
 
 
+def _run_evidence(active: Verdict) -> list[dict[str, Any]]:
+    """The sensor's run and control entries of an active verdict's evidence."""
+    return [e for e in active.evidence if isinstance(e, dict) and e.get("kind") in ("active", "control")]
+
+
 def _brief(names: Sequence[str], limit: int = 12) -> str:
     names = list(names)
     if len(names) <= limit:
@@ -459,6 +464,9 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
             missing.append(Reason("segment_inconclusive", {"reasons": list(active.missing[:3])}))
         evidence.append({"kind": "segment", "subject": active.subject, "verdict": active.verdict,
                          "egress": active.egress})
+        # The sensor's run and its controls, so the device's report names the listener, the
+        # vantage and the control run it stands on.
+        evidence.extend(_run_evidence(active))
     if configured and not exposed_by:
         qualifiers.append(Reason("upnp_configured_no_igd", {"count": len(configured)}))
 
@@ -599,7 +607,8 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
         paths=active.paths if active is not None else [],
         evidence=[{"kind": "rollup", "parts": [{"subject_kind": v.subject_kind, "subject": v.subject,
                                                 "verdict": v.verdict, "egress": v.egress, "exposed": v.exposed}
-                                               for v in parts]}],
+                                               for v in parts]}]
+        + (_run_evidence(active) if active is not None else []),
     )
 
 

@@ -109,3 +109,16 @@ def test_the_console_and_the_report_agree_on_the_segment(listener: Path, tmp_pat
     assert headline == f"egress verdict of segment {segment['segment']}: {segment['verdict']}", done.stdout
     sensor = next(line for line in done.stdout.splitlines() if "the sensor's own check from this vantage" in line)
     assert LISTENER in sensor and "listener_not_internet" in sensor, sensor
+    # The report names the listener (and what class of address it is), the sensor's run and
+    # vantage, and shows the paths as a table with the nonce the listener echoed.
+    evidence = segment["egress_evidence"]
+    assert evidence["listeners"] == [{"address": LISTENER, "class": "local", "why": "loopback (RFC 1122)"}]
+    assert evidence["run_id"] and evidence["vantage"]["addresses"]
+    rows = {p["path"]: p for p in evidence["paths"]}
+    assert rows["tcp/18443"]["nonce_seen"] and rows["tcp/18443"]["result"] == "allowed"
+    assert rows["tcp/18443"]["nonce"] in listener.read_text()
+    html = tmp_path / "r.html"
+    assert subprocess.run([sys.executable, "-m", "camaudit", "report", "--db", db, "-o", str(html)],
+                          capture_output=True, text=True, timeout=120).returncode == 0
+    page = html.read_text()
+    assert '<tr data-path="tcp/18443" data-result="allowed">' in page and 'data-listener-class="local"' in page
