@@ -140,22 +140,33 @@ def test_the_closed_scenario_as_the_readme_says_is_closed(tmp_path: Path) -> Non
     """`camaudit lab up --netns --scenario closed` prints the listener address and the three
     commands (listener in the lab's internet, control from the router, check from the segment);
     run as printed, through the CLI, the check is CLOSED, qualified as a test network's internet."""
+    import queue
     import shlex
     import signal
+    import threading
 
     env = ENV | {netns.STATE_DIR_ENV: str(tmp_path / "state")}
     up = subprocess.Popen([sys.executable, "-m", "camaudit", "lab", "up", "--netns", "--devices", "2", "--seed", "4",
                            "--scenario", "closed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     listen: subprocess.Popen[str] | None = None
+    lines: queue.Queue[str] = queue.Queue()
+    assert up.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout or []], daemon=True).start()
+
+    def line() -> str:
+        try:
+            return lines.get(timeout=120)  # bounded: a lab up that prints less must fail, not hang
+        except queue.Empty:
+            return ""
+
     try:
-        assert up.stdout is not None
-        first = up.stdout.readline()
-        assert "devices up in namespaces" in first, first + (up.stderr.read() if up.stderr else "")
-        said = up.stdout.readline()
+        first = line()
+        assert "devices up in namespaces" in first, first
+        said = line()
         assert f"listener address to use: {L4}" in said and "listener_test_range" in said, said
         commands = {}
         for _ in range(3):
-            what, _, command = up.stdout.readline().strip().partition(": ")
+            what, _, command = line().strip().partition(": ")
             commands[what] = command.strip()
         assert set(commands) == {"listener", "control", "check"}, commands
 
