@@ -435,7 +435,7 @@ async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threadin
 
 def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[str, Host]) -> dict[str, Any]:
     from .egress.check import CheckOptions
-    from .egress.run import check_and_record, record_scan_verdicts
+    from .egress.run import check_and_record, record_scan_verdicts_and_rollup
     from .probes.device_config import DeviceSettings
 
     egress = config.egress
@@ -451,10 +451,16 @@ def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[s
     # None: the device's settings were not read (no HTTP port, interrogation off), so its
     # verdict cannot lean on what it says about itself.
     settings = {address: DeviceSettings.from_json(host.settings) if host.settings else None for address, host in hosts.items()}
-    verdicts = record_scan_verdicts(store, scan_id, outcome, settings)
+    verdicts, segment = record_scan_verdicts_and_rollup(store, scan_id, outcome, settings)
     for address, verdict in verdicts.items():
         hosts[address].verdict = verdict.to_json()
-    return outcome.to_json()
+    # The segment's verdict as the report shows it (the roll-up of the sensor's check and every
+    # device), beside the sensor's own check: the console says the former first.
+    seg = segment.to_json()
+    return outcome.to_json() | {"segment_verdict": {
+        "subject": segment.subject, "verdict": segment.verdict, "egress": segment.egress, "exposed": segment.exposed,
+        "qualifiers": seg["qualifiers"], "missing": seg["missing"],
+        "qualifier_codes": seg["qualifier_codes"], "missing_codes": seg["missing_codes"]}}
 
 
 def _sweep_function(engine: str) -> Callable[..., Any]:

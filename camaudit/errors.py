@@ -8,6 +8,7 @@
     │   └── InputError             an input file (observations, nmap XML, register) that cannot be read
     │       └── BundleRefused      an evidence bundle that is not a bundle, unsigned, untrusted or altered
     ├── StoreError                 the database cannot be opened, migrated or written (exit 3)
+    │   └── DamagedStore           the file is not a camaudit database, or is corrupt (an input error: exit 2)
     ├── OutputError                a report or export cannot be written for want of room (exit 3)
     ├── DependencyError            an optional tool (nmap, root privileges) is missing (exit 2)
     ├── FleetUnavailable           the fleet's NATS server cannot be reached, or stopped answering (exit 3)
@@ -65,6 +66,14 @@ class StoreError(CamauditError):
     """The evidence store cannot be opened, migrated or written."""
 
     exit_code = 3
+
+
+class DamagedStore(StoreError):
+    """The file named as the store is not a camaudit database, or is corrupt: the user named the
+    wrong file or must restore a backup, an input error like any unreadable input (DESIGN.md
+    section 7: exit 2), not a failure of the run."""
+
+    exit_code = 2
 
 
 class OutputError(CamauditError):

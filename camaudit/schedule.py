@@ -3,16 +3,19 @@ the store, write a dated report, and exit by DESIGN.md section 7 (0 clean, 1 fin
 above ``--fail-on``, 2 configuration, 3 the run failed), so that the scheduler's own failure
 handling (systemd ``OnFailure=``, cron's mail of any output) is the alert.
 
-The job is two commands: ``camaudit scan`` (its exit code is not the job's: a scan that found
-something must still be reported), then ``camaudit report --require-complete --fail-on ...``,
-whose exit code is: 3 when the scan did not complete, else 1 or 0 by the findings. The report
-name carries the scan's date and id (``{date}``, ``{scan}``), so reports accumulate beside the
-database. Runs never overlap under systemd (a oneshot service); the store itself is safe for
+The job is two commands: ``camaudit scan --scan-id-file F`` (its exit code is not the job's: a
+scan that found something must still be reported), then ``camaudit report --scan-id-from F
+--require-complete --fail-on high``, whose exit code is: 3 when the scan recorded nothing (F holds
+no id: the previous scan is never reported as today's) or did not complete, else 1 or 0 by the
+findings. ``--fail-on`` is passed explicitly: without it report and scan exit 0 whatever they
+found (DESIGN.md section 7). The report name carries the run's date and the scan's id
+(``{date}``, ``{scan}``), so reports accumulate beside the database. Runs never overlap under systemd (a oneshot service); the store itself is safe for
 concurrent runs (WAL, ``BEGIN IMMEDIATE``).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import re
 import shlex
 import sys
@@ -30,6 +33,39 @@ _MONTHS = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct",
 _FIELDS = (("minute", 0, 59), ("hour", 0, 23), ("day of month", 1, 31), ("month", 1, 12), ("day of week", 0, 7))
 _SHORTHANDS = {"@hourly": "0 * * * *", "@daily": "0 0 * * *", "@midnight": "0 0 * * *", "@weekly": "0 0 * * 0",
                "@monthly": "0 0 1 * *", "@yearly": "0 0 1 1 *", "@annually": "0 0 1 1 *"}  # fmt: skip
+
+
+_DURATION_UNITS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str, option: str = "a duration") -> float:
+    """Seconds in ``26h``, ``7d``, ``90m``, ``2w`` or a plain number of seconds."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*", (text or "").lower())
+    if not match or float(match.group(1)) <= 0:
+        raise UsageError(f"{option} {text!r} is not a duration (examples: 26h, 7d, 90m)")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+
+
+def scan_age(started_at: str, now: _dt.datetime | None = None) -> float | None:
+    """Seconds since a scan started (None when its time cannot be read)."""
+    try:
+        when = _dt.datetime.fromisoformat(started_at)
+    except (TypeError, ValueError):
+        return None
+    when = when if when.tzinfo else when.replace(tzinfo=_dt.UTC)
+    return ((now or _dt.datetime.now(_dt.UTC)) - when).total_seconds()
+
+
+def read_scan_id_file(path: str | Path) -> str | None:
+    """The scan id that ``scan --scan-id-file`` wrote, or None when there is none: the scan
+    failed before recording anything (it removes the file when it starts)."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")[:200].strip()
+    except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+        return None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+    return text if re.fullmatch(r"[0-9a-fA-F-]{8,64}", text) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +168,21 @@ class Job:
     name: str = "camaudit-audit"
     command: tuple[str, ...] = field(default_factory=lambda: default_command())
 
+    @property
+    def scan_id_file(self) -> Path:
+        """Where the scan leaves its id for the report step (beside the database)."""
+        return self.db.parent / f".{self.name}.scan-id"
+
     def scan_argv(self) -> list[str]:
-        argv = [*self.command, "scan", *self.targets, "--db", str(self.db), "--quiet"]
+        argv = [*self.command, "scan", *self.targets, "--db", str(self.db), "--quiet",
+                "--scan-id-file", str(self.scan_id_file)]  # fmt: skip
         if self.config:
             argv += ["--config", str(self.config)]
         return argv
 
     def report_argv(self) -> list[str]:
         out = self.report_dir / f"camaudit-{{date}}-{{scan}}.{'md' if self.fmt == 'md' else self.fmt}"
-        argv = [*self.command, "report", "--db", str(self.db), "--scan", "latest", "--require-complete",
+        argv = [*self.command, "report", "--db", str(self.db), "--scan-id-from", str(self.scan_id_file), "--require-complete",
                 "--fail-on", self.fail_on, "--lang", self.lang, "--format", self.fmt, "-o", str(out)]  # fmt: skip
         if self.policy:
             argv += ["--policy", str(self.policy)]
@@ -212,6 +254,9 @@ After=network-online.target
 [Service]
 Type=oneshot
 ExecStartPre=/bin/mkdir -p {_systemd_quote(str(job.report_dir))}
+# The scan writes its id here; the report reports that scan or, when there is none (the scan
+# failed before recording anything), nothing, exit 3: never the previous scan as today's.
+ExecStartPre=/bin/rm -f {_systemd_quote(str(job.scan_id_file))}
 # The scan's own exit code is not the job's ("-"): the report below decides it.
 ExecStart=-{_exec(job.scan_argv())}
 ExecStart={_exec(job.report_argv())}
@@ -242,7 +287,9 @@ def crontab_line(job: Job, schedule: Schedule) -> str:
         return " ".join(shlex.quote(a) for a in argv).replace("%", "\\%")
 
     report_dir = shlex.quote(str(job.report_dir)).replace("%", "\\%")
-    command = f"mkdir -p {report_dir} && {{ {quote(job.scan_argv())} >/dev/null; {quote(job.report_argv())}; }}"
+    id_file = shlex.quote(str(job.scan_id_file)).replace("%", "\\%")
+    command = (f"mkdir -p {report_dir} && rm -f {id_file} && "
+               f"{{ {quote(job.scan_argv())} >/dev/null; {quote(job.report_argv())}; }}")
     return (
         f"# camaudit audit of {' '.join(job.targets)}: scan, keep the history in {job.db}, write a dated report;\n"
         f"# exit 1 (and a line to mail) when a finding is at or above {job.fail_on}, 3 when the scan did not complete.\n"

@@ -95,8 +95,9 @@ def cli(verbose: int) -> None:
     Dahua and their rebrands above all), verify whether they can reach the internet, and
     report it with the evidence.
 
-    Exit codes: 0 no finding at or above --fail-on; 1 findings at or above it; 2 usage,
-    configuration or input error; 3 the run failed or was interrupted.
+    Exit codes: 0 done (no finding at or above --fail-on, when it is given); 1 findings at or
+    above --fail-on; 2 usage, configuration or input error (a corrupt database included); 3 the
+    run failed or was interrupted, or --max-age, --require-complete or --scan-id-from was not met.
     """
     configure_logging(verbose)
 
@@ -128,6 +129,10 @@ def main(argv: list[str] | None = None) -> Any:
     # never a traceback (DESIGN.md section 7); -vv logs the traceback for a bug report.
     except sqlite3.Error as exc:
         logging.getLogger("camaudit").debug("database fault", exc_info=True)
+        if "malformed" in str(exc) or "file is not a database" in str(exc):
+            # A corrupt file is an input error (DESIGN.md section 7), found late.
+            click.echo(f"camaudit: error: the database is damaged: {exc}", err=True)
+            sys.exit(2)
         click.echo(f"camaudit: error: the database failed: {exc}", err=True)
         sys.exit(3)
     except OSError as exc:

@@ -122,6 +122,13 @@ def up_netns(count: int, mix: str | None, seed: int, manifest: str | None,
                    f"{time.monotonic() - started:.2f} s (run {topo.run_id}{extra}; state "
                    f"{topo.state_file}{where}). `camaudit lab exec -- CMD` runs CMD in the scanner "
                    "namespace. Ctrl-C stops it.")
+        if scenario:
+            info = topo.extra["scenario"]["info"]
+            click.echo(f"listener address to use: {info['listener']} (resolver {info['resolver']}, DNS zone "
+                       f"{info['dns_zone']}); a documentation address, the lab's stand-in for the internet, so "
+                       "verdicts carry the qualifier listener_test_range. As the README says:")
+            for what, command in labsc.lab_egress_commands(info, topo.run_id):
+                click.echo(f"  {what + ':':<9} {command}")
         sys.stdout.flush()
     except BaseException:
         labns.teardown(topo)

@@ -37,14 +37,17 @@ def _site(site: str | None) -> str | None:
     return site_name(site) if site is not None else None
 
 
-def _expand_output(template: str, scan_id: str, started_at: str) -> str:
-    """``{date}`` and ``{scan}`` in an output name become the scan's start and short id."""
-    try:
-        moment = _dt.datetime.fromisoformat(started_at).astimezone(_dt.UTC)
-        date = moment.strftime("%Y%m%d-%H%M%S")
-    except ValueError:
-        date = "undated"
-    return template.replace("{date}", date).replace("{scan}", scan_id[:8])
+def _expand_output(template: str, scan_id: str, now: _dt.datetime | None = None) -> str:
+    """``{date}`` in an output name becomes the date and time of this run (UTC), so that a
+    scheduled report's name says when it was made, and ``{scan}`` the scan's short id, which says
+    what it shows."""
+    moment = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+    return template.replace("{date}", moment.strftime("%Y%m%d-%H%M%S")).replace("{scan}", scan_id[:8])
+
+
+def _format_age(seconds: float) -> str:
+    hours = seconds / 3600
+    return f"{hours / 24:.1f} days" if hours >= 48 else f"{hours:.1f} hours"
 
 
 @click.command()
@@ -53,17 +56,24 @@ def _expand_output(template: str, scan_id: str, started_at: str) -> str:
 @click.option("--format", "fmt", type=click.Choice(["html", "md", "json", "csv", "pdf"]), help="Default: from the file name.")
 @click.option("-o", "--output", "output", required=True, help="The report file ({date} and {scan} are filled in), or - for stdout.")
 @click.option("--estate", is_flag=True, help="The estate report: every site's latest complete scan, one conclusion per site.")
-@click.option("--max-age", "max_age", metavar="DURATION", help="With --estate: flag sites whose latest scan is older (7d, 36h).")
 @click.option("--lang", type=click.Choice(["en", "nl"]), default="en", show_default=True, help="Language of HTML and Markdown.")
 @POLICY_OPTION
-@click.option("--fail-on", type=FAIL_ON, default="high", show_default=True, help="Exit 1 when a finding is at or above this.")
+@click.option("--fail-on", type=FAIL_ON, default="none", show_default=True,
+              help="Exit 1 when a finding is at or above this (by default the exit code ignores findings).")
 @click.option("--require-complete", is_flag=True, help="Exit 3 when the scan did not complete (for scheduled runs).")
+@click.option("--max-age", "max_age", metavar="DURATION",
+              help="Exit 3, writing nothing, when the scan started longer ago than this (26h, 7d): a stale scan "
+                   "is not reported as today's. With --estate: flag the sites whose latest scan is older.")
+@click.option("--scan-id-from", "scan_id_from", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Report the scan whose id `scan --scan-id-file FILE` wrote; exit 3, writing nothing, when the file "
+                   "holds none (that scan failed before recording anything).")
 @click.option("--reassess", is_flag=True, help="Assess the scan afresh first (a new assessment; earlier ones stay).")
 @SITE_OPTION
 @JSON_OPTION
 def report(
     db_path: str, scan_ref: str, fmt: str | None, output: str, estate: bool, max_age: str | None, lang: str,
-    policy_path: str | None, fail_on: str, require_complete: bool, reassess: bool, site: str | None, as_json: bool,
+    policy_path: str | None, fail_on: str, require_complete: bool, scan_id_from: str | None, reassess: bool,
+    site: str | None, as_json: bool,
 ) -> int:  # fmt: skip
     """Write the report of one scan, from the store alone: HTML (one self-contained file),
     Markdown, JSON or CSV (one row per finding). The report shows the scan's latest assessment
@@ -81,29 +91,48 @@ def report(
     from ..assess import Finding, count_by_severity, severity_at_least
     from ..report import format_for, render_bytes, write_atomically
     from ..report.data import build_report
+    from ..schedule import parse_duration, read_scan_id_file, scan_age
 
     policy = _policy(policy_path)
     if output == "-" and not fmt:
         raise UsageError("writing to stdout (-o -) needs --format")
     if estate:
         single = [name for name, given in (("--scan", scan_ref != "latest"), ("--site", site is not None),
-                                           ("--reassess", reassess), ("--require-complete", require_complete)) if given]
+                                           ("--reassess", reassess), ("--require-complete", require_complete),
+                                           ("--scan-id-from", scan_id_from is not None)) if given]
         if single:
             raise UsageError(f"{', '.join(single)} go(es) with one scan's report; --estate covers every site's "
                              "latest complete scan")
         return _estate_report(db_path, fmt, output, lang, policy, max_age, fail_on, as_json)
-    if max_age is not None:
-        raise UsageError("--max-age goes with --estate")
+    max_age_s = parse_duration(max_age, "--max-age") if max_age is not None else None
+    if scan_id_from is not None:
+        if scan_ref != "latest":
+            raise UsageError("name the scan with --scan or --scan-id-from, not both")
+        recorded = read_scan_id_file(scan_id_from)
+        if recorded is None:
+            click.echo(f"camaudit: {scan_id_from} names no scan: the scan failed before recording anything; "
+                       "no report written", err=True)
+            return 3
+        scan_ref = recorded
     with open_store(db_path, create=False) as store:
         fmt = format_for(output, fmt) if output != "-" else fmt
         assert fmt is not None
-        doc = build_report(store, scan_ref, policy=policy, lang=lang, reassess=reassess, site=_site(site))
+        chosen = store.scan(scan_ref, site=_site(site))
+        if max_age_s is not None:
+            age = scan_age(chosen.started_at)
+            if age is None or age > max_age_s:
+                when = chosen.started_at[:19].replace("T", " ")
+                older = f"{_format_age(age)} old" if age is not None else "of unknown age"
+                click.echo(f"camaudit: the scan {chosen.id[:8]} ({chosen.site}) started {when} UTC and is {older}, "
+                           f"beyond --max-age {max_age}; no report written", err=True)
+                return 3
+        doc = build_report(store, chosen.id, policy=policy, lang=lang, reassess=reassess, site=_site(site))
     scan = doc["scan"]
     if output == "-":
         _report_to_stdout(doc, fmt)
         path = None
     else:
-        path = write_atomically(_expand_output(output, scan["scan_id"], scan["started_at"]), render_bytes(doc, fmt))
+        path = write_atomically(_expand_output(output, scan["scan_id"]), render_bytes(doc, fmt))
     findings = [Finding(**f) for f in doc["findings"]]
     counts = count_by_severity(findings)
     failing = severity_at_least(findings, fail_on)
@@ -166,7 +195,7 @@ def _estate_report(db_path: str, fmt: str | None, output: str, lang: str, policy
     if output == "-":
         _report_to_stdout(doc, fmt)
     else:
-        path = write_atomically(_expand_output(output, "estate", doc["generated_at"]), render_bytes(doc, fmt))
+        path = write_atomically(_expand_output(output, "estate"), render_bytes(doc, fmt))
     findings = [Finding(**f) for f in doc["findings"]]
     failing = severity_at_least(findings, fail_on)
     if as_json and path is not None:
@@ -188,7 +217,10 @@ def _estate_report(db_path: str, fmt: str | None, output: str, lang: str, policy
 @click.option("--format", "fmt", type=click.Choice(["csv", "json", "jsonl", "xlsx"]), help="Default: from the file name.")
 @click.option("-o", "--output", "output", required=True, help="The file to write, or - for stdout (then name --format).")
 @POLICY_OPTION
-def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str, policy_path: str | None) -> int:
+@click.option("--fail-on", type=FAIL_ON, default="none", show_default=True,
+              help="findings: exit 1 when one is at or above this (by default the exit code ignores findings).")
+def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str, policy_path: str | None,
+           fail_on: str) -> int:
     """Export from the store: the device inventory (one row per device: csv, json or xlsx),
     the findings as OCSF events (json or jsonl: CVE findings as Vulnerability Findings, policy
     findings as Compliance Findings), or the Datasette metadata that describes every table and
@@ -208,6 +240,8 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
 
     stdout = output == "-"
     fmt = fmt or (None if stdout else Path(output).suffix.lower().lstrip(".") or None)
+    if fail_on != "none" and what != "findings":
+        raise UsageError("--fail-on applies to `export findings`")
     if what == "datasette-metadata":
         from ..report.datasette import metadata_for
 
@@ -252,6 +286,11 @@ def export(what: str, db_path: str, scan_ref: str, fmt: str | None, output: str,
     else:
         write_atomically(output, text)
         click.echo(f"wrote {output}: {len(findings)} findings", err=True)
+    from ..assess import severity_at_least
+
+    if severity_at_least(findings, fail_on):
+        click.echo(f"camaudit: findings at or above {fail_on}", err=True)
+        return 1
     return 0
 
 

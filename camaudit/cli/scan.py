@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import click
@@ -65,8 +66,12 @@ def _ports(ctx: click.Context, param: click.Parameter, value: str | None) -> tup
 @click.option("--max-hops", type=click.IntRange(min=0, max=30), help="With --listener: TTL-stepped probes (0: none).")
 @click.option("--egress-skip", multiple=True, help="With --listener: a path not to probe (icmp, ntp, udp/...); never CLOSED then.")
 @click.option("--policy", "policy_path", type=click.Path(dir_okay=False), help="Findings policy (default: config/policy.yaml).")
-@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="high",
-              show_default=True, help="Exit 1 when a finding is at or above this severity.")
+@click.option("--fail-on", type=click.Choice(["info", "low", "medium", "high", "critical", "none"]), default="none",
+              show_default=True, help="Exit 1 when a finding is at or above this severity (by default findings "
+                                      "do not change the exit code).")
+@click.option("--scan-id-file", "scan_id_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Write the scan's id to FILE once it is recorded (removed first, so a scan that fails before "
+                   "recording leaves none): `report --scan-id-from FILE` then reports this scan or nothing.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 @SITE_OPTION
 def scan(
@@ -104,6 +109,7 @@ def scan(
     interrogate: bool | None,
     policy_path: str | None,
     fail_on: str,
+    scan_id_file: str | None,
     quiet: bool,
     site: str | None,
 ) -> int:
@@ -116,6 +122,8 @@ def scan(
 
         camaudit scan 10.20.0.0/24 --db audit.db
     """
+    if scan_id_file is not None:
+        _forget_scan_id(scan_id_file)
     config = load_config(
         config_path,
         targets=list(targets),
@@ -157,6 +165,10 @@ def scan(
         credentials = prompt_credentials()
     with progress_bar(not quiet) as progress:
         result = run_scan(config, progress=progress, credentials=credentials)
+    if scan_id_file is not None:
+        from ..report import write_atomically
+
+        write_atomically(scan_id_file, result.scan_id + "\n")
     if as_json:
         print_json(result.to_json())
     else:
@@ -168,10 +180,43 @@ def scan(
     return 1 if severity_at_least(result.findings, fail_on) else 0
 
 
+def _forget_scan_id(path: str) -> None:
+    """Remove the id an earlier scan left, before anything can fail: a report that reads the
+    file must never find the previous scan's id after this one failed."""
+    from ..errors import UsageError
+
+    try:
+        Path(path).unlink(missing_ok=True)
+    except IsADirectoryError:
+        raise UsageError(f"--scan-id-file {path}: a folder, not a file") from None
+    except OSError as exc:
+        raise UsageError(f"--scan-id-file {path}: cannot remove the previous id: {exc.strerror or exc}") from None
+
+
 def _site(site: str | None) -> str | None:
     from ..config import site_name
 
     return site_name(site) if site is not None else None
+
+
+def egress_lines(egress: dict[str, Any]) -> list[str]:
+    """The console's account of a scan's egress verification: the segment's verdict first, the
+    one the report shows (the roll-up of the sensor's check and every device), then the sensor's
+    own check from this vantage, named as such, so the two never seem to disagree."""
+    lines = []
+    segment = egress.get("segment_verdict")
+    if segment:
+        lines.append(f"egress verdict of segment {segment['subject']}: {segment['verdict']}")
+        lines += [f"  missing: {gap}" for gap in segment.get("missing", [])[:5]]
+        more = len(segment.get("missing", [])) - 5
+        if more > 0:
+            lines.append(f"  ... {more} more in the report")
+    listeners = ", ".join(egress.get("listeners") or [])
+    lines.append(f"{'  ' if segment else ''}the sensor's own check from this vantage (listener {listeners}): "
+                 f"{egress['verdict']}" + (f" ({'; '.join(egress['qualifiers'][:3])})" if egress.get("qualifiers") else ""))
+    if not segment:
+        lines += [f"  missing: {gap}" for gap in egress.get("missing", [])[:5]]
+    return lines
 
 
 def _print_summary(doc: dict[str, Any], db_path: str) -> None:
@@ -212,11 +257,8 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
             + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
         )
     if doc.get("egress"):
-        egress = doc["egress"]
-        console.print(f"egress from this vantage: {egress['verdict']}" + (
-            f" ({'; '.join(egress['qualifiers'][:3])})" if egress.get("qualifiers") else ""))
-        for gap in egress.get("missing", [])[:5]:
-            console.print(f"  missing: {gap}")
+        for line in egress_lines(doc["egress"]):
+            console.print(line, markup=False, highlight=False, soft_wrap=True)
     findings = doc.get("findings") or []
     if findings:
         by_severity = Counter(f["severity"] for f in findings)

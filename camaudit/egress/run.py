@@ -98,6 +98,14 @@ def record_scan_verdicts(store: Store, scan_id: str | None, outcome: CheckOutcom
     """Per-host verdicts (:func:`device_verdict`) and the segment roll-up, written to the store:
     with the scan, or (``scan_id`` None) with the outcome's egress run.
     ``settings`` maps each host address to its ``DeviceSettings`` (or None when not read)."""
+    return record_scan_verdicts_and_rollup(store, scan_id, outcome, settings, passive, segment=segment)[0]
+
+
+def record_scan_verdicts_and_rollup(store: Store, scan_id: str | None, outcome: CheckOutcome | None,
+                                    settings: Mapping[str, Any], passive: PassiveResult | None = None,
+                                    *, segment: str | None = None) -> tuple[dict[str, Verdict], Verdict]:
+    """:func:`record_scan_verdicts`, and the segment's roll-up as well: the verdict the report
+    shows for the segment, which the scan's console line must say too."""
     active = outcome.verdict if outcome is not None else None
     verdicts = {addr: device_verdict(s, active, passive, address=addr) for addr, s in settings.items()}
     subject = segment or (active.subject if active is not None else "scanned devices")
@@ -108,7 +116,7 @@ def record_scan_verdicts(store: Store, scan_id: str | None, outcome: CheckOutcom
         write_run_verdicts(store, outcome.run.run_id, [*verdicts.values(), seg], site=outcome.site)
     else:
         write_verdicts(store, scan_id, [*verdicts.values(), seg])
-    return verdicts
+    return verdicts, seg
 
 
 def _networks(cidrs: Sequence[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:

@@ -142,6 +142,50 @@ def _vantage(vantage: dict[str, Any]) -> Reason:
     return Reason("vantage_no_gateway", params)
 
 
+# -- the listener's address class ------------------------------------------------------------------
+
+#: Address classes (camaudit.scope) of a listener that is not on the internet: reaching it, or
+#: not, says nothing about internet egress.
+NOT_INTERNET = frozenset({AddressClass.LOCAL, AddressClass.INTERNAL, AddressClass.AMBIGUOUS})
+
+
+def listener_classes(listeners: Iterable[str]) -> list[tuple[str, AddressClass, str]]:
+    """(address, class, why) of each listener address, by camaudit's own table (scope.py); a
+    name that is not an address literal is left out (its address was not recorded)."""
+    found = []
+    for text in listeners:
+        try:
+            ip = ipaddress.ip_address(str(text).strip().strip("[]"))
+        except ValueError:
+            continue
+        c = classify(ip)
+        found.append((str(ip), c.cls, c.reason))
+    return found
+
+
+def listener_reasons(listeners: Iterable[str]) -> tuple[list[Reason], Reason | None]:
+    """What a run's listener addresses mean for its verdict: (qualifiers, a gap or None).
+
+    A listener on a loopback, private, link-local or CGNAT address is not on the internet: a path
+    that reaches it proves the traffic left the sensor, not that it reaches the internet (the
+    verdict keeps its OPEN, qualified ``listener_not_internet``), and silence towards it proves
+    nothing about the internet, so it can never make CLOSED (the gap is returned). A listener in a
+    documentation range (RFC 5737, RFC 3849) is a lab's or test network's "internet": the verdict
+    stands for that network, qualified ``listener_test_range``, so a lab run shows what it shows."""
+    classes = listener_classes(listeners)
+    not_internet = [(a, why) for a, cls, why in classes if cls in NOT_INTERNET]
+    test_range = [(a, why) for a, cls, why in classes if cls is AddressClass.ANOMALY]
+    qualifiers: list[Reason] = []
+    gap: Reason | None = None
+    if not_internet:
+        listed = ", ".join(f"{a} ({why})" for a, why in not_internet)
+        qualifiers.append(Reason("listener_not_internet", {"listeners": listed}))
+        gap = Reason("listener_not_internet_gap", {"listeners": listed})
+    if test_range:
+        qualifiers.append(Reason("listener_test_range", {"listeners": ", ".join(f"{a} ({why})" for a, why in test_range)}))
+    return qualifiers, gap
+
+
 # -- the active check (segment) ------------------------------------------------------------------
 
 
@@ -184,6 +228,9 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
     tested_blocked = [p.path for p in egress_paths if p.result == BLOCKED and p.basis != "absent"]
     if not allowed and not tested_blocked:
         missing.append(Reason("no_path_tested"))
+    listener_qualifiers, listener_gap = listener_reasons(run.listeners)
+    if listener_gap is not None and not allowed:
+        missing.insert(0, listener_gap)  # first: the segment's devices quote the first gaps
     qualifiers: list[Reason] = []
     window = {"start": run.started_at, "end": run.finished_at}
     vantage = _vantage(run.vantage)
@@ -217,6 +264,10 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
         qualifiers.append(Reason("placement_scope"))
     else:
         egress = INCONCLUSIVE
+    # Said of every verdict, OPEN and CLOSED included: never a bare word for a listener that
+    # is not on the internet, or that stands for a test network's internet.
+    at = 1 if qualifiers else 0  # after the verdict's own statement (roll-ups quote the first)
+    qualifiers[at:at] = listener_qualifiers
     exposed = bool(exposed_by)
     if exposed:
         qualifiers.append(Reason("exposed_inbound", {"paths": "; ".join(
@@ -238,6 +289,11 @@ def active_verdict(run: ActiveResult, controls: Sequence[ActiveResult] = (), *,
             "started_at": c.started_at, "allowed": [p.path for p in c.paths if p.result == ALLOWED]}
            for c in controls],
     )
+
+
+def _run_evidence(active: Verdict) -> list[dict[str, Any]]:
+    """The sensor's run and control entries of an active verdict's evidence."""
+    return [e for e in active.evidence if isinstance(e, dict) and e.get("kind") in ("active", "control")]
 
 
 def _brief(names: Sequence[str], limit: int = 12) -> str:
@@ -408,6 +464,9 @@ def device_verdict(settings: Any, active: Verdict | None, passive: PassiveResult
             missing.append(Reason("segment_inconclusive", {"reasons": list(active.missing[:3])}))
         evidence.append({"kind": "segment", "subject": active.subject, "verdict": active.verdict,
                          "egress": active.egress})
+        # The sensor's run and its controls, so the device's report names the listener, the
+        # vantage and the control run it stands on.
+        evidence.extend(_run_evidence(active))
     if configured and not exposed_by:
         qualifiers.append(Reason("upnp_configured_no_igd", {"count": len(configured)}))
 
@@ -548,7 +607,8 @@ def rollup(subject: str, active: Verdict | None, devices: Sequence[Verdict]) -> 
         paths=active.paths if active is not None else [],
         evidence=[{"kind": "rollup", "parts": [{"subject_kind": v.subject_kind, "subject": v.subject,
                                                 "verdict": v.verdict, "egress": v.egress, "exposed": v.exposed}
-                                               for v in parts]}],
+                                               for v in parts]}]
+        + (_run_evidence(active) if active is not None else []),
     )
 
 

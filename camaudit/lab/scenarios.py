@@ -9,7 +9,8 @@ known truth (reference/egress.md sections 1 and 7.5, reference/lab.md section 9)
 closed         the router forwards nothing (nft forward policy drop: silent, like a firewall)
 open           the router forwards everything from the segment to the internet
 dns-recursion-only  only UDP and TCP 53 to the internet's resolver (203.0.113.53) pass; it
-               answers any name ("recurses") and logs every query name (the auditor zone's log)
+               answers any name ("recurses") and logs every query name (the auditor zone's log);
+               names under egress.lab it forwards over UDP to the listener address, the zone's server
 udp-8800-only  only UDP to port 8800 passes
 ipv6-only      IPv4 is dropped; the router advertises 2001:db8:77::/64 (RA) and forwards IPv6
 upnp-mapping   open with NAT to 203.0.113.1, a DNAT port mapping (203.0.113.1:8000 -> first
@@ -48,6 +49,10 @@ from . import netns
 from .netns import LabError, Topology
 
 log = logging.getLogger(__name__)
+
+#: The zone the lab's resolver (203.0.113.53) delegates to the listener address (198.51.100.10):
+#: names under it are forwarded there, as a recursive resolver would reach the zone's server.
+LAB_DNS_ZONE = "egress.lab"
 
 SCENARIOS: dict[str, str] = {
     "closed": "the router forwards nothing (silent drop)",
@@ -132,12 +137,18 @@ def apply_scenario(topo: Topology, name: str, *, lifetime: float = 3600.0) -> di
         "gateway": netns.ROUTER_LAN_ADDR,
         "listener": netns.INTERNET_LISTENER_ADDR,
         "resolver": netns.INTERNET_RESOLVER_ADDR,
+        "dns_zone": LAB_DNS_ZONE,
         "dns_log": str(run_dir / "dns.jsonl"),
     }
     helpers: dict[str, int] = {}
     helpers["dns"] = _start_helper(topo, "inet", "dns", lifetime, [
         "--bind", netns.INTERNET_RESOLVER_ADDR, "--answer", netns.INTERNET_LISTENER_ADDR,
-        "--log", info["dns_log"]])
+        "--forward-zone", LAB_DNS_ZONE, "--log", info["dns_log"]])
+    if name != "ipv6-only":
+        # The sensor as a real one is: IPv6 on (link-local only, accepting advertisements), so
+        # that "no router advertises a prefix" is observed (ipv6/ra absent), not a gap that
+        # keeps the closed scenario INCONCLUSIVE. Nothing in these scenarios advertises one.
+        _sensor_ipv6_on(topo)
     if name == "ipv6-only":
         _ipv6_on(topo)
         helpers["ra"] = _start_helper(topo, "rtr", "ra", lifetime, [
@@ -233,6 +244,28 @@ def _ipv6_on(topo: Topology) -> None:
         "net.ipv6.conf.scan0.disable_ipv6=0"])
 
 
+def _sensor_ipv6_on(topo: Topology) -> None:
+    netns.sysctl(topo, "scan", [
+        "net.ipv6.conf.scan0.accept_dad=0", "net.ipv6.conf.scan0.accept_ra=1",
+        "net.ipv6.conf.lo.disable_ipv6=0", "net.ipv6.conf.scan0.disable_ipv6=0"])
+
+
+def lab_egress_commands(info: dict[str, Any], run_id: str | None = None) -> list[tuple[str, str]]:
+    """How to verify egress in a running scenario as the README says: the listener in the
+    lab's internet, a positive control from the router (a vantage with egress), then the check
+    from the camera segment. (what, command) pairs, for ``lab up`` to print."""
+    lab = "camaudit lab exec" + (f" --run-id {run_id}" if run_id else "")
+    listener, resolver, zone = info["listener"], info["resolver"], info.get("dns_zone", LAB_DNS_ZONE)
+    common = f"--listener {listener} --resolver {resolver} --dns-zone {zone}"
+    return [
+        ("listener", f"{lab} --in inet -- camaudit egress listen --bind {listener} --dns-zone {zone} "
+                     "--log /tmp/camaudit-lab-seen.jsonl"),
+        ("control", f"{lab} --in rtr -- camaudit egress check {common} --control --no-upnp --no-natpmp "
+                    "--ra-wait 0 --db /tmp/camaudit-lab.db"),
+        ("check", f"{lab} -- camaudit egress check {common} --db /tmp/camaudit-lab.db"),
+    ]
+
+
 def _ipv6_off(topo: Topology) -> None:
     for role, ifaces in (("scan", ("scan0", "lo")), ("inet", ("up0", "lo")),
                          ("rtr", ("lan0", "wan0", "lo"))):
@@ -281,10 +314,41 @@ def dns_answer(query: bytes, answer_v4: str) -> tuple[bytes, str, int] | None:
     return header + question + answers, ".".join(labels).lower(), qtype
 
 
+def _in_zone(qname: str, zone: str) -> bool:
+    return bool(zone) and (qname == zone or qname.endswith("." + zone))
+
+
+async def _forward_udp(query: bytes, server: str, timeout: float = 0.8) -> bytes | None:
+    """Ask ``server`` (the zone's own server, in the lab's internet) and return its reply, as a
+    recursive resolver does; None when it does not answer in time."""
+    loop = asyncio.get_running_loop()
+    reply: asyncio.Future[bytes] = loop.create_future()
+
+    class _Once(asyncio.DatagramProtocol):
+        def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+            if not reply.done() and len(data) <= MAX_DATAGRAM:
+                reply.set_result(data)
+
+        def error_received(self, exc: Exception) -> None:
+            # Nothing serves the zone (port unreachable): answer as before, at once.
+            if not reply.done():
+                reply.set_exception(exc if isinstance(exc, OSError) else OSError(str(exc)))
+
+    transport, _ = await loop.create_datagram_endpoint(_Once, remote_addr=(server, 53))
+    try:
+        transport.sendto(query)
+        return await asyncio.wait_for(reply, timeout)
+    except (TimeoutError, OSError):
+        return None
+    finally:
+        transport.close()
+
+
 class _DnsUdp(asyncio.DatagramProtocol):
-    def __init__(self, answer: str, record: Callable[[str, str, str, int], None]) -> None:
-        self.answer, self.record = answer, record
+    def __init__(self, answer: str, record: Callable[[str, str, str, int], None], zone: str = "") -> None:
+        self.answer, self.record, self.zone = answer, record, zone
         self.transport: asyncio.DatagramTransport | None = None
+        self.pending: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # _SelectorDatagramTransport is not a DatagramTransport subclass in 3.11: cast.
@@ -292,9 +356,20 @@ class _DnsUdp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
         res = dns_answer(data, self.answer)
-        if res is not None and self.transport is not None:
-            self.record("udp", addr[0], res[1], res[2])
-            self.transport.sendto(res[0], addr)
+        if res is None or self.transport is None:
+            return
+        self.record("udp", addr[0], res[1], res[2])
+        if _in_zone(res[1], self.zone) and len(self.pending) < 64:
+            task = asyncio.get_running_loop().create_task(self._recurse(data, res[0], addr))
+            self.pending.add(task)
+            task.add_done_callback(self.pending.discard)
+            return
+        self.transport.sendto(res[0], addr)
+
+    async def _recurse(self, query: bytes, fallback: bytes, addr: tuple[Any, ...]) -> None:
+        reply = await _forward_udp(query, self.answer)
+        if self.transport is not None:
+            self.transport.sendto(reply if reply is not None else fallback, addr)
 
 
 async def _serve_dns(args: argparse.Namespace) -> list[Any]:
@@ -307,7 +382,7 @@ async def _serve_dns(args: argparse.Namespace) -> list[Any]:
             fh.write(line + "\n")
 
     loop = asyncio.get_running_loop()
-    udp, _ = await loop.create_datagram_endpoint(lambda: _DnsUdp(args.answer, record),
+    udp, _ = await loop.create_datagram_endpoint(lambda: _DnsUdp(args.answer, record, args.forward_zone),
                                                  local_addr=(args.bind, 53))
 
     async def tcp_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -582,6 +657,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bind", default="0.0.0.0")
     parser.add_argument("--answer", default=netns.INTERNET_LISTENER_ADDR)
     parser.add_argument("--log", default="/dev/null")
+    parser.add_argument("--forward-zone", default="", help="dns: forward names under this zone to --answer")
     parser.add_argument("--iface", default="lan0")
     parser.add_argument("--prefix", default=netns.SEGMENT_PREFIX6)
     parser.add_argument("--lan-addr", default=netns.ROUTER_LAN_ADDR)

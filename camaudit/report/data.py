@@ -33,7 +33,9 @@ from ..policy import Policy, load_policy, severity_rank
 from ..store import Store
 from ..store import assessments as stored_assessments
 from ..store.observations import observations_of_scan
+from .egress_evidence import egress_evidence
 from .i18n import translator
+from .messages import remedy
 from .statement import statement_section
 
 #: Observation values longer than this are cut in reports (the store keeps them whole).
@@ -98,8 +100,8 @@ def build_report(
         "egress_runs": list(view.egress_runs),
         "egress_runs_not_assessed": not_assessed,
         "verdicts_not_assessed": newer_verdicts,
-        "segments": [_segment(s) for s in view.segments],
-        "devices": [_device(d, findings, observations.get(d.address, [])) for d in view.devices],
+        "segments": [_segment(s, lang) for s in view.segments],
+        "devices": [_device(d, findings, observations.get(d.address, []), lang) for d in view.devices],
         "findings": [f.to_json() for f in findings],
         "register": _register(view),
         "changes": changes,
@@ -165,18 +167,21 @@ def _summary(view: ScanView, findings: list[Finding]) -> dict[str, Any]:
 
 def _reasons(qualifiers: list[Reason] | None, missing: list[Reason]) -> dict[str, Any]:
     """A verdict's qualifiers and missing items: English sentences for readers of the JSON
-    report, and the codes the HTML and Markdown reports render in the report's language."""
+    report, and the codes the HTML and Markdown reports render in the report's language; beside
+    each missing item, what to do about it (``missing_remedies``, English, None when none)."""
     return {
         "qualifiers": english(qualifiers) if qualifiers is not None else None,
         "missing": english(missing),
+        "missing_remedies": [remedy(m, "en") for m in missing],
         "qualifier_codes": reasons_to_json(qualifiers or []),
         "missing_codes": reasons_to_json(missing),
     }
 
 
-def _segment(segment: Any) -> dict[str, Any]:
+def _segment(segment: Any, lang: str = "en") -> dict[str, Any]:
     row = segment.row
     return {
+        "egress_evidence": egress_evidence(row, lang),
         "segment": segment.name,
         "verdict": segment.verdict,
         "exposed": segment.exposed is not None,
@@ -207,13 +212,15 @@ def _observations(store: Store, scan_id: str) -> dict[str, list[dict[str, Any]]]
     return result
 
 
-def _device(device: DeviceView, findings: list[Finding], observations: list[dict[str, Any]]) -> dict[str, Any]:
+def _device(device: DeviceView, findings: list[Finding], observations: list[dict[str, Any]],
+            lang: str = "en") -> dict[str, Any]:
     ident = device.identity_doc()
     asset = device.asset
     mine = [f for f in findings if f.subject == device.address]
     top = max((f.severity for f in mine), key=severity_rank, default=None)
     row = device.verdict_row
     return {
+        "egress_evidence": egress_evidence(row, lang),
         "address": device.address,
         "device_id": device.device_id,
         "mac": device.mac,

@@ -37,10 +37,9 @@ _UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_duration(text: str) -> float:
     """``90m``, ``36h``, ``7d``, ``2w`` or plain seconds, as seconds; UsageError otherwise."""
-    match = _DURATION.match(text or "")
-    if not match or float(match.group(1)) <= 0:
-        raise UsageError(f"--max-age {text!r} is not a duration; write it as 90m, 36h, 7d or 2w")
-    return float(match.group(1)) * _UNIT_SECONDS[match.group(2).lower()]
+    from ..schedule import parse_duration as parse
+
+    return parse(text, "--max-age")
 
 
 def _age_words(seconds: float) -> str:

@@ -23,7 +23,7 @@ from markupsafe import Markup
 from .charts import findings_over_time
 from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .i18n import localise, translator
-from .messages import render, render_all
+from .messages import render, render_all, render_with_remedy
 
 _MAKER_COLOURS = {"hikvision": "#b42318", "dahua": "#c2410c"}
 _VERDICT_COLOURS = {"OPEN": "#b42318", "EXPOSED": "#7a1fa2", "CLOSED": "#1f7a3a", "INCONCLUSIVE": "#a16207", "NONE": "#6b7280"}
@@ -121,6 +121,8 @@ def render_html(doc: dict[str, Any]) -> str:
     # reasons (flat code objects) in the report's language, through the message catalogue
     env.filters["msg"] = lambda codes: render_all(codes, doc["lang"])
     env.filters["msg1"] = lambda code: render(code, doc["lang"]) if code else ""
+    # gaps, each followed by what to do about it
+    env.filters["todo"] = lambda codes: [render_with_remedy(c, doc["lang"]) for c in codes or []]
     template = env.get_template("report.html.j2")
     return template.render(
         doc=doc,

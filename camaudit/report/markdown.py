@@ -12,7 +12,7 @@ from typing import Any
 from .estate_text import assessment_line, banner, estate_text, not_assessed_note
 from .html import describe, path_line, when
 from .i18n import localise, translator
-from .messages import render, render_all
+from .messages import render, render_all, render_with_remedy
 
 _SPECIAL = re.compile(r"([\\`*_{}\[\]()#+!|<>~])")
 
@@ -44,6 +44,37 @@ def render_markdown(doc: dict[str, Any]) -> str:
     def said(codes: Any) -> str:
         # Qualifiers and gaps are sentences with commas of their own: a middle dot keeps them apart.
         return " · ".join(render_all(codes, doc["lang"]))
+
+    def todo(codes: Any) -> str:
+        # Each gap followed by what to do about it.
+        return " · ".join(render_with_remedy(c, doc["lang"]) for c in codes or [])
+
+    def vantage(v: Any) -> str:
+        if not v:
+            return "—"
+        return f"{v.get('host') or '—'} ({', '.join(v.get('addresses') or []) or '—'}; gateway {v.get('gateway') or '—'})"
+
+    def egress_block(ev: dict[str, Any]) -> list[str]:
+        listeners = ", ".join(f"`{cell(x['address'])}`" + (f" ({x['class']}: {cell(x['why'])})" if x.get("class") else "")
+                              for x in ev["listeners"]) or "—"
+        lines = [f"- {t['ev_listener']}: {listeners}", f"- {t['ev_vantage']}: {cell(vantage(ev['vantage']))}"]
+        if ev.get("run_id"):
+            lines.append(f"- {t['ev_run']}: `{cell(ev['run_id'])}` ({when(ev['started_at'])} – {when(ev['finished_at'])})")
+        controls = "; ".join(f"`{cell(c['run_id'])}` {when(c['started_at'])}, {cell(vantage(c['vantage']))}: "
+                             f"{t['ev_passed'] if c['passed'] else t['ev_failed']}" for c in ev["controls"])
+        lines += [f"- {t['ev_controls']}: {controls or t['ev_no_control']}", ""]
+        if ev["paths"]:
+            lines += _table([t["ev_path"], t["ev_result"], t["ev_nonce"], t["ev_answer"], t["ev_detail"]],
+                            [[p["path"], p["result"] + (f" ({p['basis']})" if p["basis"] else ""),
+                              (t["ev_seen"] if p["nonce_seen"] else t["ev_not_seen"]) + (f" {p['nonce']}" if p["nonce"] else ""),
+                              p["answer"], p["detail"]] for p in ev["paths"]])  # fmt: skip
+        if ev["registrations"]:
+            lines += [f"{t['ev_registrations']}: " + "; ".join(
+                cell(r["service"]) + (f" ({cell(', '.join(r['servers']))})" if r["servers"] else "")
+                for r in ev["registrations"]), ""]
+        if ev["flows"]:
+            lines += [f"{t['ev_flows']}: " + " · ".join(cell(f) for f in ev["flows"]), ""]
+        return lines
 
     e = estate_text(doc["lang"])
     alert = banner(doc)
@@ -87,8 +118,13 @@ def render_markdown(doc: dict[str, Any]) -> str:
         out += _table(
             [t["segment"], t["verdict"], t["exposed"], t["devices"], t["qualifiers"], t["missing"]],
             [[s["segment"], verdict_word(s["verdict"]), t["yes"] if s["exposed"] else t["no"], len(s["devices"]),
-              said(s["qualifier_codes"]), said(s["missing_codes"])] for s in doc["segments"]],
+              said(s["qualifier_codes"]), todo(s["missing_codes"])] for s in doc["segments"]],
         )  # fmt: skip
+        with_evidence = [s for s in doc["segments"] if s.get("egress_evidence")]
+        if with_evidence:
+            out += [f"### {t['egress_evidence']}", ""]
+            for s in with_evidence:
+                out += [f"#### {cell(s['segment'])}: {verdict_word(s['verdict'])}", "", *egress_block(s["egress_evidence"])]
     else:
         out += [t["no_segments"], ""]
     out += [f"**{t['glossary']}**", ""]
@@ -156,10 +192,12 @@ def render_markdown(doc: dict[str, Any]) -> str:
         if d["qualifier_codes"]:
             line += f"; {t['qualifiers']}: {cell(said(d['qualifier_codes']))}"
         if d["missing_codes"]:
-            line += f"; {t['missing']}: {cell(said(d['missing_codes']))}"
-        if d["paths"]:
+            line += f"; {t['missing']}: {cell(todo(d['missing_codes']))}"
+        if d["paths"] and not d.get("egress_evidence"):
             line += f"; {t['paths']}: {cell(path_line(d['paths']))}"
         out += [line, ""]
+        if d.get("egress_evidence"):
+            out += egress_block(d["egress_evidence"])
         if d["asset_id"] or d["register_detail"]:
             out += [f"{t['register']}: {cell(d['asset_id'] or '')} {cell(tr(d['register_detail']))}".rstrip(), ""]
     out += ["---", "", t["footer"].format(version=doc["camaudit_version"]), ""]

@@ -74,7 +74,9 @@ EN: dict[str, Message] = {
     LEGACY_TEXT: "{text}",
     # -- device interrogation: why a read was not verified ("what" names the read)
     "auth_required": "{what}: 401 unauthorised (no credentials given)",
-    "auth_basic_only": "{what}: 401 unauthorised (device offers only Basic auth; camaudit sends passwords only by digest)",
+    "auth_basic_only": ("{what}: 401 unauthorised: the device accepts only Basic auth, which sends the password "
+                        "readable to anyone on the path; camaudit sends passwords only by digest, so this setting "
+                        "was not read and stays unverified"),
     "auth_unsupported": "{what}: 401 unauthorised ({detail})",
     "auth_refused": "{what}: 401 unauthorised (credentials refused)",
     "unauthorised": "{what}: 401 unauthorised",
@@ -98,7 +100,9 @@ EN: dict[str, Message] = {
     "onvif_hostile": _hostile_en,
     "vendor_api_not_tried": "vendor APIs (ISAPI, Dahua CGI): not tried (maker not identified and no credentials)",
     "api_time_limit": "{api}: stopped (time limit)",
-    "dahua_no_status_api": "Dahua has no verified read-only API for cloud online status (egress.md 2.3)",
+    "dahua_no_status_api": ("Dahua P2P: the firmware offers no read-only API that reports whether the device is "
+                            "online with the P2P cloud, so its registration cannot be verified by reading it (only "
+                            "whether P2P is enabled can)"),
     "status_not_reported": "not verified",
     # -- the active check of a segment
     "planned_not_tested": "{path}: planned but not tested",
@@ -128,6 +132,12 @@ EN: dict[str, Message] = {
     "placement_scope": ("placement: the verdict holds for traffic from this sensor's address and gateway; firewall "
                         "rules keyed on device addresses, MACs or 802.1X groups are not covered by it"),
     "exposed_inbound": "EXPOSED: inbound path on the segment: {paths}",
+    "listener_not_internet": ("listener_not_internet: the listener {listeners} is not on the internet; this check "
+                              "shows whether traffic reaches that address, not whether it reaches the internet"),
+    "listener_not_internet_gap": ("a listener on an internet address: {listeners} is not on the internet, so silence "
+                                  "towards it is no proof that the internet is out of reach"),
+    "listener_test_range": ("listener_test_range: the listener {listeners} is in a documentation range, a lab's or "
+                            "test network's stand-in for the internet; the verdict holds for that network"),
     # -- one device
     "settings_not_read": "device settings (gateway, DNS, cloud registration) were not read",
     "registration_reported": "the device reports registration with {service} (device-asserted, conclusive)",
@@ -247,8 +257,9 @@ EN: dict[str, Message] = {
 NL: dict[str, Message] = {
     LEGACY_TEXT: "{text}",
     "auth_required": "{what}: 401 niet geautoriseerd (geen inloggegevens opgegeven)",
-    "auth_basic_only": ("{what}: 401 niet geautoriseerd (het apparaat biedt alleen Basic-authenticatie; camaudit "
-                        "verstuurt wachtwoorden alleen via digest)"),
+    "auth_basic_only": ("{what}: 401 niet geautoriseerd: het apparaat accepteert alleen Basic-authenticatie, die het "
+                        "wachtwoord leesbaar over het netwerk stuurt; camaudit verstuurt wachtwoorden alleen via "
+                        "digest, dus deze instelling is niet uitgelezen en blijft niet vastgesteld"),
     "auth_unsupported": "{what}: 401 niet geautoriseerd ({detail})",
     "auth_refused": "{what}: 401 niet geautoriseerd (inloggegevens geweigerd)",
     "unauthorised": "{what}: 401 niet geautoriseerd",
@@ -274,8 +285,9 @@ NL: dict[str, Message] = {
     "vendor_api_not_tried": ("fabrikant-API's (ISAPI, Dahua CGI): niet geprobeerd (fabrikant niet vastgesteld en geen "
                              "inloggegevens)"),
     "api_time_limit": "{api}: gestopt (tijdslimiet)",
-    "dahua_no_status_api": ("Dahua heeft geen geverifieerde alleen-lezen-API voor de online-status in de cloud "
-                            "(egress.md 2.3)"),
+    "dahua_no_status_api": ("Dahua P2P: de firmware biedt geen alleen-lezen-API die meldt of het apparaat online is "
+                            "bij de P2P-cloud, dus de aanmelding kan niet door uitlezen worden vastgesteld (alleen of "
+                            "P2P aan staat)"),
     "status_not_reported": "niet vastgesteld",
     "planned_not_tested": "{path}: gepland maar niet getest",
     "path_unknown": "{path}: {detail}",
@@ -307,6 +319,12 @@ NL: dict[str, Message] = {
     "placement_scope": ("plaatsing: het oordeel geldt voor verkeer vanaf het adres en de gateway van deze sensor; "
                         "firewallregels op apparaatadressen, MAC-adressen of 802.1X-groepen vallen er niet onder"),
     "exposed_inbound": "EXPOSED: inkomende route op het segment: {paths}",
+    "listener_not_internet": ("listener_not_internet: de listener {listeners} staat niet op het internet; deze "
+                              "controle toont of verkeer dat adres bereikt, niet of het het internet bereikt"),
+    "listener_not_internet_gap": ("een listener op een internetadres: {listeners} staat niet op het internet, dus "
+                                  "stilte richting dat adres bewijst niet dat het internet onbereikbaar is"),
+    "listener_test_range": ("listener_test_range: de listener {listeners} ligt in een documentatiereeks, de "
+                            "vervanger van het internet in een lab of testnetwerk; het oordeel geldt voor dat netwerk"),
     "settings_not_read": "de instellingen van het apparaat (gateway, DNS, cloudaanmelding) zijn niet uitgelezen",
     "registration_reported": "het apparaat meldt zelf aangemeld te zijn bij {service} (door het apparaat gemeld, sluitend)",
     "cloud_bound": "gekoppeld aan een cloudaccount terwijl aangemeld: een toegangsweg voor derden tot de beelden",
@@ -456,3 +474,184 @@ def render(reason: Reason | Mapping[str, Any], lang: str = "en") -> str:
 
 def render_all(reasons: Iterable[Reason | Mapping[str, Any]] | None, lang: str = "en") -> list[str]:
     return [render(r, lang) for r in reasons or []]
+
+
+# -- what to do about each gap ---------------------------------------------------------------------
+#
+# Every "missing" item of a verdict says, in the report itself, what to do about it. A remedy is
+# keyed by the gap's code; a gap that wraps another reason (a device's gap quoted by its segment,
+# a read that was not verified, a registration status that was not read) takes the remedy of the
+# most specific reason inside it that has one. No remedy points to a document that does not ship.
+
+REMEDY_EN: dict[str, str] = {
+    "planned_not_tested": "run the check again and let it finish; do not skip paths (--skip) for a CLOSED verdict",
+    "path_unknown": ("run the check again; if this path stays unknown, test it by hand from the sensor, or take the "
+                     "listener's log in with `camaudit egress import-log`"),
+    "control_missing": ("run `camaudit egress check --control` with the same --listener from a vantage known to reach "
+                        "the internet, within the control window (--control-window, default 1h) of this check"),
+    "control_not_reaching": ("make the listener serve these ports (egress listen --tcp-ports/--udp-ports), or run the "
+                             "control from a vantage whose egress allows them, then check again"),
+    "control_run_unanswered": "make sure `camaudit egress listen` runs and is reachable, then run the control again",
+    "no_path_tested": ("give the check a listener address it can probe (--listener, IPv4 and/or IPv6), and keep "
+                       "TCP, UDP or DNS paths enabled"),
+    "listener_not_internet_gap": ("run `camaudit egress listen` on a host with a public internet address outside "
+                                  "the organisation's network, and check against that address"),
+    "registration_unverified": ("read the device's cloud settings with credentials (--credentials FILE), or check the "
+                                "cloud/P2P registration in the device's web interface and record it"),
+    "settings_not_read": ("scan with credentials for the device (--credentials FILE or CAMAUDIT_USERNAME/"
+                          "CAMAUDIT_PASSWORD) so its gateway, DNS and cloud settings can be read"),
+    "not_verified": "give credentials for the device (--credentials FILE) and scan again",
+    "active_check_missing": ("run `camaudit egress check --listener ...` (with a control) from a sensor in the "
+                             "device's segment, or scan with --listener"),
+    "placement_gap": ("place the sensor on the same segment and gateway as the device (or on the device's policy "
+                      "group), then check again"),
+    "placement_open_no_gateway": ("confirm from the device's own settings or a capture at its switch port whether "
+                                  "the device itself reaches the gateway"),
+    "placement_open_not_shown": "check from a sensor that uses the device's gateway, or capture the device's traffic",
+    "segment_inconclusive": "resolve the segment's gaps listed with it first",
+    "capture_dns_conflict": ("test the resolver with a nonce name under your own zone (`egress check --dns-zone`) to "
+                             "prove or rule out recursion"),
+    "rollup_no_active": "run `camaudit egress check --listener ...` from inside the segment (with a control)",
+    "rollup_no_devices": "scan the segment's devices in the same scan (with credentials), so each is judged",
+    "rollup_inconclusive_devices": "resolve each device's gaps, listed under the device",
+    "no_verdict_in_scan": "scan with --listener (and a control run), or run `egress check` from the device's segment",
+    "no_verdict_recorded": "scan with --listener (and a control run), or run `egress check` from the device's segment",
+    # reads that were not verified (the reason inside not_verified / registration_unverified)
+    "auth_required": "give credentials for this device (--credentials FILE or CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD)",
+    "no_credentials": "give credentials for this device (--credentials FILE or CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD)",
+    "auth_basic_only": ("camaudit never sends a password in the clear (Basic auth): enable digest authentication on "
+                        "the device (Hikvision: System > Security > Authentication, 'digest'), or read the "
+                        "Hik-Connect/EZVIZ status in its web interface (Network > Platform Access) and record it"),
+    "basic_only": ("camaudit never sends a password in the clear (Basic auth): enable digest authentication on the "
+                   "device, or read the cloud status in its web interface and record it"),
+    "auth_refused": "check the credentials for this device (they were refused; camaudit does not retry)",
+    "credentials_refused": "check the credentials for this device (they were refused; camaudit does not retry)",
+    "refused_not_retried": "check the credentials for this device (they were refused; camaudit does not retry)",
+    "unauthorised": "give credentials with the rights to read this setting",
+    "forbidden": "give credentials of an account allowed to read this setting (an operator or administrator)",
+    "timed_out": "scan again when the device is less busy, or with a longer --probe-timeout",
+    "connection_error": "check that the device answers on its HTTP port from the sensor, then scan again",
+    "api_time_limit": "scan this device alone, or with a longer time limit, so every read finishes",
+    "vendor_api_not_tried": "give credentials, or the maker, so camaudit can try the vendor's read-only API",
+    "no_http_port": ("the device offers no HTTP port to read settings from: check its cloud settings on the device "
+                     "or its management platform and record them"),
+    "dahua_no_status_api": ("Dahua firmware offers no read-only API that reports whether P2P is online: check the "
+                            "P2P status in the device's web interface (Network > P2P, 'Status: Online/Offline') or "
+                            "in the DMSS/SmartPSS app, disable P2P if it is not needed, and capture the device's "
+                            "traffic (`camaudit egress pcap`) to see whether it reaches the cloud"),
+    "status_not_reported": ("check the cloud/P2P status in the device's web interface, or capture its traffic "
+                            "(`camaudit egress pcap`)"),
+}
+
+REMEDY_NL: dict[str, str] = {
+    "planned_not_tested": ("voer de controle opnieuw uit en laat die afmaken; sla geen routes over (--skip) voor een "
+                           "CLOSED-oordeel"),
+    "path_unknown": ("voer de controle opnieuw uit; blijft deze route onbekend, test haar dan met de hand vanaf de "
+                     "sensor, of lees het logboek van de listener in met `camaudit egress import-log`"),
+    "control_missing": ("voer `camaudit egress check --control` uit met dezelfde --listener vanaf een meetpunt dat "
+                        "het internet bereikt, binnen het controlevenster (--control-window, standaard 1 uur) van "
+                        "deze controle"),
+    "control_not_reaching": ("laat de listener deze poorten bedienen (egress listen --tcp-ports/--udp-ports), of voer "
+                             "de controle uit vanaf een meetpunt dat ze naar buiten laat, en controleer opnieuw"),
+    "control_run_unanswered": ("zorg dat `camaudit egress listen` draait en bereikbaar is en voer de controle "
+                               "opnieuw uit"),
+    "no_path_tested": ("geef de controle een listeneradres dat zij kan testen (--listener, IPv4 en/of IPv6) en laat "
+                       "TCP-, UDP- of DNS-routes aan"),
+    "listener_not_internet_gap": ("draai `camaudit egress listen` op een host met een publiek internetadres buiten "
+                                  "het netwerk van de organisatie en controleer tegen dat adres"),
+    "registration_unverified": ("lees de cloudinstellingen van het apparaat uit met inloggegevens (--credentials "
+                                "BESTAND), of controleer de cloud-/P2P-aanmelding in de webinterface van het apparaat "
+                                "en leg die vast"),
+    "settings_not_read": ("scan met inloggegevens voor het apparaat (--credentials BESTAND of CAMAUDIT_USERNAME/"
+                          "CAMAUDIT_PASSWORD) zodat gateway, DNS en cloudinstellingen uitgelezen kunnen worden"),
+    "not_verified": "geef inloggegevens voor het apparaat (--credentials BESTAND) en scan opnieuw",
+    "active_check_missing": ("voer `camaudit egress check --listener ...` (met een controle) uit vanaf een sensor in "
+                             "het segment van het apparaat, of scan met --listener"),
+    "placement_gap": ("plaats de sensor in hetzelfde segment en achter dezelfde gateway als het apparaat (of in "
+                      "zijn beleidsgroep) en controleer opnieuw"),
+    "placement_open_no_gateway": ("stel via de instellingen van het apparaat of een opname op zijn switchpoort vast "
+                                  "of het apparaat zelf de gateway bereikt"),
+    "placement_open_not_shown": ("controleer vanaf een sensor die de gateway van het apparaat gebruikt, of neem het "
+                                 "verkeer van het apparaat op"),
+    "segment_inconclusive": "los eerst de ontbrekende punten van het segment op die erbij staan",
+    "capture_dns_conflict": ("test de resolver met een nonce-naam in uw eigen zone (`egress check --dns-zone`) om "
+                             "recursie aan te tonen of uit te sluiten"),
+    "rollup_no_active": "voer `camaudit egress check --listener ...` uit vanuit het segment (met een controle)",
+    "rollup_no_devices": ("scan de apparaten van het segment in dezelfde scan (met inloggegevens), zodat elk "
+                          "apparaat beoordeeld wordt"),
+    "rollup_inconclusive_devices": "los de ontbrekende punten per apparaat op; ze staan bij het apparaat",
+    "no_verdict_in_scan": ("scan met --listener (en een controlerun), of voer `egress check` uit vanuit het segment "
+                           "van het apparaat"),
+    "no_verdict_recorded": ("scan met --listener (en een controlerun), of voer `egress check` uit vanuit het segment "
+                            "van het apparaat"),
+    "auth_required": "geef inloggegevens voor dit apparaat (--credentials BESTAND of CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD)",
+    "no_credentials": "geef inloggegevens voor dit apparaat (--credentials BESTAND of CAMAUDIT_USERNAME/CAMAUDIT_PASSWORD)",
+    "auth_basic_only": ("camaudit verstuurt nooit een wachtwoord leesbaar (Basic-authenticatie): zet digest-"
+                        "authenticatie aan op het apparaat (Hikvision: Systeem > Beveiliging > Authenticatie, "
+                        "'digest'), of lees de Hik-Connect/EZVIZ-status af in de webinterface (Netwerk > "
+                        "Platformtoegang) en leg die vast"),
+    "basic_only": ("camaudit verstuurt nooit een wachtwoord leesbaar (Basic-authenticatie): zet digest-"
+                   "authenticatie aan op het apparaat, of lees de cloudstatus af in de webinterface en leg die vast"),
+    "auth_refused": "controleer de inloggegevens voor dit apparaat (ze werden geweigerd; camaudit probeert niet opnieuw)",
+    "credentials_refused": ("controleer de inloggegevens voor dit apparaat (ze werden geweigerd; camaudit probeert "
+                            "niet opnieuw)"),
+    "refused_not_retried": ("controleer de inloggegevens voor dit apparaat (ze werden geweigerd; camaudit probeert "
+                            "niet opnieuw)"),
+    "unauthorised": "geef inloggegevens met het recht deze instelling te lezen",
+    "forbidden": "geef inloggegevens van een account dat deze instelling mag lezen (operator of beheerder)",
+    "timed_out": "scan opnieuw wanneer het apparaat minder druk is, of met een langere --probe-timeout",
+    "connection_error": "controleer dat het apparaat vanaf de sensor op zijn HTTP-poort antwoordt en scan opnieuw",
+    "api_time_limit": "scan dit apparaat apart, of met een ruimere tijdslimiet, zodat elke uitlezing afkomt",
+    "vendor_api_not_tried": ("geef inloggegevens of de fabrikant op, zodat camaudit de alleen-lezen-API van de "
+                             "fabrikant kan proberen"),
+    "no_http_port": ("het apparaat biedt geen HTTP-poort om instellingen uit te lezen: controleer de "
+                     "cloudinstellingen op het apparaat of zijn beheerplatform en leg ze vast"),
+    "dahua_no_status_api": ("Dahua-firmware biedt geen alleen-lezen-API die meldt of P2P online is: controleer de "
+                            "P2P-status in de webinterface van het apparaat (Netwerk > P2P, 'Status: Online/Offline') "
+                            "of in de DMSS/SmartPSS-app, zet P2P uit als het niet nodig is, en neem het verkeer van "
+                            "het apparaat op (`camaudit egress pcap`) om te zien of het de cloud bereikt"),
+    "status_not_reported": ("controleer de cloud-/P2P-status in de webinterface van het apparaat, of neem zijn "
+                            "verkeer op (`camaudit egress pcap`)"),
+}
+
+REMEDIES: dict[str, dict[str, str]] = {"en": REMEDY_EN, "nl": REMEDY_NL}
+
+#: Parameters that hold the reason a gap wraps, most telling first.
+_INNER = ("reason", "note", "reasons", "why")
+
+
+def _inner_reasons(reason: Reason) -> list[Reason]:
+    found = []
+    for key in _INNER:
+        value = reason.params.get(key)
+        values = value if isinstance(value, list | tuple) else [value]
+        for v in values:
+            if isinstance(v, Reason):
+                found.append(v)
+            elif isinstance(v, Mapping) and isinstance(v.get("code"), str):
+                found.append(Reason.from_json(v))
+    return found
+
+
+def remedy(reason: Reason | Mapping[str, Any], lang: str = "en", _depth: int = 0) -> str | None:
+    """What to do about a gap, in ``lang``: the remedy of the most specific reason inside it that
+    has one, else its own; None when neither has one."""
+    reason = Reason.from_json(reason)
+    table = REMEDIES.get(lang, REMEDY_EN)
+    if _depth < 4:
+        for inner in _inner_reasons(reason):
+            found = remedy(inner, lang, _depth + 1)
+            if found is not None:
+                return found
+    return table.get(reason.code, REMEDY_EN.get(reason.code))
+
+
+#: "What to do" in each language, for a gap followed by its remedy.
+TODO_LABEL = {"en": "what to do", "nl": "wat te doen"}
+
+
+def render_with_remedy(reason: Reason | Mapping[str, Any], lang: str = "en") -> str:
+    """A gap in words, followed by what to do about it when there is a remedy."""
+    text = render(reason, lang)
+    fix = remedy(reason, lang)
+    return f"{text} ({TODO_LABEL.get(lang, TODO_LABEL['en'])}: {fix})" if fix else text

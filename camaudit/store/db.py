@@ -25,7 +25,7 @@ from typing import Any
 import sqlite_utils
 
 from ..config import STALE_AFTER
-from ..errors import StoreError, UsageError
+from ..errors import DamagedStore, StoreError, UsageError
 from ..model import Identity, Observation, Scan
 from ..model.settings import DeviceSettings
 from .schema import REQUIRED_TABLES, migrations
@@ -47,8 +47,8 @@ def store_error(path: Path, exc: sqlite3.Error, doing: str = "write to") -> Stor
         reason = "disk I/O error (the disk may be full, failing or gone)"
     elif "unable to open database file" in text:
         reason = "the file or its folder cannot be opened for writing (permissions, or a read-only disk)"
-    elif "no such table" in text or "no such column" in text:
-        reason = f"the database is damaged or not a camaudit database ({text})"
+    elif "no such table" in text or "no such column" in text or _is_not_a_database(exc):
+        return DamagedStore(f"cannot {doing} {path}: the database is damaged or not a camaudit database ({text})")
     else:
         reason = text
     return StoreError(f"cannot {doing} {path}: {reason}")
@@ -102,7 +102,7 @@ class Store:
             conn.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.DatabaseError as exc:
             if _is_not_a_database(exc):
-                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                raise DamagedStore(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
             raise store_error(self.path, exc, "open") from exc
         self.db = sqlite_utils.Database(conn)
         self._migrate()
@@ -124,7 +124,7 @@ class Store:
                 return conn
             except sqlite3.DatabaseError as exc:
                 if _is_not_a_database(exc):
-                    raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                    raise DamagedStore(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
                 last = exc
         assert last is not None
         raise store_error(self.path, last, "read") from last
@@ -134,12 +134,12 @@ class Store:
             pending = migrations.pending(self.db)
             missing = [t for t in REQUIRED_TABLES if not self.db.table(t).exists()]
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+            raise DamagedStore(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
         if pending:
             raise StoreError(f"{self.path} is read-only and needs upgrading by this camaudit version: "
                              "copy it somewhere writable first")
         if missing:
-            raise StoreError(f"{self.path} is damaged: table {', '.join(missing)} is missing "
+            raise DamagedStore(f"{self.path} is damaged: table {', '.join(missing)} is missing "
                              "(restore it from a backup, or start a new database with --db)")
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -170,7 +170,7 @@ class Store:
                 raise
         except sqlite3.DatabaseError as exc:
             if _is_not_a_database(exc) or "already exists" in str(exc):
-                raise StoreError(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
+                raise DamagedStore(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
             raise store_error(self.path, exc, "prepare") from exc
         self._check_schema()
 

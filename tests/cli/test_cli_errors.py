@@ -44,7 +44,7 @@ def test_a_damaged_database_is_reported_plainly(tmp_path: Path) -> None:
     db = tmp_path / "broken.db"
     db.write_bytes(b"\x00garbage" * 512)
     result = run("scans", "--db", str(db))
-    assert result.returncode == 3
+    assert result.returncode == 2, "a corrupt database is an input error (DESIGN.md section 7)"
     assert "not a camaudit database" in result.stderr
     assert "Traceback" not in result.stderr
 

@@ -63,9 +63,7 @@ def _scenario(topo: Topology, name: str) -> None:
     # authoritative server that a recursing resolver would reach. Stop the scenario's resolver.
     dns_pid = topo.extra["scenario"]["helpers"].pop("dns")
     topo.stop_process(int(dns_pid))
-    if name != "ipv6-only":
-        # A sensor with IPv6 on, so that "no router advertisement" is an observation, not a gap.
-        netns.sysctl(topo, "scan", ["net.ipv6.conf.scan0.accept_dad=0", "net.ipv6.conf.scan0.disable_ipv6=0"])
+    # The sensor's IPv6 is as the scenario ships it (on, link-local only): no change here.
 
 
 def _listener(topo: Topology, tmp: Path, *, v6: bool = False) -> tuple[int, Path]:
@@ -136,6 +134,77 @@ def test_closed_with_a_control_is_closed(lab: Topology, tmp_path: Path) -> None:
         rows = list(store.db.query("select verdict, subject from verdicts where egress_run_id = ?", [doc["run_id"]]))
         assert [r["verdict"] for r in rows] == ["CLOSED"] and doc["scan_id"] is None
         assert store.db.table("egress_tests").count >= 2 * len(doc["paths"]) - 4
+
+
+def test_the_closed_scenario_as_the_readme_says_is_closed(tmp_path: Path) -> None:
+    """`camaudit lab up --netns --scenario closed` prints the listener address and the three
+    commands (listener in the lab's internet, control from the router, check from the segment);
+    run as printed, through the CLI, the check is CLOSED, qualified as a test network's internet."""
+    import queue
+    import shlex
+    import signal
+    import threading
+
+    env = ENV | {netns.STATE_DIR_ENV: str(tmp_path / "state")}
+    up = subprocess.Popen([sys.executable, "-m", "camaudit", "lab", "up", "--netns", "--devices", "2", "--seed", "4",
+                           "--scenario", "closed"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    listen: subprocess.Popen[str] | None = None
+    lines: queue.Queue[str] = queue.Queue()
+    assert up.stdout is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in up.stdout or []], daemon=True).start()
+
+    def line() -> str:
+        try:
+            return lines.get(timeout=120)  # bounded: a lab up that prints less must fail, not hang
+        except queue.Empty:
+            return ""
+
+    try:
+        first = line()
+        assert "devices up in namespaces" in first, first
+        said = line()
+        assert f"listener address to use: {L4}" in said and "listener_test_range" in said, said
+        commands = {}
+        for _ in range(3):
+            what, _, command = line().strip().partition(": ")
+            commands[what] = command.strip()
+        assert set(commands) == {"listener", "control", "check"}, commands
+
+        def argv(command: str) -> list[str]:
+            words = [w.replace("/tmp/camaudit-lab", str(tmp_path / "lab")) for w in shlex.split(command)]
+            assert words[0] == "camaudit" and "--" in words
+            cut = words.index("--")
+            return [sys.executable, "-m", "camaudit", *words[1:cut + 1], sys.executable, "-m", "camaudit",
+                    *words[cut + 2:]]
+
+        ready = tmp_path / "listen.ready"
+        listen = subprocess.Popen([*argv(commands["listener"]), "--duration", "150", "--ready-file", str(ready)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        deadline = time.monotonic() + 20
+        while not ready.exists():
+            assert listen.poll() is None and time.monotonic() < deadline, listen.stderr.read() if listen.stderr else ""
+            time.sleep(0.05)
+        control = subprocess.run([*argv(commands["control"]), "--json"], capture_output=True, text=True, timeout=150,
+                                 env=env)
+        assert control.returncode == 0 and json.loads(control.stdout)["control_passed"] is True, control.stderr
+        check = subprocess.run([*argv(commands["check"]), "--json"], capture_output=True, text=True, timeout=150,
+                               env=env)
+        assert check.returncode == 0, check.stderr
+        doc = json.loads(check.stdout)
+        assert doc["verdict"] == "CLOSED", doc["missing"]
+        assert "listener_test_range" in [q["code"] for q in doc["qualifier_codes"]]
+        assert next(p for p in doc["paths"] if p["path"] == "ipv6/ra")["evidence"]["basis"] == "absent"
+    finally:
+        if listen is not None and listen.poll() is None:
+            listen.terminate()
+            listen.wait(15)
+        if up.poll() is None:
+            up.send_signal(signal.SIGINT)
+            try:
+                up.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                up.kill()
+                up.wait()
 
 
 def test_closed_without_a_control_is_inconclusive(lab: Topology, tmp_path: Path) -> None:

@@ -492,3 +492,73 @@ def test_rollup_table() -> None:
     assert r.verdict == "INCONCLUSIVE" and any("no device of the segment was assessed" in m for m in r.missing_text)
     r = rollup("s", None, [closed])
     assert r.verdict == "INCONCLUSIVE" and "an active egress check from the segment" in r.missing_text
+
+
+# -- the listener's address class (camaudit.scope's table decides, never ipaddress.is_private) -----
+#
+# Each case: the listener address(es), the evidence (silent paths with a passing control, or one
+# listener-confirmed path), the verdict, and the qualifier code it must carry (None: none).
+
+LISTENER_TABLE: list[tuple[str, tuple[str, ...], str, str, str | None]] = [
+    ("internet-closed", ("8.8.4.4",), "silent", CLOSED, None),
+    ("internet-open", ("8.8.4.4",), "answered", OPEN, None),
+    ("internet-v6-closed", ("2a00:1450::1",), "silent", CLOSED, None),
+    # loopback: the sensor talking to itself proves nothing of the internet
+    ("loopback-closed", ("127.0.0.1",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    ("loopback-open", ("127.0.0.1",), "answered", OPEN, "listener_not_internet"),
+    ("loopback-v6", ("::1",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    # private, unique-local, link-local, CGNAT: inside somebody's network, not the internet
+    ("rfc1918-closed", ("10.99.0.5",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    ("rfc1918-open", ("192.168.1.5",), "answered", OPEN, "listener_not_internet"),
+    ("ula-closed", ("fd00::5",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    ("link-local", ("169.254.1.1",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    ("cgnat-closed", ("100.64.1.1",), "silent", INCONCLUSIVE, "listener_not_internet"),
+    # one of two listeners private: its silence proves nothing, so never CLOSED
+    ("mixed-closed", ("8.8.4.4", "10.99.0.5"), "silent", INCONCLUSIVE, "listener_not_internet"),
+    # documentation ranges: a lab's "internet" (the netns lab uses 198.51.100.10, 2001:db8:5100::10)
+    ("test-net-closed", ("198.51.100.10",), "silent", CLOSED, "listener_test_range"),
+    ("test-net-open", ("203.0.113.7",), "answered", OPEN, "listener_test_range"),
+    ("test-net-v6", ("2001:db8:5100::10",), "silent", CLOSED, "listener_test_range"),
+    # IPv4 embedded in IPv6 follows the IPv4 address
+    ("mapped-private", ("::ffff:10.1.2.3",), "silent", INCONCLUSIVE, "listener_not_internet"),
+]
+
+
+@pytest.mark.parametrize(("name", "listeners", "evidence", "verdict", "qualifier"), LISTENER_TABLE,
+                         ids=[row[0] for row in LISTENER_TABLE])
+def test_listener_address_class(name: str, listeners: tuple[str, ...], evidence: str, verdict: str,
+                                qualifier: str | None) -> None:
+    paths = list(SILENT) if evidence == "silent" else [_p("tcp/443", "allowed", "echo"), *SILENT[1:]]
+    run = _run(paths, listeners=listeners)
+    control = _run([_p("tcp/443", "allowed", "echo"), _p("udp/8800", "allowed", "echo"),
+                    _p("dns/resolver", "allowed", "echo")], control=True, minutes=5, run_id="ctl",
+                   listeners=listeners)
+    v = active_verdict(run, select_controls(run, [control]))
+    assert v.verdict == verdict, (name, v.missing_text, v.qualifier_text)
+    codes = [q.code for q in v.qualifiers]
+    if qualifier is None:
+        assert not {"listener_not_internet", "listener_test_range"} & set(codes), codes
+    else:
+        assert qualifier in codes, (name, codes)
+    if verdict == INCONCLUSIVE:
+        assert v.missing[0].code == "listener_not_internet_gap", "said first: the devices quote the first gaps"
+        assert "not on the internet" in v.missing_text[0]
+    if v.egress == OPEN:
+        assert codes[0] == "egress_observed", "the verdict's own statement stays first"
+
+
+def _full_control(listener: str) -> ActiveResult:
+    return _run([_p("tcp/443", "allowed", "echo"), _p("udp/8800", "allowed", "echo"),
+                 _p("dns/resolver", "allowed", "echo")], control=True, minutes=5, run_id="c", listeners=(listener,))
+
+
+def test_the_listener_qualifier_reaches_the_device_and_the_rollup() -> None:
+    """A lab's CLOSED device carries the test-range qualifier of its segment's check; a private
+    listener's INCONCLUSIVE segment says why in the device's gaps."""
+    lab = active_verdict(_run(list(SILENT), listeners=("198.51.100.10",)), [_full_control("198.51.100.10")])
+    device = device_verdict(_settings(), lab, None)  # type: ignore[arg-type]
+    assert device.verdict == CLOSED and "listener_test_range" in [q.code for q in device.qualifiers]
+    assert "listener_test_range" in [q.code for q in rollup("s", lab, [device]).qualifiers]
+    private = active_verdict(_run(list(SILENT), listeners=("10.9.9.9",)), [_full_control("10.9.9.9")])
+    inside = device_verdict(_settings(), private, None)  # type: ignore[arg-type]
+    assert inside.verdict == INCONCLUSIVE and any("not on the internet" in m for m in inside.missing_text)

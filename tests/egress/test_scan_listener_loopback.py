@@ -82,3 +82,43 @@ def test_scan_with_a_listener_on_loopback(listener: Path, tmp_path: Path) -> Non
         assert verdict["verdict"] != "CLOSED"
     seen = listener.read_text()
     assert next(p for p in egress["paths"] if p["path"] == "tcp/18443")["evidence"]["nonce"] in seen
+
+
+def test_the_console_and_the_report_agree_on_the_segment(listener: Path, tmp_path: Path) -> None:
+    """The scan's console names the segment's verdict, the one the report shows, and the sensor's
+    own check as such; a loopback listener is called what it is (not the internet)."""
+    specs = plan_devices(2, subnet="127.44.1.0/24", mix="hikvision=1,axis=1", seed=5)
+    db = str(tmp_path / "c.db")
+    with LabThread(specs) as lab:
+        manifest = lab.manifest
+        ports = sorted({p for e in manifest for p in e["ports"]["tcp"]})
+        done = subprocess.run(
+            [sys.executable, "-m", "camaudit", "scan", *(e["address"] for e in manifest), "--db", db,
+             "--ports", ",".join(map(str, ports)), "--no-discovery", "-q",
+             "--listener", LISTENER, "--resolver", LISTENER, "--egress-tcp-ports", TCP, "--egress-udp-ports", UDP,
+             "--no-upnp", "--no-natpmp", "--no-proxy-discovery", "--ra-wait", "0", "--max-hops", "0",
+             "--egress-skip", "icmp"],
+            capture_output=True, text=True, timeout=180, env=ENV,
+        )
+    assert done.returncode == 0, done.stderr
+    report = subprocess.run([sys.executable, "-m", "camaudit", "report", "--db", db, "-o", "-", "--format", "json"],
+                            capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0, report.stderr
+    (segment,) = json.loads(report.stdout)["segments"]
+    headline = next(line for line in done.stdout.splitlines() if line.startswith("egress verdict of segment"))
+    assert headline == f"egress verdict of segment {segment['segment']}: {segment['verdict']}", done.stdout
+    sensor = next(line for line in done.stdout.splitlines() if "the sensor's own check from this vantage" in line)
+    assert LISTENER in sensor and "listener_not_internet" in sensor, sensor
+    # The report names the listener (and what class of address it is), the sensor's run and
+    # vantage, and shows the paths as a table with the nonce the listener echoed.
+    evidence = segment["egress_evidence"]
+    assert evidence["listeners"] == [{"address": LISTENER, "class": "local", "why": "loopback (RFC 1122)"}]
+    assert evidence["run_id"] and evidence["vantage"]["addresses"]
+    rows = {p["path"]: p for p in evidence["paths"]}
+    assert rows["tcp/18443"]["nonce_seen"] and rows["tcp/18443"]["result"] == "allowed"
+    assert rows["tcp/18443"]["nonce"] in listener.read_text()
+    html = tmp_path / "r.html"
+    assert subprocess.run([sys.executable, "-m", "camaudit", "report", "--db", db, "-o", str(html)],
+                          capture_output=True, text=True, timeout=120).returncode == 0
+    page = html.read_text()
+    assert '<tr data-path="tcp/18443" data-result="allowed">' in page and 'data-listener-class="local"' in page

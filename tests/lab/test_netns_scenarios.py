@@ -166,10 +166,12 @@ def test_ipv6_only_advertises_a_global_prefix_and_forwards_ipv6(egress_lab: Topo
     res = _probe(egress_lab, "nsix", v6=True)
     assert res["tcp6"] == "CANARY 80"
     assert {k for k, v in res.items() if v is not None} == {"tcp6"}
-    # Leaving the scenario takes IPv6 away again.
+    # Leaving the scenario takes the advertised prefix and route away again; the sensor keeps
+    # IPv6 on its link (as shipped, so that "no advertisement" is observed, not a gap).
     scenarios.apply_scenario(egress_lab, "closed", lifetime=120)
-    out = egress_lab.run("scan", ["ip", "-6", "-o", "addr", "show", "dev", "scan0"]).stdout
+    out = egress_lab.run("scan", ["ip", "-6", "-o", "addr", "show", "dev", "scan0", "scope", "global"]).stdout
     assert out.strip() == ""
+    assert egress_lab.run("scan", ["ip", "-6", "route", "show", "default"]).stdout.strip() == ""
 
 
 M_SEARCH = textwrap.dedent("""

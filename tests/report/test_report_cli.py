@@ -22,7 +22,10 @@ def run(*args: str, cwd: Path | None = None, timeout: float = 120) -> subprocess
 
 def test_report_exit_codes(fresh_lab_db: LabDb, tmp_path: Path) -> None:
     db = str(fresh_lab_db.path)
-    high = run("report", "--db", db, "-o", str(tmp_path / "r.html"))
+    written = run("report", "--db", db, "-o", str(tmp_path / "plain.html"))
+    assert written.returncode == 0, "without --fail-on a written report exits 0, like trivy and grype"
+    assert "2 critical, 4 high" in written.stderr and "findings at or above" not in written.stderr
+    high = run("report", "--db", db, "-o", str(tmp_path / "r.html"), "--fail-on", "high")
     assert high.returncode == 1 and "2 critical, 4 high" in high.stderr and "findings at or above high" in high.stderr
     assert (tmp_path / "r.html").stat().st_size > 10_000, "the report is written even when the run fails on findings"
     assert run("report", "--db", db, "-o", str(tmp_path / "r.md"), "--fail-on", "none").returncode == 0
@@ -54,9 +57,63 @@ def test_errors_are_one_clear_line(lab_db: LabDb, tmp_path: Path, args: list[str
     (tmp_path / "bad.csv").write_text("asset_id,address\nA,10.0.0.1\nB,10.0.0.256\n")
     (tmp_path / "garbage.db").write_bytes(b"this is not sqlite" * 100)
     result = run(*[a.format(tmp=tmp_path, db=lab_db.path) for a in args])
-    assert result.returncode == 2 or (result.returncode == 3 and "database" in message), result.stderr
+    assert result.returncode == 2, result.stderr
     assert message in result.stderr and "Traceback" not in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def _age_scans(db: Path, days: float) -> None:
+    """Move every scan of ``db`` ``days`` into the past (as if the scheduled scan stopped running)."""
+    import datetime as dt
+    import sqlite3
+
+    when = (dt.datetime.now(dt.UTC) - dt.timedelta(days=days)).isoformat()
+    with sqlite3.connect(db) as conn:
+        conn.execute("update scans set started_at = ?, finished_at = ?", [when, when])
+
+
+def test_max_age_refuses_a_stale_scan(fresh_lab_db: LabDb, tmp_path: Path) -> None:
+    db = fresh_lab_db.path
+    fresh = run("report", "--db", str(db), "-o", str(tmp_path / "fresh.html"), "--max-age", "26h")
+    assert fresh.returncode == 0, fresh.stderr
+    _age_scans(db, 3)
+    stale = run("report", "--db", str(db), "-o", str(tmp_path / "stale.html"), "--max-age", "26h")
+    assert stale.returncode == 3 and "beyond --max-age 26h; no report written" in stale.stderr, stale.stderr
+    assert len(stale.stderr.strip().splitlines()) == 1 and not (tmp_path / "stale.html").exists()
+    assert run("report", "--db", str(db), "-o", str(tmp_path / "week.html"), "--max-age", "7d").returncode == 0
+    bad = run("report", "--db", str(db), "-o", str(tmp_path / "x.html"), "--max-age", "soon")
+    assert bad.returncode == 2 and "is not a duration" in bad.stderr
+
+
+def test_date_in_the_output_name_is_the_run_date(fresh_lab_db: LabDb, tmp_path: Path) -> None:
+    import datetime as dt
+
+    _age_scans(fresh_lab_db.path, 40)
+    done = run("report", "--db", str(fresh_lab_db.path), "-o", str(tmp_path / "report-{date}-{scan}.md"))
+    assert done.returncode == 0, done.stderr
+    (written,) = tmp_path.glob("report-*.md")
+    today = dt.datetime.now(dt.UTC).strftime("%Y%m%d")
+    assert written.name.startswith(f"report-{today}-") and written.name.endswith(f"-{fresh_lab_db.latest[:8]}.md")
+
+
+def test_scan_id_from_never_reports_the_previous_scan(fresh_lab_db: LabDb, tmp_path: Path) -> None:
+    """A scheduled report after a scan that failed before recording anything: `scan` removed the
+    id file first, so the report writes nothing and exits 3 instead of reporting yesterday's scan."""
+    db, id_file = str(fresh_lab_db.path), tmp_path / "scan-id"
+    id_file.write_text(fresh_lab_db.latest + "\n")
+    failed = run("scan", "not-an-address", "--db", db, "--scan-id-file", str(id_file), "-q")
+    assert failed.returncode == 2 and not id_file.exists(), failed.stderr
+    report = run("report", "--db", db, "--scan-id-from", str(id_file), "-o", str(tmp_path / "r.html"))
+    assert report.returncode == 3 and "no report written" in report.stderr and not (tmp_path / "r.html").exists()
+    # A scan that records writes its id, and the report shows that scan (not the lab's latest).
+    done = run("scan", "127.82.11.1", "--db", db, "--ports", "9", "--no-discovery", "-q", "--scan-id-file", str(id_file))
+    assert done.returncode == 0, done.stderr
+    scan_id = id_file.read_text().strip()
+    assert scan_id != fresh_lab_db.latest
+    out = run("report", "--db", db, "--scan-id-from", str(id_file), "-o", "-", "--format", "json")
+    assert out.returncode == 0 and json.loads(out.stdout)["scan"]["scan_id"] == scan_id
+    both = run("report", "--db", db, "--scan-id-from", str(id_file), "--scan", scan_id[:8], "-o", "-", "--format", "json")
+    assert both.returncode == 2 and "not both" in both.stderr
 
 
 def test_register_import_and_list(tmp_path: Path) -> None:
@@ -77,6 +134,9 @@ def test_exports_from_the_command(lab_db: LabDb, tmp_path: Path) -> None:
     assert (tmp_path / "inv.csv").read_text().count("\n") == 1 + 8
     assert run("export", "findings", "--db", db, "-o", str(tmp_path / "f.jsonl")).returncode == 0
     assert len((tmp_path / "f.jsonl").read_text().splitlines()) == 13
+    failing = run("export", "findings", "--db", db, "-o", str(tmp_path / "g.jsonl"), "--fail-on", "high")
+    assert failing.returncode == 1 and "findings at or above high" in failing.stderr
+    assert len((tmp_path / "g.jsonl").read_text().splitlines()) == 13, "written before failing on findings"
     meta = run("export", "datasette-metadata", "--db", db, "-o", str(tmp_path / "m.json"))
     assert meta.returncode == 0 and "lab" in json.loads((tmp_path / "m.json").read_text())["databases"]
 

@@ -76,6 +76,9 @@ def test_systemd_units(tmp_path: Path) -> None:
     assert "ExecStart=-" in service and "Type=oneshot" in service
     report_line = next(line for line in service.splitlines() if line.startswith("ExecStart=") and " report " in line)
     assert "--require-complete --fail-on medium --lang nl" in report_line
+    assert "--scan-id-from" in report_line and "--scan latest" not in report_line
+    scan_line = next(line for line in service.splitlines() if line.startswith("ExecStart=-"))
+    assert "--scan-id-file" in scan_line and "ExecStartPre=/bin/rm -f" in service
     assert '"' + str(tmp_path / "audit 100%%.db") + '"' in report_line, "spaces quoted, % doubled for systemd"
     if SYSTEMD_ANALYZE:
         for name, text in units.items():
@@ -102,6 +105,29 @@ def test_the_printed_crontab_command_runs(tmp_path: Path) -> None:
     # A second run keeps the history: two scans in the store, two reports on disk.
     subprocess.run(["/bin/sh", "-c", command], capture_output=True, text=True, timeout=120, check=True)
     assert len(list((tmp_path / "reports").glob("camaudit-*.json"))) == 2
+
+
+def test_default_units_fail_on_high_explicitly(tmp_path: Path) -> None:
+    """report and scan exit 0 whatever they found unless --fail-on is given: the scheduled
+    report step must say --fail-on high itself, or the alert never fires."""
+    job = make_job(["10.20.0.0/24"], tmp_path / "a.db")
+    assert job.report_argv()[job.report_argv().index("--fail-on") + 1] == "high"
+    assert "--fail-on high" in crontab_line(job, schedule_for("daily"))
+
+
+def test_a_failed_scheduled_scan_is_not_reported_as_today(tmp_path: Path) -> None:
+    """The crontab command after a scan that records nothing (its targets are refused, exit 2):
+    the report step exits 3 and writes no report, although the store holds an earlier scan."""
+    db = tmp_path / "audit.db"
+    good = make_job(["127.82.7.10"], db, report_dir=tmp_path / "reports", fmt="json")
+    first = subprocess.run(["/bin/sh", "-c", crontab_line(good, schedule_for("daily")).splitlines()[-1].split(" ", 5)[5]],
+                           capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    broken = make_job(["8.8.8.8"], db, report_dir=tmp_path / "reports", fmt="json")  # refused: public, never sent
+    run = subprocess.run(["/bin/sh", "-c", crontab_line(broken, schedule_for("daily")).splitlines()[-1].split(" ", 5)[5]],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert run.returncode == 3 and "no report written" in run.stderr, run.stderr
+    assert len(list((tmp_path / "reports").glob("camaudit-*.json"))) == 1
 
 
 def test_the_command_prints_both(tmp_path: Path) -> None:

@@ -150,7 +150,9 @@ def test_markdown_and_html_show_qualifiers_and_gaps(judged: tuple[LabDb, dict[st
     md = _words(render_markdown(doc))
     closed = md.split("### 10.20.0.11")[1].split("###")[0]
     assert "Verdict: **CLOSED** (device); Qualifiers:" in closed and "no egress observed on 3 tested paths" in closed
-    assert "Paths tested: tcp/443 blocked (timeout); udp/8800 blocked (timeout)" in closed
+    # the paths as a table: path, result, whether the listener saw the nonce, the answer or the silence
+    assert "| tcp/443 | blocked (timeout) | not seen " in closed and "| udp/8800 | blocked (timeout) | not seen " in closed
+    assert "timeout: no answer" in closed
     unsure = md.split("### 10.20.0.12")[1].split("###")[0]
     assert "**INCONCLUSIVE**" in unsure and "Missing: dahua_p2p: the device's registration status was not verified" in unsure
     segment_row = next(line for line in render_markdown(doc).splitlines() if line.startswith("| 10.20.0.0/24 |"))
@@ -161,6 +163,34 @@ def test_markdown_and_html_show_qualifiers_and_gaps(judged: tuple[LabDb, dict[st
     assert "<li>dahua_p2p: the device&#39;s registration status was not verified" in page
     assert "tcp/443 blocked (timeout); udp/8800 blocked (timeout)" in page
     assert "&#39;basis&#39;" not in page and "basis: timeout" not in page  # no raw evidence dump
+    assert '<tr data-path="tcp/443" data-result="blocked">' in page
+
+
+def test_every_gap_says_what_to_do_and_why_it_stays_unverified(judged: tuple[LabDb, dict[str, Verdict]]) -> None:
+    """Each missing item carries its remedy in the report itself (English and Dutch), and a Dahua
+    P2P status or a Basic-auth-only Hikvision says plainly why it was not verified."""
+    from camaudit.model.verdicts import Reason
+    from camaudit.report.messages import REMEDY_EN, REMEDY_NL, remedy, render
+
+    lab, _ = judged
+    for lang, todo in (("en", "what to do:"), ("nl", "wat te doen:")):
+        with open_store(lab.path) as store:
+            doc = build_report(store, lab.latest, lang=lang)
+        unsure = _words(render_markdown(doc)).split("### 10.20.0.12")[1].split("###")[0]
+        assert todo in unsure, unsure
+        assert todo in render_html(doc)
+    with open_store(lab.path) as store:
+        doc = build_report(store, lab.latest)
+    gaps = [d for d in doc["devices"] if d["missing"]]
+    assert gaps and all(len(d["missing_remedies"]) == len(d["missing"]) for d in gaps)
+    assert all(r for d in gaps for r in d["missing_remedies"]), "every gap of the lab has a remedy"
+    assert set(REMEDY_EN) == set(REMEDY_NL)
+    p2p = Reason("registration_unverified", {"service": "dahua_p2p", "note": Reason("dahua_no_status_api"),
+                                             "source": "dahua CGI"})
+    assert "no read-only API that reports whether" in render(p2p) and "egress.md" not in render(p2p)
+    assert "Network > P2P" in (remedy(p2p) or "") and "Netwerk > P2P" in (remedy(p2p, "nl") or "")
+    basic = Reason("not_verified", {"reason": Reason("auth_basic_only", {"what": "ISAPI /ISAPI/System/deviceInfo"})})
+    assert "sends the password readable" in render(basic) and "digest" in (remedy(basic) or "")
 
 
 def test_the_dutch_report_translates_the_data_driven_text(judged: tuple[LabDb, dict[str, Verdict]]) -> None:
