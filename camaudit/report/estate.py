@@ -11,7 +11,6 @@ whose latest scan is older than ``max_age``, interrupted, failed or still runnin
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -30,9 +29,6 @@ from ..store import scans as stored_scans
 from .data import build_report
 from .i18n import translator
 from .messages import render
-
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$", re.I)
-_UNIT_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def parse_duration(text: str) -> float:
