@@ -153,6 +153,91 @@ def schedule_for(every: str, at: str = "02:00") -> Schedule:
     return parse_cron(every)
 
 
+def current_slot(every: str, now: _dt.datetime | None = None) -> str:
+    """The slot of ``every`` that a firing at ``now`` belongs to: the UTC date for ``daily``,
+    the ISO week for ``weekly``, the minute for a cron expression (cron fires once a minute at
+    most). Two firings of one slot (a timer that caught up, a second centre) queue one job."""
+    moment = (now or _dt.datetime.now(_dt.UTC)).astimezone(_dt.UTC)
+    if every == "daily":
+        return moment.date().isoformat()
+    if every == "weekly":
+        year, week, _ = moment.isocalendar()
+        return f"{year}-W{week:02d}"
+    parse_cron(every)  # a UsageError for what is no schedule at all
+    return moment.strftime("%Y-%m-%dT%H:%M")
+
+
+@dataclass(frozen=True, slots=True)
+class FleetJob:
+    """A scheduled scan of one site of a fleet: the centre queues the job for the site's agent
+    (``fleet scan --schedule NAME --every EVERY``), with a message id per (site, schedule, slot),
+    so a double firing runs once. The scan's bundle is merged into the central store, where the
+    estate report reads it."""
+
+    targets: tuple[str, ...]
+    fleet: Path
+    site: str
+    every: str
+    name: str = "camaudit-audit"
+    command: tuple[str, ...] = field(default_factory=lambda: default_command())
+
+    def queue_argv(self) -> list[str]:
+        return [*self.command, "fleet", "scan", "--fleet", str(self.fleet), "--site", self.site, *self.targets,
+                "--schedule", self.name, "--every", self.every]  # fmt: skip
+
+
+def fleet_systemd_units(job: FleetJob, schedule: Schedule) -> dict[str, str]:
+    """The service and timer units, at the centre, that queue a site's scheduled scan."""
+    _need_calendar(schedule)
+    service = f"""# {job.name}.service: queue the scheduled scan of site {job.site} for its agent, written by
+# `camaudit schedule --fleet`. Install at the centre: copy both units to /etc/systemd/system/, then
+#   systemctl daemon-reload && systemctl enable --now {job.name}.timer
+# Each firing queues one job per slot ({job.every}): a timer that fires twice for one slot queues
+# it once. The agent's bundle is merged by `camaudit central serve`; report from the central store
+# (`camaudit report --estate --max-age ...`).
+[Unit]
+Description=camaudit: queue the scheduled scan of site {job.site}
+Wants=network-online.target
+After=network-online.target
+
+[Service]
+Type=oneshot
+ExecStart={_exec(job.queue_argv())}
+UMask=0077
+"""
+    return {f"{job.name}.service": service, f"{job.name}.timer": _timer(job.name, f"site {job.site}", schedule)}
+
+
+def fleet_crontab_line(job: FleetJob, schedule: Schedule) -> str:
+    """One crontab line, at the centre, that queues a site's scheduled scan."""
+    command = " ".join(shlex.quote(a) for a in job.queue_argv()).replace("%", "\\%")
+    return (f"# camaudit: queue the scheduled scan of site {job.site} ({job.name}); one job per slot, however often it fires\n"
+            f"{schedule.cron} {command}\n")
+
+
+def _need_calendar(schedule: Schedule) -> None:
+    if schedule.on_calendar is None:
+        raise UsageError(
+            f"cron {schedule.cron!r} restricts both the day of month and the weekday; cron runs on either, "
+            "systemd only on both. Restrict one of them, or use --print cron"
+        )
+
+
+def _timer(name: str, what: str, schedule: Schedule) -> str:
+    return f"""# {name}.timer: when {name}.service runs (cron equivalent: {schedule.cron}).
+[Unit]
+Description=Schedule of the camaudit camera audit of {what}
+
+[Timer]
+OnCalendar={schedule.on_calendar}
+Persistent=true
+RandomizedDelaySec=60
+
+[Install]
+WantedBy=timers.target
+"""
+
+
 @dataclass(frozen=True, slots=True)
 class Job:
     """What a scheduled run does."""
@@ -233,11 +318,7 @@ def _exec(argv: Sequence[str]) -> str:
 
 def systemd_units(job: Job, schedule: Schedule) -> dict[str, str]:
     """The service and timer units, by file name."""
-    if schedule.on_calendar is None:
-        raise UsageError(
-            f"cron {schedule.cron!r} restricts both the day of month and the weekday; cron runs on either, "
-            "systemd only on both. Restrict one of them, or use --print cron"
-        )
+    _need_calendar(schedule)
     targets = " ".join(job.targets)
     service = f"""# {job.name}.service: one camaudit audit of {targets}, written by `camaudit schedule`.
 # Install: copy both units to /etc/systemd/system/, then
@@ -264,18 +345,7 @@ WorkingDirectory={_systemd_quote(str(job.db.parent))}
 UMask=0077
 Nice=10
 """
-    timer = f"""# {job.name}.timer: when {job.name}.service runs (cron equivalent: {schedule.cron}).
-[Unit]
-Description=Schedule of the camaudit camera audit of {targets}
-
-[Timer]
-OnCalendar={schedule.on_calendar}
-Persistent=true
-RandomizedDelaySec=60
-
-[Install]
-WantedBy=timers.target
-"""
+    timer = _timer(job.name, targets, schedule)
     return {f"{job.name}.service": service, f"{job.name}.timer": timer}
 
 

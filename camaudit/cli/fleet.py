@@ -449,13 +449,15 @@ def central_serve(fleet_file: Path, db_path: str, policy_path: str | None) -> in
 @click.option("--schedule", help="The schedule firing this job (with --slot): a schedule fired twice for one slot "
                                  "queues the job once.")
 @click.option("--slot", help="The schedule's slot this firing is for, e.g. 2026-12-04 or 2026-W49.")
+@click.option("--every", help="With --schedule instead of --slot: the schedule's period (daily, weekly or a cron "
+                              "expression); the slot is the one the current time falls in.")
 @click.option("--wait", is_flag=True, help="Wait until the scan's bundle is merged into the central store.")
 @click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True,
               help="Seconds --wait waits before saying no agent finished the job (exit 3).")
 @JSON_OPTION
 def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude: tuple[str, ...], ports: str | None,
-                 no_discovery: bool, sweep_only: bool, schedule: str | None, slot: str | None, wait: bool,
-                 timeout: float, as_json: bool) -> int:
+                 no_discovery: bool, sweep_only: bool, schedule: str | None, slot: str | None, every: str | None,
+                 wait: bool, timeout: float, as_json: bool) -> int:
     """Queue a scan of TARGETS for SITE's agent. With --wait, wait until its bundle is merged and
     print the scan id; after --timeout say whether any agent picked the job up (exit 3).
 
@@ -482,6 +484,12 @@ def scan_command(fleet_file: Path, site: str, targets: tuple[str, ...], exclude:
         arguments["discovery_enabled"] = False
     if sweep_only:
         arguments["sweep_only"] = True
+    if every is not None:
+        from ..schedule import current_slot
+
+        if slot is not None or schedule is None:
+            raise UsageError("--every goes with --schedule, instead of --slot")
+        slot = current_slot(every)
     message_id = _schedule_message_id(site, schedule, slot)
     outcome = asyncio.run(_queue_job(settings, "scan", site, arguments, wait=wait, timeout=timeout,
                                      message_id=message_id))

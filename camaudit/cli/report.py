@@ -429,9 +429,13 @@ def register_list(db_path: str, site: str | None, as_json: bool) -> int:
 @POLICY_OPTION
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="A camaudit.toml for the scan.")
 @click.option("--name", default="camaudit-audit", show_default=True, help="Unit name for systemd.")
+@click.option("--fleet", "fleet_file", type=click.Path(dir_okay=False, exists=True),
+              help="Many sites: the centre's central.toml; the units queue the scan for --site's agent instead.")
+@click.option("--site", help="With --fleet: the site whose agent runs the scheduled scan.")
 def schedule(
     targets: tuple[str, ...], every: str, at: str, kind: str, db_path: str, report_dir: str | None, fmt: str,
-    lang: str, fail_on: str, policy_path: str | None, config_path: str | None, name: str,
+    lang: str, fail_on: str, policy_path: str | None, config_path: str | None, name: str, fleet_file: str | None,
+    site: str | None,
 ) -> int:  # fmt: skip
     """Print the systemd units or the crontab line that scan TARGETS on a schedule, keep the
     history in the database and write a dated report; the run fails (the alert) when a finding
@@ -442,6 +446,8 @@ def schedule(
         camaudit schedule 10.20.0.0/24 --every daily --at 03:15 --print systemd --db /var/lib/camaudit/audit.db
 
         camaudit schedule 10.20.0.0/24 --every "0 6 * * 1-5" --print cron
+
+        camaudit schedule 10.1.0.0/24 --every daily --fleet /etc/camaudit/fleet/central.toml --site pool --print systemd
     """
     from ..schedule import crontab_line as cron_line
     from ..schedule import make_job, schedule_for, systemd_units
@@ -449,12 +455,35 @@ def schedule(
     if not name.replace("-", "").replace("_", "").isalnum():
         raise UsageError(f"--name {name!r}: use letters, digits, - and _")
     plan = schedule_for(every, at)
+    if fleet_file is not None or site is not None:
+        return _fleet_schedule(targets, every, plan, kind, fleet_file, site, name)
     job = make_job(targets, db_path, report_dir=report_dir, fail_on=fail_on, lang=lang, fmt=fmt,
                    policy=policy_path, config=config_path, name=name)  # fmt: skip
     if kind == "cron":
         click.echo(cron_line(job, plan), nl=False)
         return 0
     for filename, text in systemd_units(job, plan).items():
+        click.echo(f"# ---- {filename}")
+        click.echo(text)
+    return 0
+
+
+def _fleet_schedule(targets: tuple[str, ...], every: str, plan: Any, kind: str, fleet_file: str | None,
+                    site: str | None, name: str) -> int:
+    """`schedule --fleet`: units at the centre that queue the site's scan, once per slot."""
+    from ..fleet.config import load_central
+    from ..schedule import FleetJob, fleet_crontab_line, fleet_systemd_units
+
+    if fleet_file is None or site is None:
+        raise UsageError("--fleet and --site go together: the centre's central.toml and the site to scan")
+    settings = load_central(Path(fleet_file))
+    if site not in settings.sites:
+        raise UsageError(f"site {site!r} is not in this fleet (sites: {', '.join(sorted(settings.sites))})")
+    job = FleetJob(tuple(targets), Path(fleet_file).expanduser().resolve(), site, every, name)
+    if kind == "cron":
+        click.echo(fleet_crontab_line(job, plan), nl=False)
+        return 0
+    for filename, text in fleet_systemd_units(job, plan).items():
         click.echo(f"# ---- {filename}")
         click.echo(text)
     return 0

@@ -374,6 +374,13 @@ def test_a_schedule_fired_twice_for_one_slot_queues_one_job(prepared: Fleet) -> 
     half = subprocess.run([*CLI, "fleet", "scan", "--fleet", str(central_toml), "--site", "yard", "127.77.13.1",
                            "--schedule", "nightly"], capture_output=True, text=True, timeout=120, env=ENV)
     assert half.returncode == 2 and "--schedule and --slot go together" in half.stderr
+    # What the units of `camaudit schedule --fleet` run: the slot is the one the firing falls in.
+    twice = [subprocess.run([*CLI, "fleet", "scan", "--fleet", str(central_toml), "--site", "yard", "127.77.13.1",
+                             "--schedule", "weekly-audit", "--every", "weekly", "--json"], capture_output=True,
+                            text=True, timeout=120, env=ENV) for _ in range(2)]
+    assert [t.returncode for t in twice] == [0, 0], [t.stderr for t in twice]
+    assert json.loads(twice[0].stdout)["queued"] is True
+    assert json.loads(twice[1].stdout)["duplicate"] is True
 
 
 def test_wrong_credentials_end_the_agent_and_the_centre_with_one_line(prepared: Fleet, tmp_path: Path) -> None:

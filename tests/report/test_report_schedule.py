@@ -138,3 +138,41 @@ def test_the_command_prints_both(tmp_path: Path) -> None:
     assert systemd.returncode == 0 and "OnCalendar=Mon *-*-* 02:00:00" in systemd.stdout
     bad = subprocess.run([*base, "--every", "often", "--print", "cron"], capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and "not a cron expression" in bad.stderr and "Traceback" not in bad.stderr
+
+
+@pytest.mark.parametrize(
+    ("every", "slot"),
+    [("daily", "2026-12-04"), ("weekly", "2026-W49"), ("30 6 * * 1-5", "2026-12-04T06:30")],
+)
+def test_a_firing_belongs_to_one_slot_of_its_schedule(every: str, slot: str) -> None:
+    import datetime as dt
+
+    from camaudit.schedule import current_slot
+
+    fired = dt.datetime(2026, 12, 4, 6, 30, 41, tzinfo=dt.UTC)
+    assert current_slot(every, fired) == slot
+    # A timer that fires again within the slot (a catch-up, a second centre) names the same slot.
+    assert current_slot(every, fired + dt.timedelta(seconds=10)) == slot
+
+
+def test_the_fleet_form_queues_the_sites_scan_once_per_slot(tmp_path: Path) -> None:
+    fleet_dir = tmp_path / "fleet"
+    made = subprocess.run([sys.executable, "-m", "camaudit", "fleet", "init", str(fleet_dir), "--site", "pool",
+                           "--site", "yard"], capture_output=True, text=True, timeout=60)
+    assert made.returncode == 0, made.stderr
+    base = [sys.executable, "-m", "camaudit", "schedule", "10.1.0.0/24", "--fleet", str(fleet_dir / "central.toml")]
+    units = subprocess.run([*base, "--site", "pool", "--every", "daily", "--print", "systemd", "--name", "pool-nightly"],
+                           capture_output=True, text=True, timeout=60)
+    assert units.returncode == 0, units.stderr
+    [exec_line] = [line for line in units.stdout.splitlines() if line.startswith("ExecStart=")]
+    assert " fleet scan --fleet " in exec_line and " --site pool 10.1.0.0/24 " in exec_line
+    assert exec_line.endswith("--schedule pool-nightly --every daily")
+    assert "OnCalendar=*-*-* 02:00:00" in units.stdout
+    cron = subprocess.run([*base, "--site", "yard", "--every", "weekly", "--print", "cron"], capture_output=True,
+                          text=True, timeout=60)
+    assert cron.returncode == 0 and cron.stdout.splitlines()[-1].startswith("0 2 * * 1 ")
+    unknown = subprocess.run([*base, "--site", "street", "--every", "daily", "--print", "cron"], capture_output=True,
+                             text=True, timeout=60)
+    assert unknown.returncode == 2 and "site 'street' is not in this fleet" in unknown.stderr
+    alone = subprocess.run([*base, "--every", "daily", "--print", "cron"], capture_output=True, text=True, timeout=60)
+    assert alone.returncode == 2 and "--fleet and --site go together" in alone.stderr
