@@ -158,7 +158,9 @@ def scan(
     with progress_bar(not quiet) as progress:
         result = run_scan(config, progress=progress, credentials=credentials)
     if as_json:
-        print_json(result.to_json())
+        # Streamed host by host: the same bytes as print_json, without the whole text at once.
+        result.write_json(lambda chunk: click.echo(chunk, nl=False))
+        click.echo()
     else:
         _print_summary(result.to_json(), db_path)
     if result.status != "complete":
