@@ -426,8 +426,15 @@ async def _discover_and_probe(
         progress("discover", 0, 1)
     try:
         await _probe_hosts(config, store, result.scan_id, hosts, progress, stop)
-    finally:
-        found = await discovery if discovery is not None else None
+    except BaseException:
+        # The probes failed the scan (the store cannot take more): discovery's answers could not
+        # be kept either, so it is not waited for.
+        if discovery is not None:
+            discovery.cancel()
+            with suppress(BaseException):
+                await discovery
+        raise
+    found = await discovery if discovery is not None else None
     if found is not None:
         result.notes.extend(found.notes)
         store.add_observations(result.scan_id, found.observations)
