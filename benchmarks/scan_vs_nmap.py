@@ -111,13 +111,15 @@ def named_by_nmap(text: str, entry: dict[str, Any]) -> bool:
     return any(name in text for name in names)
 
 
-def score(manifest: list[dict[str, Any]], named: dict[str, bool]) -> dict[str, int]:
+def score(manifest: list[dict[str, Any]], named: dict[str, bool]) -> dict[str, Any]:
     counted = [e for e in manifest if maker_of(e) is not None]
-    return {"devices_with_a_maker": len(counted), "named_correctly": sum(1 for e in counted if named.get(e["address"]))}
+    missed = [f"{e['address']} ({e['profile']})" for e in counted if not named.get(e["address"])]
+    return {"devices_with_a_maker": len(counted), "named_correctly": len(counted) - len(missed),
+            "missed": missed[:20]}
 
 
 def run_camaudit(camaudit: list[str], targets: Path, ports: str, workdir: Path, n: int, timeout: float,
-                 manifest: list[dict[str, Any]]) -> tuple[Measured, dict[str, int]]:
+                 manifest: list[dict[str, Any]]) -> tuple[Measured, dict[str, Any]]:
     measured = run_measured([*camaudit, "scan", f"@{targets}", "--ports", ports, "--db", str(workdir / f"scan{n}.db"),
                              "--json", "-q", "--fail-on", "none"], timeout=timeout)
     if measured.returncode != 0:
@@ -128,7 +130,7 @@ def run_camaudit(camaudit: list[str], targets: Path, ports: str, workdir: Path, 
 
 
 def run_nmap(nmap: str, targets: Path, ports: str, workdir: Path, tag: str, timeout: float,
-             manifest: list[dict[str, Any]], light: bool) -> tuple[Measured, dict[str, int]]:
+             manifest: list[dict[str, Any]], light: bool) -> tuple[Measured, dict[str, Any]]:
     xml = workdir / f"nmap-{tag}.xml"
     argv = [nmap, "-sV", *(["--version-light"] if light else []), "-T4", "-Pn", "-n", "-p", ports,
             "-iL", str(targets), "-oX", str(xml)]
@@ -169,7 +171,7 @@ def main() -> int:
             ports = ",".join(map(str, sorted({p for e in manifest for p in e["ports"]["tcp"]})))
             targets = workdir / "targets.txt"
             targets.write_text("\n".join(e["address"] for e in manifest) + "\n")
-            runs: dict[str, list[tuple[Measured, dict[str, int]]]] = {"camaudit": [], "nmap": []}
+            runs: dict[str, list[tuple[Measured, dict[str, Any]]]] = {"camaudit": [], "nmap": []}
             for n in range(args.repeat):
                 order = ("camaudit", "nmap") if n % 2 == 0 else ("nmap", "camaudit")
                 for tool in order:
@@ -213,7 +215,7 @@ def main() -> int:
     return 0
 
 
-def _summary(runs: list[tuple[Measured, dict[str, int]]]) -> dict[str, Any]:
+def _summary(runs: list[tuple[Measured, dict[str, Any]]]) -> dict[str, Any]:
     return {
         "wall_s": [round(m.wall_s, 2) for m, _ in runs],
         "wall_s_median": round(statistics.median(m.wall_s for m, _ in runs), 2),
