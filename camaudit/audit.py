@@ -364,27 +364,16 @@ def _run_stages(
 
     # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
     #    may be invisible to every method but DHIP, fingerprinting.md section 2).
-    if config.discovery.enabled:
-        found = asyncio.run(_discover(config, addresses, stop))
-        if found is not None:
-            result.notes.extend(found.notes)
-            store.add_observations(result.scan_id, found.observations)
-            for obs in found.observations:
-                host = hosts.setdefault(obs.address, Host(obs.address))
-                host.observations.append(obs)
-                if obs.kind == "mac" and not host.mac:
-                    host.mac = obs.value
-            for address, problems in found.problems.items():
-                hosts.setdefault(address, Host(address)).problems.extend(problems)
-                store.add_problems(result.scan_id, address, problems)
-        if progress:
-            progress("discover", 1, 1)
+    # 3. Probes of each open service, host by host, written as each host finishes.
+    #    The two run side by side: discovery spends most of its time listening for late answers
+    #    (2 s after the last datagram), which held up every scan, a one-host scan most of all
+    #    (issue 15). Neither needs the other: probes go to the ports the sweep found, and a host
+    #    that only discovery found has no port to probe. Discovery's evidence is put before the
+    #    probes' in each host's list, the order it had when the stages ran one after the other.
+    asyncio.run(_discover_and_probe(config, store, result, hosts, addresses, progress, stop))
     if stop.is_set():
         result.hosts = list(hosts.values())
         return
-
-    # 3. Probes of each open service, host by host, written as each host finishes.
-    asyncio.run(_probe_hosts(config, store, result.scan_id, hosts, progress, stop))
 
     # 4. Read-only interrogation (ONVIF, Hikvision ISAPI, Dahua CGI): identity documents and
     #    the devices' own network and cloud settings, which the egress verdicts use.
@@ -409,6 +398,48 @@ def _run_stages(
     from .policy import load_policy
 
     result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan")
+
+
+async def _discover_and_probe(
+    config: ScanConfig,
+    store: Store,
+    result: ScanResult,
+    hosts: dict[str, Host],
+    addresses: Sequence[str],
+    progress: ProgressCallback | None,
+    stop: threading.Event,
+) -> None:
+    """Stages 2 and 3 at once (see _run_stages); discovery's findings are merged when both end."""
+    discovery = asyncio.create_task(_discover(config, addresses, stop)) if config.discovery.enabled else None
+    if discovery is not None and progress:
+        progress("discover", 0, 1)
+    try:
+        await _probe_hosts(config, store, result.scan_id, hosts, progress, stop)
+    except BaseException:
+        # The probes failed the scan (the store cannot take more): discovery's answers could not
+        # be kept either, so it is not waited for.
+        if discovery is not None:
+            discovery.cancel()
+            with suppress(BaseException):
+                await discovery
+        raise
+    found = await discovery if discovery is not None else None
+    if found is not None:
+        result.notes.extend(found.notes)
+        store.add_observations(result.scan_id, found.observations)
+        first: dict[str, list[Observation]] = {}
+        for obs in found.observations:
+            host = hosts.setdefault(obs.address, Host(obs.address))
+            first.setdefault(obs.address, []).append(obs)
+            if obs.kind == "mac" and not host.mac:
+                host.mac = obs.value
+        for address, observations in first.items():
+            hosts[address].observations[:0] = observations
+        for address, problems in found.problems.items():
+            hosts.setdefault(address, Host(address)).problems.extend(problems)
+            store.add_problems(result.scan_id, address, problems)
+    if discovery is not None and progress:
+        progress("discover", 1, 1)
 
 
 async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event) -> Any:

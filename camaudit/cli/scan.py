@@ -170,7 +170,9 @@ def scan(
 
         write_atomically(scan_id_file, result.scan_id + "\n")
     if as_json:
-        print_json(result.to_json())
+        # Streamed host by host: the same bytes as print_json, without the whole text at once.
+        result.write_json(lambda chunk: click.echo(chunk, nl=False))
+        click.echo()
     else:
         _print_summary(result.to_json() | {"sweep_only": bool(sweep_only)}, db_path)
     if result.status != "complete":

@@ -73,6 +73,8 @@ MAX_REPLIES = 100_000
 #: ProbeMatches from one address in 2 s, issue 10) is flooding, and the rest is dropped with a
 #: problem recorded for that address.
 MAX_ANSWERS_PER_ADDRESS = 5
+#: Receive buffer asked for each discovery socket (bytes; the kernel caps it at rmem_max).
+RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
 _NAME = {"wsd": "WS-Discovery", "sadp": "SADP", "dhip": "DHIP"}
 
@@ -377,17 +379,15 @@ class _Collector:
         )
 
 
-#: Receive buffer asked for each discovery socket (the kernel caps it at net.core.rmem_max): a
-#: burst of answers from a large segment, or one flooding device, must not crowd out the rest.
-RECEIVE_BUFFER = 4 * 1024 * 1024
-
-
 def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
+        # Answers wait in the socket while the event loop is busy elsewhere (discovery runs
+        # beside the probe stage, issue 15): the usual 208 KB default holds about 150 answers,
+        # fewer than a large segment sends in a moment. The kernel caps it at net.core.rmem_max.
         with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
         if iface is not None:
             # ip_mreqn {multiaddr, address, ifindex}: pick the interface by index (lab.md 4).
             mreqn = socket.inet_aton("0.0.0.0") * 2 + struct.pack("i", iface.index)

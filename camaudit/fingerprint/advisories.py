@@ -24,6 +24,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..resources import signatures_dir
+from ..yamllines import safe_load_fast
 
 _HIK_VERSION = re.compile(r"V?(\d+)\.(\d+)\.(\d+)(?:\s*build\s*(\d{6}))?", re.I)
 _PLATFORM = re.compile(r"\b(IPC|IPD)[A-Z]?_([A-Z]\d)_[A-Z]{2}_[A-Z]+_(\d+)\.(\d+)\.(\d+)_(\d{6})\b")
@@ -202,7 +203,7 @@ def advisories() -> tuple[Advisory, ...]:
     """The shipped advisories, read once."""
     path = signatures_dir() / "advisories.yaml"
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_load_fast(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read advisories.yaml: {exc}") from exc
     return tuple(parse_advisories(doc))

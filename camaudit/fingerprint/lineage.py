@@ -21,6 +21,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..resources import signatures_dir
+from ..yamllines import safe_load_fast
 
 _WORDS = re.compile(r"[a-z0-9]+")
 #: Legal-form words dropped from the end of a name: "Lorex Technology Inc." is "Lorex Technology".
@@ -126,7 +127,7 @@ class Covered:
 def _read(filename: str) -> dict[str, Any]:
     path = signatures_dir() / filename
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_load_fast(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:
         raise ConfigError(f"cannot read {filename}: {exc}") from exc
     if not isinstance(doc, dict):

@@ -14,8 +14,10 @@ fingerprint sets carry instead of a MAC (``BC-BA-C2   (hex)  Hangzhou ...``,
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import re
+from pathlib import Path
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +53,49 @@ def is_locally_administered(mac: str) -> bool:
     return len(mac) >= 2 and mac[1] in "26ae"
 
 
+@functools.cache
+def _registry_dir() -> Path | None:
+    """Where netaddr keeps its registry files, found without importing netaddr: its import loads
+    the whole OUI index into memory (about 11 MB resident, issue 15), for the few prefixes a
+    scan looks up."""
+    spec = importlib.util.find_spec("netaddr")
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - a core dependency
+        return None
+    folder = Path(next(iter(spec.submodule_search_locations))) / "eui"
+    return folder if (folder / "oui.idx").is_file() and (folder / "oui.txt").is_file() else None
+
+
 @functools.lru_cache(maxsize=4096)
 def registrant(prefix: str) -> str | None:
-    """The IEEE MA-L registrant of the first three octets, from netaddr's registry."""
-    try:
-        import netaddr
-    except ImportError:  # pragma: no cover - netaddr is a core dependency
+    """The IEEE MA-L registrant of the first three octets, from netaddr's copy of the registry.
+
+    Read straight from its index (``key,offset,size`` lines) and registry text, the way netaddr
+    itself reads a record, without building netaddr's in-memory index."""
+    digits = prefix.replace(":", "").replace("-", "").replace(".", "")[:6]
+    if len(digits) != 6:
         return None
     try:
-        entry = netaddr.OUI(prefix[:8].replace(":", "-").upper())
-        if entry.reg_count < 1:
+        key = int(digits, 16)
+    except ValueError:
+        return None
+    folder = _registry_dir()
+    if folder is None:  # pragma: no cover - netaddr is a core dependency
+        return None
+    try:
+        index = b"\n" + (folder / "oui.idx").read_bytes()
+        at = index.find(b"\n%d," % key)
+        if at < 0:
             return None
-        org = entry.registration(0).org
-    except (netaddr.NotRegisteredError, netaddr.AddrFormatError, IndexError, ValueError):
+        _, offset, size = index[at + 1:index.find(b"\n", at + 1)].split(b",")
+        with (folder / "oui.txt").open("rb") as registry:
+            registry.seek(int(offset))
+            record = registry.read(int(size))
+    except (OSError, ValueError):
         return None
-    return str(org).strip() or None
+    first = record.split(b"\n", 1)[0].decode("utf-8", "replace")
+    if "(hex)" not in first:
+        return None
+    return first.split("(hex)", 1)[1].strip() or None
 
 
 def mac_parts(text: str) -> dict[str, str]:

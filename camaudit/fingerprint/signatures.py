@@ -40,6 +40,7 @@ import yaml
 from ..errors import ConfigError
 from ..model import MAX_OBSERVATION_VALUE
 from ..resources import signatures_dir
+from ..yamllines import safe_load_fast
 from . import normalize
 from .lineage import lineage
 from .schema import validate as schema_validate
@@ -393,7 +394,7 @@ def read_document(path: Path | Traversable, faults: list[Fault]) -> dict[str, An
     """Read and schema-check one signature file; None (with faults) when unusable."""
     name = path.name
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        doc = safe_load_fast(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         faults.append(Fault(name, "unreadable", str(exc)))
         return None

@@ -6,6 +6,7 @@ Observations are raw evidence; everything else is derived from them and links ba
 from __future__ import annotations
 
 import datetime as _dt
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -230,6 +231,9 @@ class ScanResult:
     site: str = "default"
 
     def to_json(self) -> dict[str, Any]:
+        return self._document([h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))])
+
+    def _document(self, hosts: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "scan_id": self.scan_id,
             "site": self.site,
@@ -239,10 +243,33 @@ class ScanResult:
             "targets": self.targets,
             "addresses_scanned": self.addresses_scanned,
             "notes": self.notes,
-            "hosts": [h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))],
+            "hosts": hosts,
             "findings": [f.to_json() for f in self.findings],
             **({"egress": self.egress} if self.egress is not None else {}),
         }
+
+    def write_json(self, write: Callable[[str], object]) -> None:
+        """Write exactly ``json.dumps(self.to_json(), indent=2, default=str)``, one host at a
+        time: for thousands of hosts the whole document as one string (and its encoded copy)
+        was the largest thing a scan held (issue 15)."""
+        import json
+
+        text = json.dumps(self._document([]), indent=2, default=str)
+        # Only the top-level key sits at two spaces on a line of its own: a string value cannot
+        # contain a raw newline, so this cannot match inside one.
+        placeholder = '\n  "hosts": [],\n'
+        head, _, tail = text.partition(placeholder)
+        if not self.hosts:
+            write(text)
+            return
+        if not tail:  # not the layout expected: the whole document at once, as before
+            write(json.dumps(self.to_json(), indent=2, default=str))
+            return
+        write(head + '\n  "hosts": [')
+        for index, host in enumerate(sorted(self.hosts, key=lambda h: _addr_key(h.address))):
+            body = json.dumps(host.to_json(), indent=2, default=str).replace("\n", "\n    ")
+            write(("," if index else "") + "\n    " + body)
+        write("\n  ],\n" + tail)
 
 
 def _addr_key(address: str) -> tuple[int, int]:

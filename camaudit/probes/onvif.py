@@ -23,6 +23,7 @@ import datetime as dt
 import json
 import logging
 import ssl
+import weakref
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -146,17 +147,30 @@ async def _refuse_redirect(session: Any, ctx: Any, params: aiohttp.TraceRequestR
 
 
 _DOCUMENT: Any = None
+#: One lock per event loop (the scan runs a loop per stage, and an asyncio.Lock belongs to one).
+_DOCUMENT_LOCKS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 async def _device_document() -> Any:
-    """The bundled devicemgmt WSDL, parsed once per process (off the event loop)."""
+    """The bundled devicemgmt WSDL, parsed once per process (off the event loop) and shared by
+    every device's client.
+
+    The lock matters: the interrogation stage opens up to 64 devices at once, and without it
+    every one of them found no document yet and parsed its own (64 parses of about 4 MB of
+    schema: some 300 MB resident and 10 s of CPU before the first device was asked anything;
+    issue 15). The library's own cache has the same gap, since it is filled after the parse.
+    """
     global _DOCUMENT
     if _DOCUMENT is None:
-        import onvif
-        from onvif.client import _cached_document  # the library's own loader (FastDateTime fixes)
+        loop = asyncio.get_running_loop()
+        lock = _DOCUMENT_LOCKS.setdefault(loop, asyncio.Lock())
+        async with lock:
+            if _DOCUMENT is None:
+                import onvif
+                from onvif.client import _cached_document  # the library's own loader (FastDateTime fixes)
 
-        path = Path(onvif.__file__).parent / "wsdl" / "devicemgmt.wsdl"
-        _DOCUMENT = await _cached_document(str(path))
+                path = Path(onvif.__file__).parent / "wsdl" / "devicemgmt.wsdl"
+                _DOCUMENT = await _cached_document(str(path))
     return _DOCUMENT
 
 
