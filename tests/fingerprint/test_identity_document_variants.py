@@ -75,3 +75,28 @@ def test_server_names_in_other_case_and_spacing(kind: str, value: str, vendor: s
 ])
 def test_server_name_near_misses_name_nobody(kind: str, value: str) -> None:
     assert one(kind, value)[0] == "unknown"
+
+
+def test_the_dahua_header_shape_in_another_order_and_line_ending() -> None:
+    reply = ('HTTP/1.1 401 Unauthorized\nWWW-Authenticate: Basic realm="device"\nCONNECTION: close\n'
+             "CONTENT-LENGTH: 0\n\n")
+    assert one("http_headers", reply)[0] == "dahua"
+    mixed = "HTTP/1.1 200 OK\r\nCONNECTION: close\r\nContent-Length: 12\r\n\r\n"
+    in_body = "HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n\r\n<p>CONNECTION: close\r\nCONTENT-LENGTH: 1</p>"
+    assert one("http_headers", mixed)[0] == one("http_headers", in_body)[0] == "unknown"
+
+
+def test_the_old_hikvision_redirect_with_upper_case_header_names() -> None:
+    assert one("http_headers", "HTTP/1.0 302 Redirect\nSERVER: Webs\nLOCATION: /index.asp\n\n")[0] == "hikvision"
+
+
+def test_the_factory_address_prompt_after_a_blank_line_stays_a_weak_hint() -> None:
+    identity = identify([Observation("127.64.0.3", "telnet_banner", "\r\n192.0.0.64 login: ", 23)])
+    assert identity.vendor == "hikvision" and identity.confidence < 0.5
+    assert one("telnet_banner", "10.192.0.0.64 login:", 23)[0] == "unknown"
+
+
+def test_an_ezviz_serial_in_device_information_names_the_brand() -> None:
+    info = '{"Manufacturer": "Private", "SerialNumber": "CS-C6TC-32WFR0120170327CCCH738231995"}'
+    identity = identify([Observation("127.64.0.3", "onvif_device_info", info)])
+    assert (identity.vendor, identity.brand, identity.covered) == ("hikvision", "ezviz", True)
