@@ -100,3 +100,12 @@ def test_an_ezviz_serial_in_device_information_names_the_brand() -> None:
     info = '{"Manufacturer": "Private", "SerialNumber": "CS-C6TC-32WFR0120170327CCCH738231995"}'
     identity = identify([Observation("127.64.0.3", "onvif_device_info", info)])
     assert (identity.vendor, identity.brand, identity.covered) == ("hikvision", "ezviz", True)
+
+
+def test_an_mdns_serial_host_name_in_lower_case_and_an_ezviz_one() -> None:
+    lower = identify([Observation("127.64.0.3", "mdns", "ds-2cd2722fwd-izs20170321bbwr733050075.local.", 5353)])
+    assert (lower.vendor, lower.model) == ("hikvision", "ds-2cd2722fwd-izs")
+    ezviz = identify([Observation("127.64.0.3", "mdns", "CS-C6TC-32WFR0120170327CCCH738231995.local", 5353)])
+    assert (ezviz.vendor, ezviz.brand) == ("hikvision", "ezviz")
+    for near_miss in ("ds-2cd2722fwd-izs20171321bbwr733050075.local", "printer-20170321.local"):
+        assert identify([Observation("127.64.0.3", "mdns", near_miss, 5353)]).vendor == "unknown"
