@@ -109,3 +109,12 @@ def test_an_mdns_serial_host_name_in_lower_case_and_an_ezviz_one() -> None:
     assert (ezviz.vendor, ezviz.brand) == ("hikvision", "ezviz")
     for near_miss in ("ds-2cd2722fwd-izs20171321bbwr733050075.local", "printer-20170321.local"):
         assert identify([Observation("127.64.0.3", "mdns", near_miss, 5353)]).vendor == "unknown"
+
+
+@pytest.mark.parametrize("service, vendor, brand", [
+    ("service=http\nproduct=Hikvision camera httpd\ndevicetype=webcam", "hikvision", None),
+    ("service=lorex-monitor\nproduct=Lorex security camera monitor\ndevicetype=webcam", "dahua", "lorex"),
+], ids=["nmap-9946", "nmap-13775"])
+def test_every_nmap_product_name_of_the_makers_and_their_brands_is_read(
+        service: str, vendor: str, brand: str | None) -> None:
+    assert one("nmap_service", service)[:2] == (vendor, brand)
