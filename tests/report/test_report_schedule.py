@@ -116,14 +116,14 @@ def test_default_units_fail_on_high_explicitly(tmp_path: Path) -> None:
 
 
 def test_a_failed_scheduled_scan_is_not_reported_as_today(tmp_path: Path) -> None:
-    """The crontab command after a scan that records nothing (its targets are refused, exit 2):
+    """The crontab command after a scan that records nothing (its target list is missing, exit 2):
     the report step exits 3 and writes no report, although the store holds an earlier scan."""
     db = tmp_path / "audit.db"
     good = make_job(["127.82.7.10"], db, report_dir=tmp_path / "reports", fmt="json")
     first = subprocess.run(["/bin/sh", "-c", crontab_line(good, schedule_for("daily")).splitlines()[-1].split(" ", 5)[5]],
                            capture_output=True, text=True, timeout=120)  # fmt: skip
     assert first.returncode == 0, first.stderr
-    broken = make_job(["8.8.8.8"], db, report_dir=tmp_path / "reports", fmt="json")  # refused: public, never sent
+    broken = make_job([f"@{tmp_path / 'no-such-targets.txt'}"], db, report_dir=tmp_path / "reports", fmt="json")
     run = subprocess.run(["/bin/sh", "-c", crontab_line(broken, schedule_for("daily")).splitlines()[-1].split(" ", 5)[5]],
                          capture_output=True, text=True, timeout=120)  # fmt: skip
     assert run.returncode == 3 and "no report written" in run.stderr, run.stderr
