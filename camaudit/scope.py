@@ -206,6 +206,20 @@ def shown_address(address: IPAddress) -> str:
     return str(address)
 
 
+#: A target file larger than this is refused: a list of networks is kilobytes, and a mistaken
+#: path (/dev/zero, a disk image) must not be read into memory for ever.
+MAX_TARGET_FILE_BYTES = 16 * 1024 * 1024
+
+
+def _read_target_file(path: Path) -> str:
+    with path.open("rb") as handle:
+        data = handle.read(MAX_TARGET_FILE_BYTES + 1)
+    if len(data) > MAX_TARGET_FILE_BYTES:
+        raise ScopeError(f"target file {str(path)!r} is larger than {MAX_TARGET_FILE_BYTES // (1024 * 1024)} MiB: "
+                         "is it really a list of targets?")
+    return data.decode("utf-8")
+
+
 def expand_target_args(args: Iterable[str]) -> list[str]:
     """Expand ``@file`` arguments (one target per line, ``#`` comments) into targets."""
     targets: list[str] = []
@@ -213,7 +227,7 @@ def expand_target_args(args: Iterable[str]) -> list[str]:
         if arg.startswith("@"):
             path = Path(arg[1:])
             try:
-                text = path.read_text(encoding="utf-8")
+                text = _read_target_file(path)
             except OSError as exc:
                 raise ScopeError(f"cannot read target file {str(path)!r}: {exc.strerror}") from exc
             except UnicodeDecodeError as exc:

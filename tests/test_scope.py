@@ -278,3 +278,10 @@ def test_impossible_target_file_names_are_a_usage_error(name: str) -> None:
         expand_target_args([name])
     assert err.value.exit_code == 2
     assert "\n" not in str(err.value)
+
+
+def test_an_endless_target_file_is_refused_without_reading_it_all() -> None:
+    """A mistaken path (/dev/zero never ends) is refused after a bounded read, in one line."""
+    with pytest.raises(ScopeError, match="larger than 16 MiB") as err:
+        expand_target_args(["@/dev/zero"])
+    assert err.value.exit_code == 2 and "\n" not in str(err.value)
