@@ -188,7 +188,9 @@ def open_bundle_database(database: bytes) -> sqlite3.Connection:
         conn.execute("PRAGMA cell_size_check = ON")
         result = [str(r[0]) for r in conn.execute("PRAGMA integrity_check(5)").fetchall()]
         if result != ["ok"]:
-            raise BundleRefused("malformed", f"the bundle's database is damaged: {result[0][:200]}")
+            # One line: SQLite's report lists one fault per line.
+            faults = "; ".join(line for row in result for line in row.splitlines() if line.strip())
+            raise BundleRefused("malformed", f"the bundle's database is damaged: {faults[:200]}")
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise BundleRefused("malformed", f"the bundle's database cannot be read: {exc}") from None

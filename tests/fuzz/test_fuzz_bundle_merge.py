@@ -119,3 +119,21 @@ def test_a_hostile_bundle_database_merges_or_is_refused_and_then_changes_nothing
         assert not outcome.already
         assert store.db.execute("select count(*) from bundles").fetchone()[0] == 1
         assert {r[0] for r in store.db.execute("select site from scans")} == {"pool"}
+
+
+def test_a_damaged_page_is_refused_in_one_line() -> None:
+    """Found by the campaign (fuzz/run.py): SQLite's integrity report lists one fault per line,
+    and the refusal quoted it whole, so `bundle import` printed several lines."""
+    damaged = bytearray(seed_database())
+    damaged[101] ^= 1  # page 1's free-space pointer: "free space corruption", then pages never used
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "central.db") as store:
+        try:
+            stored_bundles.merge_bundle(
+                store, bytes(damaged), bundle_id=hashlib.sha256(damaged).hexdigest(), kind="scan", site="pool",
+                segments=[], agent_id="agent-x", agent_version="0", job_id=None, signer="ed25519:0", size=0,
+                counts=counts_of(bytes(damaged)))
+        except BundleRefused as refused:
+            assert refused.code == "malformed"
+            assert "free space corruption; " in str(refused) and "\n" not in str(refused)
+        else:
+            raise AssertionError("a damaged bundle database was merged")
