@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from camaudit.lab import plan_devices
+from camaudit.lab.listeners import egress_listener
 from camaudit.lab.netns import GUARD_ENV
 from camaudit.lab.runner import LabThread
 
@@ -72,19 +73,8 @@ def report_json(db: Path, tmp_path: Path, *extra: str) -> dict[str, Any]:
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("listen")
-    log, ready = tmp / "seen.jsonl", tmp / "ready"
-    proc = subprocess.Popen([*CLI, "egress", "listen", "--bind", LISTENER, "--tcp-ports", TCP, "--udp-ports", UDP,
-                             "--log", str(log), "--no-icmp", "--duration", "300", "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
+    with egress_listener(CLI, LISTENER, tmp, "--tcp-ports", TCP, "--udp-ports", UDP, "--no-icmp", "--duration", "300", ready_within=30, env=ENV) as log:
         yield log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_a_scan_with_credentials_after_one_without_diffs_as_the_same_devices(lab: list[dict[str, Any]], tmp_path: Path) -> None:

@@ -1,14 +1,18 @@
-"""Bare TCP listeners on loopback addresses, for sweep tests and the sweep benchmark: each port
-accepts and closes at once, drained by one thread. No protocol is spoken (the device farm does
-that); a sweep only needs the handshake."""
+"""Listeners on loopback addresses for tests and benchmarks: bare TCP listeners for the sweep
+(each port accepts and closes at once, drained by one thread; no protocol is spoken, the device
+farm does that), and camaudit's own egress listener as a child process (:func:`egress_listener`)."""
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import selectors
 import socket
+import subprocess
 import threading
 import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 
 
 class Listeners:
@@ -68,3 +72,34 @@ class Listeners:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def egress_listener(command: Sequence[str], bind: str, folder: Path, *options: str, ready_within: float = 30.0,
+                    env: Mapping[str, str] | None = None) -> Iterator[Path]:
+    """``camaudit egress listen --bind BIND OPTIONS`` as a child process (``command`` is how to
+    start camaudit), from its ready file until the block ends; yields the listener's log file.
+    For tests and the demo store on loopback: ``bind`` must be a loopback address."""
+    if not ipaddress.ip_address(bind).is_loopback:
+        raise ValueError(f"a lab egress listener binds a loopback address only, not {bind}")
+    log, ready = folder / "seen.jsonl", folder / "ready"
+    proc = subprocess.Popen([*command, "egress", "listen", "--bind", bind, *options, "--log", str(log),
+                             "--ready-file", str(ready)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=None if env is None else dict(env))
+    try:
+        deadline = time.monotonic() + ready_within
+        while not ready.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = proc.stderr.read().decode(errors="replace").strip() if proc.poll() is not None and proc.stderr else ""
+                raise RuntimeError(f"the egress listener on {bind} did not start within {ready_within:g} s: {why}")
+            time.sleep(0.05)
+        yield log
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+        if proc.stderr:
+            proc.stderr.close()

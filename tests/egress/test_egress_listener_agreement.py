@@ -11,7 +11,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from camaudit.egress import dns, wire
 from camaudit.egress.check import CheckOptions, listener_disagreements
 from camaudit.egress.listener import dns_answer
 from camaudit.egress.results import ALLOWED, BLOCKED, PathResult
+from camaudit.lab.listeners import egress_listener
 from camaudit.lab.netns import GUARD_ENV
 
 LISTENER = "127.83.1.21"
@@ -36,20 +36,8 @@ def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     if os.geteuid() != 0:
         pytest.skip("the listener needs root to bind udp/53")
     tmp = tmp_path_factory.mktemp("listen")
-    log, ready = tmp / "seen.jsonl", tmp / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "camaudit", "egress", "listen", "--bind", LISTENER,
-                             "--tcp-ports", "18443", "--udp-ports", "53,123,18800", "--dns-zone", ZONE,
-                             "--log", str(log), "--no-icmp", "--duration", "180", "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 30
-    while not ready.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.05)
-    try:
+    with egress_listener((sys.executable, "-m", "camaudit"), LISTENER, tmp, "--tcp-ports", "18443", "--udp-ports", "53,123,18800", "--dns-zone", ZONE, "--no-icmp", "--duration", "180", ready_within=30) as log:
         yield log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _check(db: Path, *extra: str, resolver: str = LISTENER) -> dict[str, Any]:

@@ -20,6 +20,7 @@ import pytest
 from camaudit.egress import wire
 from camaudit.egress.active import RateLimiter
 from camaudit.egress.storage import import_listener_log, parse_log_line
+from camaudit.lab.listeners import egress_listener
 from camaudit.lab.netns import GUARD_ENV
 from camaudit.store import open_store
 
@@ -33,20 +34,8 @@ SAFE = ["--no-upnp", "--no-natpmp", "--ra-wait", "0", "--no-proxy-discovery", "-
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("listen")
-    log, ready = tmp / "seen.jsonl", tmp / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "camaudit", "egress", "listen", "--bind", LISTENER,
-                             "--tcp-ports", TCP, "--udp-ports", UDP, "--dns-zone", "egress.test", "--log", str(log),
-                             "--duration", "120", "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read() if proc.stderr else ""
-        time.sleep(0.05)
-    try:
+    with egress_listener((sys.executable, "-m", "camaudit"), LISTENER, tmp, "--tcp-ports", TCP, "--udp-ports", UDP, "--dns-zone", "egress.test", "--duration", "120", ready_within=15) as log:
         yield log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def _check(db: Path, listener: str, *extra: str) -> tuple[int, dict[str, Any], str]:

@@ -9,13 +9,13 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from camaudit.lab import plan_devices
+from camaudit.lab.listeners import egress_listener
 from camaudit.lab.netns import GUARD_ENV
 from camaudit.lab.runner import LabThread
 
@@ -27,20 +27,8 @@ ENV = {k: v for k, v in os.environ.items() if "proxy" not in k.lower()} | {GUARD
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("listen")
-    log, ready = tmp / "seen.jsonl", tmp / "ready"
-    proc = subprocess.Popen([sys.executable, "-m", "camaudit", "egress", "listen", "--bind", LISTENER,
-                             "--tcp-ports", TCP, "--udp-ports", UDP, "--log", str(log), "--no-icmp",
-                             "--duration", "120", "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 15
-    while not ready.exists():
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.05)
-    try:
+    with egress_listener((sys.executable, "-m", "camaudit"), LISTENER, tmp, "--tcp-ports", TCP, "--udp-ports", UDP, "--no-icmp", "--duration", "120", ready_within=15) as log:
         yield log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def test_scan_with_a_listener_on_loopback(listener: Path, tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import pytest
 
 from camaudit.lab import plan_devices
+from camaudit.lab.listeners import egress_listener
 from camaudit.lab.netns import GUARD_ENV
 from camaudit.lab.runner import LabThread
 
@@ -48,19 +48,9 @@ def lab() -> Iterator[list[dict[str, Any]]]:
 @pytest.fixture(scope="module")
 def listener(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     tmp = tmp_path_factory.mktemp("listen")
-    log, ready = tmp / "seen.jsonl", tmp / "ready"
-    proc = subprocess.Popen([*CLI, "egress", "listen", "--bind", LISTENER, "--tcp-ports", TCP, "--udp-ports", UDP,
-                             "--log", str(log), "--no-icmp", "--duration", "300", "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    deadline = time.monotonic() + 30
-    try:
-        while not ready.exists():
-            assert proc.poll() is None and time.monotonic() < deadline, "the listener did not start"
-            time.sleep(0.05)
+    with egress_listener(CLI, LISTENER, tmp, "--tcp-ports", TCP, "--udp-ports", UDP, "--no-icmp", "--duration", "300",
+                         ready_within=30, env=ENV) as log:
         yield log
-    finally:
-        proc.terminate()
-        proc.wait(10)
 
 
 def scan(lab: list[dict[str, Any]], db: Path, site: str, env: dict[str, str] | None = None) -> dict[str, Any]:
