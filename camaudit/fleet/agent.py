@@ -221,13 +221,7 @@ class Agent:
         from ..audit import run_scan
         from ..config import load_config
 
-        arguments = dict(job.arguments)
-        targets = arguments.pop("targets", None)
-        if not isinstance(targets, list) or not targets or not all(isinstance(t, str) for t in targets):
-            raise ConfigError("the job names no targets")
-        unknown = sorted(set(arguments) - SCAN_JOB_OPTIONS)
-        if unknown:
-            raise ConfigError(f"the job sets options an agent does not take from a job: {', '.join(unknown)}")
+        targets, arguments = _job_arguments(job, "targets", SCAN_JOB_OPTIONS, "the job names no targets")
         if isinstance(arguments.get("ports"), list):
             arguments["ports"] = tuple(arguments["ports"])
         config = load_config(self.config_path, targets=targets, db_path=self.db_path, **arguments)
@@ -240,13 +234,7 @@ class Agent:
         from ..egress.check import CheckOptions
         from ..egress.run import check_and_record
 
-        arguments = dict(job.arguments)
-        listeners = arguments.pop("listeners", None)
-        if not isinstance(listeners, list) or not listeners or not all(isinstance(t, str) for t in listeners):
-            raise ConfigError("the egress job names no listener")
-        unknown = sorted(set(arguments) - EGRESS_JOB_OPTIONS)
-        if unknown:
-            raise ConfigError(f"the job sets options an agent does not take from a job: {', '.join(unknown)}")
+        listeners, arguments = _job_arguments(job, "listeners", EGRESS_JOB_OPTIONS, "the egress job names no listener")
         window = float(arguments.pop("control_window", 3600.0))
         try:
             options = CheckOptions(listeners=listeners, **arguments)
@@ -317,3 +305,17 @@ class Agent:
 def _short(exc: BaseException) -> str:
     text = str(exc) or type(exc).__name__
     return text.splitlines()[0][:200]
+
+
+def _job_arguments(job: Job, required: str, allowed: frozenset[str],
+                   missing: str) -> tuple[list[str], dict[str, Any]]:
+    """A job's required list of strings (its targets, its listeners) and its other options, each
+    one the agent takes from a job: a job comes over the network and is checked like input."""
+    arguments = dict(job.arguments)
+    values = arguments.pop(required, None)
+    if not isinstance(values, list) or not values or not all(isinstance(v, str) for v in values):
+        raise ConfigError(missing)
+    unknown = sorted(set(arguments) - allowed)
+    if unknown:
+        raise ConfigError(f"the job sets options an agent does not take from a job: {', '.join(unknown)}")
+    return values, arguments
