@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import logging
 import os
 import signal
@@ -364,21 +365,18 @@ def _run_stages(
 
     # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
     #    may be invisible to every method but DHIP, fingerprinting.md section 2).
-    # 3. Probes of each open service, host by host, written as each host finishes.
-    #    The two run side by side: discovery spends most of its time listening for late answers
-    #    (2 s after the last datagram), which held up every scan, a one-host scan most of all
-    #    (issue 15). Neither needs the other: probes go to the ports the sweep found, and a host
-    #    that only discovery found has no port to probe. Discovery's evidence is put before the
-    #    probes' in each host's list, the order it had when the stages ran one after the other.
-    asyncio.run(_discover_and_probe(config, store, result, hosts, addresses, progress, stop))
+    # 3. Probes of each open service, and 4. read-only interrogation (ONVIF, Hikvision ISAPI,
+    #    Dahua CGI: identity documents and the devices' own network and cloud settings, which the
+    #    egress verdicts use), host by host, each host's evidence written as it comes.
+    #    All three run at once (issue 15): discovery mostly listens for late answers, a host's
+    #    probes mostly wait for banners that never come, and its interrogation is mostly CPU, so
+    #    a host is interrogated as soon as its own probes are done rather than after every
+    #    host's probes. The host limit is the same: at most ``host_concurrency`` hosts are being
+    #    probed or interrogated at any moment, and a host is only ever in one of the two.
+    asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop))
     if stop.is_set():
         result.hosts = list(hosts.values())
         return
-
-    # 4. Read-only interrogation (ONVIF, Hikvision ISAPI, Dahua CGI): identity documents and
-    #    the devices' own network and cloud settings, which the egress verdicts use.
-    if config.interrogate and not stop.is_set():
-        asyncio.run(_interrogate_hosts(config, store, result.scan_id, hosts, credentials, progress, stop))
 
     # 5. Identification from the evidence gathered so far.
     _identify_hosts(store, result.scan_id, hosts)
@@ -400,49 +398,170 @@ def _run_stages(
     result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan")
 
 
-async def _discover_and_probe(
+async def _discover_probe_interrogate(
     config: ScanConfig,
     store: Store,
     result: ScanResult,
     hosts: dict[str, Host],
     addresses: Sequence[str],
+    credentials: CredentialStore | None,
     progress: ProgressCallback | None,
     stop: threading.Event,
 ) -> None:
-    """Stages 2 and 3 at once (see _run_stages); discovery's findings are merged when both end."""
-    discovery = asyncio.create_task(_discover(config, addresses, stop)) if config.discovery.enabled else None
-    if discovery is not None and progress:
-        progress("discover", 0, 1)
+    """Stages 2 to 4 at once (see _run_stages).
+
+    Discovery's findings are merged into the hosts the moment it ends, put before the probes'
+    evidence in each host's list (the order they had when the stages ran one after the other).
+    Interrogation picks ISAPI or Dahua CGI (and the vendor's credential entry) by the maker the
+    evidence names; a host whose probes did not name one waits for discovery's answers first,
+    so that a device only SADP or DHIP names is asked in its maker's API as before.
+    """
+    discovered = asyncio.Event()
+    discovery: asyncio.Task[None] | None = None
+    # Discovery first. What the later stages import and load (about 0.4 s) is done in a thread
+    # once its first datagrams are out: then the scan waits on the network, and the thread does
+    # not compete with the work that puts the first packets out (one host: a 1.5 s scan).
+    warm_up = functools.partial(_warm_up, interrogate=config.interrogate)
+    if config.discovery.enabled:
+
+        async def discover_then_merge() -> None:
+            try:
+                found = await _discover(config, addresses, stop, on_sent=warm_up)
+                if found is not None:
+                    _merge_discovery(store, result, hosts, found)
+            finally:
+                discovered.set()
+            if progress:
+                progress("discover", 1, 1)
+
+        discovery = asyncio.create_task(discover_then_merge())
+        if progress:
+            progress("discover", 0, 1)
+    else:
+        discovered.set()
+        warm_up()
+    from .probes import probe_host
+    from .probes.ports import candidate_http_ports
+
+    async def probe(host: Host) -> None:
+        report = await probe_host(host.address, host.ports, config.probe)
+        host.observations.extend(report.observations)
+        host.problems.extend(report.problems)
+        # Writing is quick and local; doing it inline keeps the order of evidence simple.
+        store.add_observations(result.scan_id, report.observations)
+        store.add_problems(result.scan_id, host.address, report.problems)
+
+    async def maker(host: Host) -> str | None:
+        # Loaded off the event loop (waiting for the warm-up's load if it is under way), which
+        # meanwhile goes on with discovery and the other hosts.
+        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
+        from .fingerprint import identify
+
+        vendor = identify(_with_ports(host)).vendor
+        if vendor == "unknown" and not discovered.is_set():
+            await discovered.wait()
+            vendor = identify(_with_ports(host)).vendor
+        return None if vendor == "unknown" else vendor
+
+    async def read(host: Host) -> None:
+        vendor = await maker(host)
+        await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
+        from .probes.interrogate import interrogate
+
+        # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
+        report = await interrogate(host.address, host.ports, credentials=credentials,
+                                   timeout=config.probe.timeout, vendor=vendor)
+        host.observations.extend(report.observations)
+        host.problems.extend(report.problems)
+        host.settings = report.settings.to_json()
+        store.add_observations(result.scan_id, report.observations)
+        store.add_problems(result.scan_id, host.address, report.problems)
+        store.add_device_settings(result.scan_id, host.settings)
+
+    steps = [_Step("probe", lambda h: bool(h.ports), probe)]
+    if config.interrogate:
+        steps.append(_Step("interrogate", lambda h: bool(candidate_http_ports(h.ports)), read))
+        if any(step.wanted(h) for h in hosts.values() for step in steps[1:]):
+            # The ONVIF client's parsed WSDL is loaded (in a thread) while the first probes run.
+            prepared = asyncio.create_task(_prepare_interrogation())
+        else:
+            prepared = None
+    else:
+        prepared = None
     try:
-        await _probe_hosts(config, store, result.scan_id, hosts, progress, stop)
+        await _each_host(list(hosts.values()), steps, store, result.scan_id, config.probe.host_concurrency,
+                         progress, stop)
     except BaseException:
-        # The probes failed the scan (the store cannot take more): discovery's answers could not
-        # be kept either, so it is not waited for.
-        if discovery is not None:
-            discovery.cancel()
-            with suppress(BaseException):
-                await discovery
+        # The store cannot take more (the scan fails): discovery's answers could not be kept
+        # either, so it is not waited for.
+        for task in (discovery, prepared):
+            if task is not None:
+                task.cancel()
+                with suppress(BaseException):
+                    await task
         raise
-    found = await discovery if discovery is not None else None
-    if found is not None:
-        result.notes.extend(found.notes)
-        store.add_observations(result.scan_id, found.observations)
-        first: dict[str, list[Observation]] = {}
-        for obs in found.observations:
-            host = hosts.setdefault(obs.address, Host(obs.address))
-            first.setdefault(obs.address, []).append(obs)
-            if obs.kind == "mac" and not host.mac:
-                host.mac = obs.value
-        for address, observations in first.items():
-            hosts[address].observations[:0] = observations
-        for address, problems in found.problems.items():
-            hosts.setdefault(address, Host(address)).problems.extend(problems)
-            store.add_problems(result.scan_id, address, problems)
-    if discovery is not None and progress:
-        progress("discover", 1, 1)
+    if prepared is not None:
+        with suppress(Exception):  # a failed load fails each device's read, where it is reported
+            await prepared
+    if discovery is not None:
+        await discovery
 
 
-async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event) -> Any:
+def _import_and_load(name: str) -> None:
+    """Import a module the later stages need; for the engine, load the signatures too."""
+    import importlib
+
+    importlib.import_module(name)
+    if name == "camaudit.fingerprint.engine":
+        from .fingerprint.engine import default_engine
+
+        default_engine()
+
+
+def _warm_up(*, interrogate: bool) -> None:
+    """Import and load what the stages after the probes need (about 0.8 s of CPU), in a daemon
+    thread, while the first stages wait on the network. Nothing depends on it finishing: a
+    stage that needs a module sooner imports it in a thread of its own (the import lock makes
+    it wait for the warm-up's import rather than do a second one; the engine has its own lock),
+    so the event loop never stops for it. In the order the scan needs them."""
+    names = ["camaudit.fingerprint.engine", *(["camaudit.probes.interrogate"] if interrogate else []),
+             "camaudit.assess", "camaudit.policy", "camaudit.report.messages"]
+
+    def work() -> None:
+        try:
+            for name in names:
+                _import_and_load(name)
+        except Exception:  # noqa: BLE001  (the stage that needs it imports again and reports)
+            log.debug("warming up failed", exc_info=True)
+
+    threading.Thread(target=work, name="camaudit-warm-up", daemon=True).start()
+
+
+async def _prepare_interrogation() -> None:
+    await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
+    from .probes.interrogate import prepare
+
+    await prepare()
+
+
+def _merge_discovery(store: Store, result: ScanResult, hosts: dict[str, Host], found: Any) -> None:
+    result.notes.extend(found.notes)
+    store.add_observations(result.scan_id, found.observations)
+    first: dict[str, list[Observation]] = {}
+    for obs in found.observations:
+        host = hosts.setdefault(obs.address, Host(obs.address))
+        first.setdefault(obs.address, []).append(obs)
+        if obs.kind == "mac" and not host.mac:
+            host.mac = obs.value
+    for address, observations in first.items():
+        hosts[address].observations[:0] = observations
+    for address, problems in found.problems.items():
+        hosts.setdefault(address, Host(address)).problems.extend(problems)
+        store.add_problems(result.scan_id, address, problems)
+
+
+async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event,
+                    on_sent: Callable[[], None] | None = None) -> Any:
     from .discovery.runner import discover
 
     task = asyncio.create_task(
@@ -453,6 +572,7 @@ async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threadin
             arp=config.discovery.arp,
             timeout=config.discovery.timeout,
             rate=config.discovery.rate,
+            on_sent=on_sent,
         )
     )
     watcher = asyncio.create_task(_cancel_on_stop([task], stop))
@@ -504,99 +624,61 @@ def _sweep_function(engine: str) -> Callable[..., Any]:
     return sweep
 
 
-async def _probe_hosts(
-    config: ScanConfig,
-    store: Store,
-    scan_id: str,
-    hosts: dict[str, Host],
-    progress: ProgressCallback | None,
-    stop: threading.Event,
-) -> None:
-    from .probes import probe_host
+@dataclasses.dataclass(frozen=True, slots=True)
+class _Step:
+    """One stage of the per-host work: its name (for progress and problem lines), which hosts it
+    applies to, and the work."""
 
-    async def probe(host: Host) -> None:
-        report = await probe_host(host.address, host.ports, config.probe)
-        host.observations.extend(report.observations)
-        host.problems.extend(report.problems)
-        # Writing is quick and local; doing it inline keeps the order of evidence simple.
-        store.add_observations(scan_id, report.observations)
-        store.add_problems(scan_id, host.address, report.problems)
-
-    todo = [h for h in hosts.values() if h.ports]
-    await _each_host("probe", todo, probe, store, scan_id, config.probe.host_concurrency, progress, stop)
-
-
-async def _interrogate_hosts(
-    config: ScanConfig,
-    store: Store,
-    scan_id: str,
-    hosts: dict[str, Host],
-    credentials: CredentialStore | None,
-    progress: ProgressCallback | None,
-    stop: threading.Event,
-) -> None:
-    from .fingerprint import identify
-    from .probes.interrogate import candidate_http_ports, interrogate
-
-    async def read(host: Host) -> None:
-        # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
-        vendor = identify(_with_ports(host)).vendor
-        report = await interrogate(
-            host.address, host.ports, credentials=credentials, timeout=config.probe.timeout,
-            vendor=None if vendor == "unknown" else vendor,
-        )
-        host.observations.extend(report.observations)
-        host.problems.extend(report.problems)
-        host.settings = report.settings.to_json()
-        store.add_observations(scan_id, report.observations)
-        store.add_problems(scan_id, host.address, report.problems)
-        store.add_device_settings(scan_id, host.settings)
-
-    todo = [h for h in hosts.values() if candidate_http_ports(h.ports)]
-    await _each_host("interrogate", todo, read, store, scan_id, config.probe.host_concurrency, progress, stop)
+    stage: str
+    wanted: Callable[[Host], bool]
+    work: Callable[[Host], Awaitable[None]]
 
 
 async def _each_host(
-    stage: str,
     todo: Sequence[Host],
-    work: Callable[[Host], Awaitable[None]],
+    steps: Sequence[_Step],
     store: Store,
     scan_id: str,
     concurrency: int,
     progress: ProgressCallback | None,
     stop: threading.Event,
 ) -> None:
-    """Run ``work`` for each host, ``concurrency`` at a time, until done or ``stop`` is set. A
-    fault in one host's work is recorded as that host's problem and the others go on."""
+    """Run each host's steps in order, ``concurrency`` hosts at a time, until done or ``stop`` is
+    set. A fault in one host's step is recorded as that host's problem, and its next steps and
+    the other hosts go on; a store that cannot take more stops everything."""
     limit = asyncio.Semaphore(concurrency)
-    done = 0
+    totals = {step.stage: sum(1 for h in todo if step.wanted(h)) for step in steps}
+    done = dict.fromkeys(totals, 0)
     fatal: list[StoreError] = []
+    hosts = [h for h in todo if any(step.wanted(h) for step in steps)]
 
     async def one(host: Host) -> None:
-        nonlocal done
         async with limit:
-            if stop.is_set():
-                return
-            try:
-                await work(host)
-            except StoreError as exc:
-                # The database cannot take more (a full disk, a read-only file): no other host's
-                # evidence could be kept either, so the whole stage stops and the scan fails.
-                fatal.append(exc)
-                for task in tasks:
-                    task.cancel()
-                return
-            except Exception as exc:
-                log.warning("%s of %s failed: %s: %s", stage, host.address, type(exc).__name__, exc)
-                log.debug("%s of %s failed", stage, host.address, exc_info=True)
-                problem = f"{stage} failed unexpectedly ({type(exc).__name__}: {exc})"
-                host.problems.append(problem)
-                store.add_problems(scan_id, host.address, [problem])
-            done += 1
-            if progress:
-                progress(stage, done, len(todo))
+            for step in steps:
+                if stop.is_set():
+                    return
+                if not step.wanted(host):
+                    continue
+                try:
+                    await step.work(host)
+                except StoreError as exc:
+                    # The database cannot take more (a full disk, a read-only file): no other
+                    # host's evidence could be kept either, so the scan stops and fails.
+                    fatal.append(exc)
+                    for task in tasks:
+                        task.cancel()
+                    return
+                except Exception as exc:
+                    log.warning("%s of %s failed: %s: %s", step.stage, host.address, type(exc).__name__, exc)
+                    log.debug("%s of %s failed", step.stage, host.address, exc_info=True)
+                    problem = f"{step.stage} failed unexpectedly ({type(exc).__name__}: {exc})"
+                    host.problems.append(problem)
+                    store.add_problems(scan_id, host.address, [problem])
+                done[step.stage] += 1
+                if progress:
+                    progress(step.stage, done[step.stage], totals[step.stage])
 
-    tasks = [asyncio.create_task(one(h)) for h in todo]
+    tasks = [asyncio.create_task(one(h)) for h in hosts]
     watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
     try:
         await asyncio.gather(*tasks, return_exceptions=True)

@@ -18,8 +18,9 @@ def test_the_probes_finish_while_discovery_still_listens(tmp_path: Path) -> None
     specs = plan_devices(1, "127.78.80.0/24", "hikvision=1", seed=15)
     with LabThread(specs) as lab:
         device = lab.manifest[0]
-        # Discovery listens 20 s after its last datagram; probing one host takes a few seconds.
-        config = load_config(None, targets=[device["address"]], db_path=str(tmp_path / "s.db"),
+        # Discovery listens 20 s after its last datagram, since .250 (no device) never answers
+        # it; probing one host takes a few seconds.
+        config = load_config(None, targets=[device["address"], "127.78.80.250"], db_path=str(tmp_path / "s.db"),
                              ports=tuple(device["ports"]["tcp"]), discovery_timeout=20.0)
         events: list[tuple[str, int, int]] = []
         stop = threading.Event()
@@ -37,3 +38,26 @@ def test_the_probes_finish_while_discovery_still_listens(tmp_path: Path) -> None
     assert result.status == "interrupted"
     assert [h.address for h in result.hosts] == [device["address"]]
     assert elapsed < 18, "discovery's listening window was cut short by the stop (does not hang)"
+
+
+def test_a_host_is_interrogated_while_another_is_still_probed(tmp_path: Path) -> None:
+    # Issue 15: interrogation waited for every host's probes; a host's probes mostly wait on
+    # banners (the Hikvision's SDK port 8000 says nothing until asked: a 1 s wait), and its
+    # interrogation is mostly CPU, so each host now goes on to its interrogation as soon as its
+    # own probes are done.
+    specs = plan_devices(2, "127.78.81.0/24", "hikvision-ipc=1,uniview-camera=1", seed=15)
+    with LabThread(specs) as lab:
+        by_profile = {d["profile"]: d for d in lab.manifest}
+        assert 8000 in by_profile["hikvision-ipc"]["ports"]["tcp"]
+        assert 8000 not in by_profile["uniview-camera"]["ports"]["tcp"]
+        ports = tuple(sorted({p for d in lab.manifest for p in d["ports"]["tcp"]}))
+        config = load_config(None, targets=[d["address"] for d in lab.manifest], db_path=str(tmp_path / "s.db"),
+                             ports=ports, discovery_enabled=False)
+        events: list[tuple[str, int, int]] = []
+        result = run_scan(config, progress=lambda stage, done, total: events.append((stage, done, total)))
+    assert result.status == "complete"
+    assert ("interrogate", 1, 2) in events and ("probe", 2, 2) in events
+    assert events.index(("interrogate", 1, 2)) < events.index(("probe", 2, 2)), events
+    makers = {h.address: h.identity.vendor if h.identity else None for h in result.hosts}
+    assert makers[by_profile["hikvision-ipc"]["address"]] == "hikvision"
+    assert {h.address for h in result.hosts if h.settings} == {d["address"] for d in lab.manifest}

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -34,11 +34,14 @@ async def discover(
     arp: bool = False,
     timeout: float = 2.0,
     rate: float = 2000.0,
+    on_sent: Callable[[], None] | None = None,
 ) -> DiscoveryResult:
     """Run WS-Discovery, SADP and DHIP against ``addresses`` (unicast to each), by multicast on
     ``interfaces`` when ``multicast`` is set (default: the interfaces whose IPv4 network holds a
     target), and an ARP sweep of the attached targets when ``arp`` is set (root only).
-    ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s."""
+    ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s.
+    ``on_sent`` is called once, when the first round of datagrams is out (the scan uses the
+    wait that follows for work of its own)."""
     if timeout <= 0:
         raise UsageError("the discovery timeout must be a positive number of seconds")
     if rate <= 0:
@@ -54,7 +57,7 @@ async def discover(
     chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
     if multicast and not chosen and not interfaces:
         notes.append("multicast discovery skipped: no local interface is on a target network")
-    udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate)
+    udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate, on_sent=on_sent)
     if arp:
         udp_result, arp_result = await asyncio.gather(
             udp_task, arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)

@@ -31,8 +31,9 @@ import os
 import random
 import socket
 import struct
+import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from ..errors import UsageError
@@ -73,6 +74,15 @@ MAX_REPLIES = 100_000
 #: ProbeMatches from one address in 2 s, issue 10) is flooding, and the rest is dropped with a
 #: problem recorded for that address.
 MAX_ANSWERS_PER_ADDRESS = 5
+#: Unicast-only discovery ends before its listening window is over once every target has
+#: answered and nobody has spoken for this long, or for SETTLE_RTTS times the slowest first
+#: answer if that is longer (issue 15: a one-host scan spent 2 s listening for nothing).
+#: WS-Discovery lets a device delay its ProbeMatch by up to APP_MAX_DELAY (500 ms, lab.md
+#: section 8.4 saw the whole 0-500 ms spread), so the quiet period starts above that. A
+#: target that answered one protocol answers its others as fast: a late second answer comes
+#: from the device's own delay, which the quiet period covers.
+SETTLE_SECONDS = 0.6
+SETTLE_RTTS = 4.0
 #: Receive buffer asked for each discovery socket (bytes; the kernel caps it at rmem_max).
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
 
@@ -276,6 +286,9 @@ class _Collector:
         self.dropped: dict[tuple[str, str], int] = {}
         #: (address, protocol) -> MACs named in the answers kept
         self.macs: dict[tuple[str, str], set[str]] = {}
+        #: address -> loop time of its first usable answer; loop time of the latest answer
+        self.answered_at: dict[str, float] = {}
+        self.last_answer = 0.0
 
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
@@ -307,6 +320,9 @@ class _Collector:
         )
         if parsed is None:
             return
+        now_loop = time.monotonic()
+        self.answered_at.setdefault(source, now_loop)
+        self.last_answer = now_loop
         key, value, macs = parsed
         full_key = (source, proto) + key
         if full_key in self.evidence_keys:
@@ -420,9 +436,12 @@ async def udp_discover(
     protocols: Sequence[str] = PROTOCOLS,
     timeout: float = 2.0,
     rate: float = 2000.0,
+    on_sent: Callable[[], None] | None = None,
 ) -> UdpDiscoveryResult:
     """Probe ``addresses`` by unicast and, on each of ``interfaces``, by multicast (pass none
-    for unicast only); listen ``timeout`` seconds after the last datagram."""
+    for unicast only); listen ``timeout`` seconds after the last datagram, or less when every
+    unicast target has answered (see SETTLE_SECONDS). ``on_sent()`` is called once, when the
+    first round of datagrams is out."""
     if timeout <= 0 or rate <= 0:
         raise UsageError("discovery timeout and rate must be positive")
     unknown = set(protocols) - set(PROTOCOLS)
@@ -467,6 +486,7 @@ async def udp_discover(
                     for r in range(1 + UNICAST_UDP_REPEAT):
                         rounds[r].append(dest)
         delay = random.uniform(UDP_MIN_DELAY, UDP_MAX_DELAY)
+        sent_at: dict[str, float] = {}
         for index, sends in enumerate(rounds):
             if not sends:
                 continue
@@ -474,8 +494,12 @@ async def udp_discover(
                 # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, UDP_UPPER_DELAY)
-            result.datagrams_sent += await _paced_send(sends, rate)
-        await asyncio.sleep(timeout)
+            result.datagrams_sent += await _paced_send(sends, rate, sent_at)
+            if on_sent is not None and index == 0:
+                on_sent()
+        # Multicast has no known set of answerers: its whole window is listened to.
+        targets = set() if interfaces else {d.addr[0] for r in rounds for d in r}
+        await _listen(collector, targets, sent_at, timeout)
     finally:
         for transport in transports:
             transport.close()
@@ -518,9 +542,30 @@ async def _endpoint(
     return transport
 
 
-async def _paced_send(dests: list[_Dest], rate: float) -> int:
+async def _listen(collector: _Collector, targets: set[str], sent_at: dict[str, float], timeout: float) -> None:
+    """Listen ``timeout`` seconds after the last datagram, or less when every one of ``targets``
+    (unicast destinations) has answered and the answers have settled (SETTLE_SECONDS)."""
+    last_sent = time.monotonic()
+    end = last_sent + timeout
+    while True:
+        now = time.monotonic()
+        if now >= end:
+            return
+        if targets and len(collector.answered_at) >= len(targets) and targets <= collector.answered_at.keys():
+            slowest = max(collector.answered_at[a] - sent_at.get(a, collector.answered_at[a]) for a in targets)
+            quiet = max(SETTLE_SECONDS, SETTLE_RTTS * slowest)
+            settled = max(last_sent, collector.last_answer) + quiet
+            if now >= settled:
+                return
+            await asyncio.sleep(min(end, settled) - now)
+        else:
+            await asyncio.sleep(min(end - now, 0.05))
+
+
+async def _paced_send(dests: list[_Dest], rate: float, sent_at: dict[str, float]) -> int:
     """Send at most ``rate`` datagrams per second, yielding to the loop between small batches
-    so that replies are read while a large sweep is still going out."""
+    so that replies are read while a large sweep is still going out. ``sent_at`` gets the
+    time of the first datagram to each address."""
     loop = asyncio.get_running_loop()
     batch = max(1, int(rate / 100))
     start = loop.time()
@@ -532,6 +577,7 @@ async def _paced_send(dests: list[_Dest], rate: float) -> int:
         for payload in dest.payloads():
             dest.transport.sendto(payload, dest.addr)
             sent += 1
+        sent_at.setdefault(dest.addr[0], time.monotonic())
         if sent >= next_pause:
             next_pause = sent + batch
             await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))

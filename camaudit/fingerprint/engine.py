@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -346,13 +347,18 @@ def _signature_list(used: Sequence[Hit]) -> list[SignatureHit]:
 
 
 _ENGINE: Engine | None = None
+#: The scan loads the engine in a warm-up thread while its first stages run (issue 15); the
+#: lock makes a stage that needs it sooner wait for that load instead of doing a second one.
+_ENGINE_LOCK = threading.Lock()
 
 
 def default_engine() -> Engine:
     """The process-wide engine over the shipped signatures (loaded once)."""
     global _ENGINE
     if _ENGINE is None:
-        _ENGINE = Engine()
+        with _ENGINE_LOCK:
+            if _ENGINE is None:
+                _ENGINE = Engine()
     return _ENGINE
 
 

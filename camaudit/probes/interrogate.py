@@ -16,21 +16,24 @@ from ..credentials import Credential, CredentialStore
 from ..model import Observation
 from ..model.verdicts import Reason
 from .device_config import DeviceSettings, InterrogationReport
-from .onvif import read_onvif
+from .onvif import prepare, read_onvif
+from .ports import MAX_HTTP_PORTS, NON_HTTP_PORTS, PREFERRED_HTTP_PORTS, candidate_http_ports
 from .vendor_api import ReadOnlyHTTP, VendorResult, read_dahua, read_isapi
 
 log = logging.getLogger(__name__)
 
-__all__ = ["DeviceSettings", "InterrogationReport", "interrogate"]
+__all__ = [
+    "MAX_HTTP_PORTS",
+    "NON_HTTP_PORTS",
+    "PREFERRED_HTTP_PORTS",
+    "DeviceSettings",
+    "InterrogationReport",
+    "candidate_http_ports",
+    "interrogate",
+    "prepare",
+]
 
-#: Ports that never carry HTTP on cameras (fingerprinting.md: 554 RTSP, 8000 Hikvision SDK,
-#: 37777/37778 Dahua private, 34567 Xiongmai; plus the usual non-HTTP services).
-NON_HTTP_PORTS = frozenset({21, 22, 23, 25, 53, 110, 139, 445, 554, 1935, 3702, 5554, 8000, 8554,
-                            34567, 37777, 37778})
-#: Web ports in the order cameras use them; other open ports follow in numeric order.
-PREFERRED_HTTP_PORTS = (80, 443, 8080, 81, 88, 8443, 8081, 2020, 8899)
 TLS_PORTS = frozenset({443, 8443})
-MAX_HTTP_PORTS = 4
 
 #: Brand and maker names that point at the firmware family (fingerprinting.md section 6).
 _VENDOR_HINTS = {
@@ -130,12 +133,6 @@ async def _vendor_apis(address: str, port: int, tls: bool, apis: list[str],
             report.problems.extend(result.problems)
             if result.speaks or http.auth.refused:
                 break  # one vendor API per device; and never a second login after a refusal
-
-
-def candidate_http_ports(open_ports: Sequence[int]) -> list[int]:
-    ports = [p for p in dict.fromkeys(open_ports) if p not in NON_HTTP_PORTS]
-    ports.sort(key=lambda p: (PREFERRED_HTTP_PORTS.index(p) if p in PREFERRED_HTTP_PORTS else 99, p))
-    return ports[:MAX_HTTP_PORTS]
 
 
 def _vendor_from_onvif(observations: list[Observation]) -> str:

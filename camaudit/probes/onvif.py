@@ -174,6 +174,12 @@ async def _device_document() -> Any:
     return _DOCUMENT
 
 
+async def prepare() -> None:
+    """Load what every device's client shares (the parsed WSDL) before the first device needs
+    it, so that a scan can do it while its probes wait on the network."""
+    await _device_document()
+
+
 def _zeep_settings() -> Any:
     from zeep.settings import Settings
 

@@ -67,6 +67,8 @@ class Responder:
     address: str
     behaviour: str = "good"
     template: str | None = None
+    #: seconds between a probe and its answer (a slow device, or WS-Discovery's APP_MAX_DELAY)
+    delay: float = 0.0
     probes: list[tuple[float, str | None]] = field(default_factory=list)  # (monotonic, id)
     transport: asyncio.DatagramTransport | None = None
 
@@ -128,7 +130,11 @@ class _Protocol(asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str, int]) -> None:
         for reply in self.responder.replies(data):
             assert self.responder.transport is not None
-            self.responder.transport.sendto(reply, addr)
+            if self.responder.delay:
+                asyncio.get_running_loop().call_later(self.responder.delay, self.responder.transport.sendto,
+                                                      reply, addr)
+            else:
+                self.responder.transport.sendto(reply, addr)
 
 
 def _socket(address: str, port: int, *, iface: str | None, group: str | None) -> socket.socket:

@@ -140,6 +140,42 @@ def test_rate_and_total_time_are_bounded() -> None:
     assert result.observations == []
 
 
+def timed(responders: Sequence[Responder], work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
+    started = time.monotonic()
+    result = run_with(responders, work)
+    return result, time.monotonic() - started
+
+
+def test_unicast_discovery_ends_once_every_target_answered_and_settled() -> None:
+    # Issue 15: a one-host scan listened 2 s for nothing. Every target answered: the driver
+    # stops after a quiet SETTLE_SECONDS, far inside its 10 s window, with every answer kept,
+    # the late one (0.4 s, like a device using WS-Discovery's APP_MAX_DELAY) included.
+    responders = [Responder("wsd", "127.80.11.1"), Responder("sadp", "127.80.11.1", delay=0.4),
+                  Responder("dhip", "127.80.11.2")]
+    result, elapsed = timed(responders, lambda: udp.udp_discover(["127.80.11.1", "127.80.11.2"], timeout=10.0))
+    assert elapsed < 5.0
+    assert kinds_at(result.observations, "127.80.11.1") == ["mac", "onvif_probe_match", "open_port", "open_port", "sadp"]
+    assert kinds_at(result.observations, "127.80.11.2") == ["dhip", "mac", "open_port"]
+
+
+def test_the_quiet_period_grows_with_the_slowest_device() -> None:
+    # A device that took 0.5 s to answer is waited for SETTLE_RTTS x 0.5 s after the last answer:
+    # its own second answer, 1.1 s after its first, is still kept (a fixed SETTLE_SECONDS
+    # would have ended about 0.6 s after the first).
+    responders = [Responder("wsd", "127.80.12.1", delay=0.5), Responder("sadp", "127.80.12.1", delay=1.6)]
+    result, elapsed = timed(responders, lambda: udp.udp_discover(["127.80.12.1"], timeout=10.0))
+    assert "sadp" in kinds_at(result.observations, "127.80.12.1")
+    assert elapsed < 6.0
+
+
+def test_one_silent_target_keeps_the_whole_window() -> None:
+    # An address that never answers may be a slow device: the full window is listened to.
+    responders = [Responder("wsd", "127.80.13.1")]
+    result, elapsed = timed(responders, lambda: udp.udp_discover(["127.80.13.1", "127.80.13.2"], timeout=1.5))
+    assert elapsed >= 1.5
+    assert kinds_at(result.observations, "127.80.13.1") == ["mac", "onvif_probe_match", "open_port"]
+
+
 def test_ipv6_targets_go_out_over_ipv6() -> None:
     # ::1 is this host's own loopback: nobody answers there, but the IPv6 path must not fail.
     result = asyncio.run(udp.udp_discover(["::1"], protocols=["dhip"], timeout=0.1))
