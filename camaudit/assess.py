@@ -231,11 +231,16 @@ def _found_devices(store: Store, scan_id: str) -> list[DeviceView]:
     # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
     macs = stored_devices.macs_of_scan(store, scan_id)
     devices = []
-    for host, resolved in stored_observations.hosts(store, scan_id):
+    for host, resolved in stored_observations.hosts(store, scan_id, settings=False):
         device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
-        device = DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports), host.identity)
-        device.internet_settings = internet_settings(host.settings)
-        devices.append(device)
+        devices.append(DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports),
+                                  host.identity))
+    # Only what the settings say about the internet is kept: read one device at a time, so
+    # that a large scan's settings are never all in memory at once (issue 15).
+    by_address = {d.address: d for d in devices}
+    for address, settings in stored_observations.each_device_settings(store, scan_id):
+        if address in by_address:
+            by_address[address].internet_settings = internet_settings(settings.to_json())
     return devices
 
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import functools
+import gc
 import logging
 import os
 import signal
@@ -373,10 +373,19 @@ def _run_stages(
     #    a host is interrogated as soon as its own probes are done rather than after every
     #    host's probes. The host limit is the same: at most ``host_concurrency`` hosts are being
     #    probed or interrogated at any moment, and a host is only ever in one of the two.
-    asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop))
+    warm_up = _WarmUp(interrogate=config.interrogate)
+    try:
+        asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop,
+                                                warm_up))
+    finally:
+        warm_up.join()
     if stop.is_set():
         result.hosts = list(hosts.values())
         return
+
+    # What the device clients left behind (reference cycles: zeep's and aiohttp's objects) is
+    # collected now, so that the stages below reuse its memory instead of raising the peak.
+    gc.collect()
 
     # 5. Identification from the evidence gathered so far.
     _identify_hosts(store, result.scan_id, hosts)
@@ -407,6 +416,7 @@ async def _discover_probe_interrogate(
     credentials: CredentialStore | None,
     progress: ProgressCallback | None,
     stop: threading.Event,
+    warm_up: _WarmUp,
 ) -> None:
     """Stages 2 to 4 at once (see _run_stages).
 
@@ -421,12 +431,11 @@ async def _discover_probe_interrogate(
     # Discovery first. What the later stages import and load (about 0.4 s) is done in a thread
     # once its first datagrams are out: then the scan waits on the network, and the thread does
     # not compete with the work that puts the first packets out (one host: a 1.5 s scan).
-    warm_up = functools.partial(_warm_up, interrogate=config.interrogate)
     if config.discovery.enabled:
 
         async def discover_then_merge() -> None:
             try:
-                found = await _discover(config, addresses, stop, on_sent=warm_up)
+                found = await _discover(config, addresses, stop, on_sent=warm_up.start)
                 if found is not None:
                     _merge_discovery(store, result, hosts, found)
             finally:
@@ -439,7 +448,7 @@ async def _discover_probe_interrogate(
             progress("discover", 0, 1)
     else:
         discovered.set()
-        warm_up()
+        warm_up.start()
     from .probes import probe_host
     from .probes.ports import candidate_http_ports
 
@@ -503,6 +512,9 @@ async def _discover_probe_interrogate(
     if prepared is not None:
         with suppress(Exception):  # a failed load fails each device's read, where it is reported
             await prepared
+        from .probes.onvif import release
+
+        release()
     if discovery is not None:
         await discovery
 
@@ -518,23 +530,37 @@ def _import_and_load(name: str) -> None:
         default_engine()
 
 
-def _warm_up(*, interrogate: bool) -> None:
-    """Import and load what the stages after the probes need (about 0.8 s of CPU), in a daemon
-    thread, while the first stages wait on the network. Nothing depends on it finishing: a
-    stage that needs a module sooner imports it in a thread of its own (the import lock makes
-    it wait for the warm-up's import rather than do a second one; the engine has its own lock),
-    so the event loop never stops for it. In the order the scan needs them."""
-    names = ["camaudit.fingerprint.engine", *(["camaudit.probes.interrogate"] if interrogate else []),
-             "camaudit.assess", "camaudit.policy", "camaudit.report.messages"]
+class _WarmUp:
+    """Import and load what the stages after the probes need (about 0.8 s of CPU) in a thread,
+    while the first stages wait on the network.
 
-    def work() -> None:
+    Nothing waits for it: a stage that needs a module sooner imports it in a thread of its own
+    (the import lock makes it wait for the warm-up's import rather than do a second one; the
+    engine has its own lock), so the event loop never stops for it. It is joined when the
+    stages end: a thread still importing while the interpreter shuts down can crash it.
+    """
+
+    def __init__(self, *, interrogate: bool) -> None:
+        # In the order the scan needs them.
+        self.names = ["camaudit.fingerprint.engine", *(["camaudit.probes.interrogate"] if interrogate else []),
+                      "camaudit.assess", "camaudit.policy", "camaudit.report.messages"]
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        if self.thread is None:
+            self.thread = threading.Thread(target=self._work, name="camaudit-warm-up")
+            self.thread.start()
+
+    def join(self) -> None:
+        if self.thread is not None:
+            self.thread.join()
+
+    def _work(self) -> None:
         try:
-            for name in names:
+            for name in self.names:
                 _import_and_load(name)
         except Exception:  # noqa: BLE001  (the stage that needs it imports again and reports)
             log.debug("warming up failed", exc_info=True)
-
-    threading.Thread(target=work, name="camaudit-warm-up", daemon=True).start()
 
 
 async def _prepare_interrogation() -> None:

@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 
 from camaudit.model import Host, Identity, Observation, ScanResult
+from camaudit.model.findings import Finding
 
 
-def _result(hosts: int, *, egress: bool) -> ScanResult:
+def _result(hosts: int, *, egress: bool, findings: int = 0) -> ScanResult:
     result = ScanResult("s-1", "complete", "2026-12-04T01:00:00Z", "2026-12-04T01:01:00Z", ["127.0.0.0/24"],
                         notes=['a note with "hosts": [],\n  in it', "ünïcode ✓"], addresses_scanned=254,
                         egress={"verdict": "CLOSED"} if egress else None)
@@ -19,14 +20,22 @@ def _result(hosts: int, *, egress: bool) -> ScanResult:
                                  problems=["timed out"] if n == 3 else [],
                                  identity=Identity(vendor="hikvision", confidence=0.9) if n % 3 else None,
                                  settings={"nested": {"list": [1, 2, {"deep": None}]}, "empty": {}, "none": []}))
+    for n in range(findings):
+        result.findings.append(Finding(f"f{n}", "s-1", "covered-vendor", "high", f"127.0.0.{n + 1}",
+                                       'A "covered" vendor', "line one\nline two",
+                                       {"signatures": [{"id": "x", "value": "Server: y\r\n"}], "empty": []}))
     return result
 
 
 def test_streamed_json_is_byte_for_byte_the_whole_document() -> None:
-    for hosts, egress in ((0, False), (1, False), (5, True), (12, False)):
-        result = _result(hosts, egress=egress)
+    for hosts, egress, findings in ((0, False, 0), (1, False, 0), (5, True, 3), (12, False, 7), (0, True, 2),
+                                    (3, False, 1)):
+        result = _result(hosts, egress=egress, findings=findings)
         chunks: list[str] = []
         result.write_json(chunks.append)
         assert "".join(chunks) == json.dumps(result.to_json(), indent=2, default=str)
         if hosts > 1:
             assert len(chunks) >= hosts, "written a host at a time, not as one string"
+        if findings > 1:
+            assert not any('"covered-vendor"' in c and c.count('"rule"') > 1 for c in chunks), \
+                "written a finding at a time"

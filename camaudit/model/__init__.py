@@ -231,9 +231,12 @@ class ScanResult:
     site: str = "default"
 
     def to_json(self) -> dict[str, Any]:
-        return self._document([h.to_json() for h in sorted(self.hosts, key=lambda h: _addr_key(h.address))])
+        return self._document([h.to_json() for h in self._sorted_hosts()], [f.to_json() for f in self.findings])
 
-    def _document(self, hosts: list[dict[str, Any]]) -> dict[str, Any]:
+    def _sorted_hosts(self) -> list[Host]:
+        return sorted(self.hosts, key=lambda h: _addr_key(h.address))
+
+    def _document(self, hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> dict[str, Any]:
         return {
             "scan_id": self.scan_id,
             "site": self.site,
@@ -244,32 +247,40 @@ class ScanResult:
             "addresses_scanned": self.addresses_scanned,
             "notes": self.notes,
             "hosts": hosts,
-            "findings": [f.to_json() for f in self.findings],
+            "findings": findings,
             **({"egress": self.egress} if self.egress is not None else {}),
         }
 
     def write_json(self, write: Callable[[str], object]) -> None:
-        """Write exactly ``json.dumps(self.to_json(), indent=2, default=str)``, one host at a
-        time: for thousands of hosts the whole document as one string (and its encoded copy)
-        was the largest thing a scan held (issue 15)."""
+        """Write exactly ``json.dumps(self.to_json(), indent=2, default=str)``, one host and one
+        finding at a time: for thousands of hosts the whole document as one string (and its
+        encoded copy) was the largest thing a scan held, and the findings, which carry their
+        evidence, came next (issue 15)."""
         import json
 
-        text = json.dumps(self._document([]), indent=2, default=str)
-        # Only the top-level key sits at two spaces on a line of its own: a string value cannot
-        # contain a raw newline, so this cannot match inside one.
-        placeholder = '\n  "hosts": [],\n'
-        head, _, tail = text.partition(placeholder)
-        if not self.hosts:
-            write(text)
-            return
-        if not tail:  # not the layout expected: the whole document at once, as before
-            write(json.dumps(self.to_json(), indent=2, default=str))
-            return
-        write(head + '\n  "hosts": [')
-        for index, host in enumerate(sorted(self.hosts, key=lambda h: _addr_key(h.address))):
-            body = json.dumps(host.to_json(), indent=2, default=str).replace("\n", "\n    ")
-            write(("," if index else "") + "\n    " + body)
-        write("\n  ],\n" + tail)
+        lists: dict[str, list[Callable[[], Any]]] = {
+            "hosts": [h.to_json for h in self._sorted_hosts()],
+            "findings": [f.to_json for f in self.findings],
+        }
+        rest = json.dumps(self._document([], []), indent=2, default=str)
+        for key, items in lists.items():
+            # Only a top-level key sits at two spaces on a line of its own: a string value cannot
+            # contain a raw newline, so this cannot match inside one.
+            marker = f'\n  "{key}": []'
+            head, found, tail = rest.partition(marker)
+            if not found:  # not the layout expected: the whole document at once, as before
+                write(json.dumps(self.to_json(), indent=2, default=str))
+                return
+            if not items:
+                write(head + marker)
+            else:
+                write(head + f'\n  "{key}": [')
+                for index, item in enumerate(items):
+                    body = json.dumps(item(), indent=2, default=str).replace("\n", "\n    ")
+                    write(("," if index else "") + "\n    " + body)
+                write("\n  ]")
+            rest = tail
+        write(rest)
 
 
 def _addr_key(address: str) -> tuple[int, int]:

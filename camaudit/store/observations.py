@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any
 
@@ -98,13 +98,16 @@ def add_device_settings(store: Store, scan_id: str, settings: DeviceSettings | d
 def device_settings(store: Store, scan_id: str) -> dict[str, DeviceSettings]:
     """address -> the settings recorded for it in this scan (a 0.1 store's English sentences
     come back as legacy reasons)."""
-    result: dict[str, DeviceSettings] = {}
+    return dict(each_device_settings(store, scan_id))
+
+
+def each_device_settings(store: Store, scan_id: str) -> Iterator[tuple[str, DeviceSettings]]:
+    """(address, settings) for each host of a scan whose settings were read, one at a time."""
     for row in store.db.query("select * from device_settings where scan_id = ?", [scan_id]):
         doc: dict[str, Any] = {"address": row["address"]}
         for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
             doc[key] = json.loads(row[key]) if row[key] is not None else None
-        result[row["address"]] = DeviceSettings.from_json(doc)
-    return result
+        yield row["address"], DeviceSettings.from_json(doc)
 
 
 def hosts_of_scan(store: Store, scan_id: str) -> list[dict[str, Any]]:
@@ -192,13 +195,22 @@ def identity_record(row: dict[str, Any]) -> Identity:
             return []
         return value if isinstance(value, list) else []
 
+    # The same observation (a SADP answer, an HTTP body) backs several signatures and fields;
+    # parsed, each mention would be a string of its own (issue 15: 10 MB of copies when a
+    # 1,000-device scan was assessed), so equal texts share one string.
+    texts: dict[str, str] = {}
+    fields = _fields(row.get("fields"))
+    for source in fields.values():
+        for evidence in source.evidence:
+            evidence.observation = texts.setdefault(evidence.observation, evidence.observation)
     return Identity(
         vendor=row["vendor"] or "unknown", brand=row["brand"], device_type=row["device_type"], model=row["model"],
         firmware=row["firmware"], serial=row["serial"], confidence=float(row["confidence"] or 0.0),
         covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
-        signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""), str(h.get("value") or ""), h.get("port"))
+        signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""),
+                                 texts.setdefault(value := str(h.get("value") or ""), value), h.get("port"))
                     for h in listed(row["signatures"]) if isinstance(h, dict)],
-        conflicts=[str(c) for c in listed(row["conflicts"])], fields=_fields(row.get("fields")),
+        conflicts=[str(c) for c in listed(row["conflicts"])], fields=fields,
     )  # fmt: skip
 
 
@@ -213,9 +225,10 @@ def _fields(text: Any) -> dict[str, FieldSource]:
     return {str(name): FieldSource.from_json(source) for name, source in doc.items() if isinstance(source, dict)}
 
 
-def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
+def hosts(store: Store, scan_id: str, *, settings: bool = True) -> list[tuple[Host, str | None]]:
     """Each host of a scan, typed, in address order, with the id of the device its identity
-    resolved to (None when it was not identified): ports, MAC, problems, identity, settings.
+    resolved to (None when it was not identified): ports, MAC, problems, identity, and, unless
+    ``settings`` is false, settings (:func:`each_device_settings` reads them one at a time).
     Observations are read with :func:`observations_of_scan`."""
     found: dict[str, Host] = {}
     for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
@@ -229,9 +242,11 @@ def hosts(store: Store, scan_id: str) -> list[tuple[Host, str | None]]:
         if row["address"] in found:
             found[row["address"]].identity = identity_record(row)
             device_ids[row["address"]] = row["device_id"]
-    for address, settings in device_settings(store, scan_id).items():
+    # One device's settings at a time: all of them typed and as JSON at once doubled what
+    # assessing a large scan held (issue 15).
+    for address, recorded in each_device_settings(store, scan_id) if settings else ():
         if address in found:
-            found[address].settings = settings.to_json()
+            found[address].settings = recorded.to_json()
     return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
 
 
