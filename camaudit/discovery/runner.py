@@ -34,11 +34,13 @@ async def discover(
     arp: bool = False,
     timeout: float = 2.0,
     rate: float = 2000.0,
+    udp: bool = True,
 ) -> DiscoveryResult:
     """Run WS-Discovery, SADP and DHIP against ``addresses`` (unicast to each), by multicast on
     ``interfaces`` when ``multicast`` is set (default: the interfaces whose IPv4 network holds a
     target), and an ARP sweep of the attached targets when ``arp`` is set (root only).
-    ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s."""
+    ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s.
+    ``udp=False`` (with ``arp``) runs the ARP sweep alone: no WS-Discovery, SADP or DHIP."""
     if timeout <= 0:
         raise UsageError("the discovery timeout must be a positive number of seconds")
     if rate <= 0:
@@ -51,9 +53,15 @@ async def discover(
                 raise UsageError(
                     f"no network interface named {name!r} (have: {', '.join(sorted(known))})"
                 )
+    if not udp and not arp:
+        raise UsageError("nothing to discover: UDP discovery is off and ARP was not asked for")
+    multicast = multicast and udp
     chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
     if multicast and not chosen and not interfaces:
         notes.append("multicast discovery skipped: no local interface is on a target network")
+    if not udp:
+        arp_result = await arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)
+        return _merge(UdpDiscoveryResult(), arp_result, notes)
     udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate)
     if arp:
         udp_result, arp_result = await asyncio.gather(
