@@ -20,7 +20,6 @@ from ..discovery.arp import oui_organisation
 from ..discovery.runner import DiscoveryResult
 from ..discovery.runner import discover as run_discover
 from ..model import Observation
-from ..protocols import dhip, sadp, wsd
 from ..scope import DEFAULT_MAX_HOSTS, build_scope
 from . import CONTEXT_SETTINGS
 
@@ -164,6 +163,10 @@ def _address_key(address: str) -> tuple[int, int]:
 
 
 def _details(obs: Observation, entry: dict[str, Any]) -> None:
+    if obs.kind not in _ANSWER:
+        return  # a MAC or a port: nothing to read back (and no parser to import for an ARP sweep)
+    from ..protocols import dhip, sadp, wsd
+
     found: dict[str, str | None] = {}
     if obs.kind == "sadp":
         s = sadp.parse_reply(obs.value.encode("utf-8"), obs.address, obs.observed_at)
