@@ -297,6 +297,9 @@ def main() -> int:
     except subprocess.TimeoutExpired as exc:
         print(f"a run took longer than {args.timeout:g} s: {exc.cmd}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: the lab was removed", file=sys.stderr)
+        return 130
     except (CamauditError, RuntimeError, ValueError) as exc:
         print(f"lab setup or capture failed: {exc}", file=sys.stderr)
         return 2
