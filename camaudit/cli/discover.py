@@ -20,7 +20,6 @@ from ..discovery.arp import oui_organisation
 from ..discovery.runner import DiscoveryResult
 from ..discovery.runner import discover as run_discover
 from ..model import Observation
-from ..protocols import dhip, sadp, wsd
 from ..scope import DEFAULT_MAX_HOSTS, build_scope
 from . import CONTEXT_SETTINGS
 
@@ -46,6 +45,12 @@ _ANSWER = {"onvif_probe_match": "onvif", "sadp": "sadp", "dhip": "dhip"}
 )
 @click.option("--arp", is_flag=True, help="ARP-sweep targets on attached segments (needs root).")
 @click.option(
+    "--arp-only",
+    is_flag=True,
+    help="Only the ARP sweep (needs root): no WS-Discovery, SADP or DHIP. It ends when every "
+    "target answered, or shortly after the last request (at most --timeout, capped at 2 s).",
+)
+@click.option(
     "--timeout", type=float, default=2.0, show_default=True, help="Seconds to listen after sending."
 )
 @click.option(
@@ -62,6 +67,7 @@ def discover(
     interfaces: Sequence[str],
     multicast: bool,
     arp: bool,
+    arp_only: bool,
     timeout: float,
     rate: float,
     exclude: Sequence[str],
@@ -77,6 +83,8 @@ def discover(
     Example:
 
         camaudit discover 10.20.0.0/24 --arp --json
+
+        camaudit discover 10.20.0.0/24 --arp-only
     """
     scope = build_scope(targets, exclude=exclude, allow_public=allow_public, max_hosts=max_hosts)
     addresses = scope.addresses()
@@ -87,9 +95,10 @@ def discover(
             addresses,
             interfaces=interfaces,
             multicast=multicast,
-            arp=arp,
+            arp=arp or arp_only,
             timeout=timeout,
             rate=rate,
+            udp=not arp_only,
         )
     )
     result.notes[:0] = scope.notes  # about the scope itself (CGNAT space), before the run's own
@@ -154,6 +163,10 @@ def _address_key(address: str) -> tuple[int, int]:
 
 
 def _details(obs: Observation, entry: dict[str, Any]) -> None:
+    if obs.kind not in _ANSWER:
+        return  # a MAC or a port: nothing to read back (and no parser to import for an ARP sweep)
+    from ..protocols import dhip, sadp, wsd
+
     found: dict[str, str | None] = {}
     if obs.kind == "sadp":
         s = sadp.parse_reply(obs.value.encode("utf-8"), obs.address, obs.observed_at)

@@ -9,11 +9,15 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..model import Observation
 from .arp import ArpResult, arp_sweep
-from .udp import UdpDiscoveryResult, choose_interfaces, list_interfaces, udp_discover
+from .interfaces import list_interfaces
+
+if TYPE_CHECKING:
+    from .udp import UdpDiscoveryResult
 
 log = logging.getLogger(__name__)
 
@@ -35,13 +39,15 @@ async def discover(
     timeout: float = 2.0,
     rate: float = 2000.0,
     on_sent: Callable[[], None] | None = None,
+    udp: bool = True,
 ) -> DiscoveryResult:
     """Run WS-Discovery, SADP and DHIP against ``addresses`` (unicast to each), by multicast on
     ``interfaces`` when ``multicast`` is set (default: the interfaces whose IPv4 network holds a
     target), and an ARP sweep of the attached targets when ``arp`` is set (root only).
     ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s.
     ``on_sent`` is called once, when the first round of datagrams is out (the scan uses the
-    wait that follows for work of its own)."""
+    wait that follows for work of its own). ``udp=False`` (with ``arp``) runs the ARP sweep
+    alone: no WS-Discovery, SADP or DHIP."""
     if timeout <= 0:
         raise UsageError("the discovery timeout must be a positive number of seconds")
     if rate <= 0:
@@ -54,6 +60,15 @@ async def discover(
                 raise UsageError(
                     f"no network interface named {name!r} (have: {', '.join(sorted(known))})"
                 )
+    if not udp and not arp:
+        raise UsageError("nothing to discover: UDP discovery is off and ARP was not asked for")
+    if not udp:
+        # ARP alone: the UDP driver and the protocol parsers are not even imported (a sweep of a
+        # /24 takes about 0.13 s at the default rate; their import would add a third to it).
+        arp_result = await arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)
+        return _merge(None, arp_result, notes)
+    from .udp import choose_interfaces, udp_discover
+
     chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
     if multicast and not chosen and not interfaces:
         notes.append("multicast discovery skipped: no local interface is on a target network")
@@ -67,16 +82,16 @@ async def discover(
     return _merge(udp_result, arp_result, notes)
 
 
-def _merge(udp: UdpDiscoveryResult, arp: ArpResult, notes: list[str]) -> DiscoveryResult:
-    observations = list(udp.observations)
+def _merge(udp: UdpDiscoveryResult | None, arp: ArpResult, notes: list[str]) -> DiscoveryResult:
+    observations = list(udp.observations) if udp is not None else []
     have = {(o.address, o.kind, o.value) for o in observations}
     for obs in arp.observations:
         if (obs.address, obs.kind, obs.value) not in have:
             observations.append(obs)
             have.add((obs.address, obs.kind, obs.value))
     all_notes = []
-    for note in notes + udp.notes + arp.notes:
+    for note in notes + (udp.notes if udp is not None else []) + arp.notes:
         if note not in all_notes:
             all_notes.append(note)
     return DiscoveryResult(observations=observations, notes=all_notes,
-                           problems={address: list(found) for address, found in udp.problems.items()})
+                           problems={address: list(found) for address, found in (udp.problems if udp else {}).items()})

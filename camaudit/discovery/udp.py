@@ -23,11 +23,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import hashlib
 import ipaddress
 import logging
-import os
 import random
 import socket
 import struct
@@ -56,6 +54,7 @@ from ..protocols.constants import (
     WSD_MULTICAST_V4,
     WSD_PORT,
 )
+from .interfaces import Interface, check_sender_allowed, list_interfaces  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 
@@ -93,66 +92,8 @@ _SOURCE = {"wsd": SOURCE_WSD, "sadp": SOURCE_SADP, "dhip": SOURCE_DHIP}
 _PORT = {"wsd": WSD_PORT, "sadp": SADP_PORT, "dhip": DHIP_PORT}
 _GROUP = {"wsd": WSD_MULTICAST_V4, "sadp": SADP_MULTICAST_V4, "dhip": DHIP_MULTICAST_V4}
 
-# Linux ioctls and interface flags (<linux/sockios.h>, <net/if.h>).
-_SIOCGIFFLAGS = 0x8913
-_SIOCGIFADDR = 0x8915
-_SIOCGIFNETMASK = 0x891B
-_IFF_UP = 0x1
-_IFF_LOOPBACK = 0x8
-_IFF_MULTICAST = 0x1000
 
-
-# --- interfaces ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Interface:
-    """A local network interface and its primary IPv4 network (None when it has no address)."""
-
-    name: str
-    index: int
-    up: bool
-    loopback: bool
-    multicast: bool
-    network: ipaddress.IPv4Interface | None
-
-    @property
-    def usable_for_discovery(self) -> bool:
-        return self.up and self.multicast and not self.loopback and self.network is not None
-
-
-def list_interfaces() -> list[Interface]:
-    """This namespace's interfaces, read with ioctls (fast, no subprocess, no scapy)."""
-    found: list[Interface] = []
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        for index, name in socket.if_nameindex():
-            flags_raw = _ioctl(sock, _SIOCGIFFLAGS, name)
-            flags = struct.unpack_from("H", flags_raw, 16)[0] if flags_raw else 0
-            addr_raw = _ioctl(sock, _SIOCGIFADDR, name)
-            mask_raw = _ioctl(sock, _SIOCGIFNETMASK, name)
-            network = None
-            if addr_raw and mask_raw:
-                addr = socket.inet_ntoa(addr_raw[20:24])
-                mask = socket.inet_ntoa(mask_raw[20:24])
-                network = ipaddress.IPv4Interface(f"{addr}/{mask}")
-            found.append(
-                Interface(
-                    name=name,
-                    index=index,
-                    up=bool(flags & _IFF_UP),
-                    loopback=bool(flags & _IFF_LOOPBACK),
-                    multicast=bool(flags & _IFF_MULTICAST),
-                    network=network,
-                )
-            )
-    return found
-
-
-def _ioctl(sock: socket.socket, request: int, name: str) -> bytes | None:
-    try:
-        return fcntl.ioctl(sock.fileno(), request, struct.pack("16s16s", name.encode()[:15], b""))
-    except OSError:
-        return None  # EADDRNOTAVAIL: no IPv4 address; ENODEV: it went away meanwhile
+# --- interfaces (listed by .interfaces, which the ARP sweep imports alone) -----------------------
 
 
 def choose_interfaces(
@@ -201,17 +142,6 @@ def _v4_ints(addresses: Iterable[str]) -> list[int]:
         if ip.version == 4:
             values.append(int(ip))
     return values
-
-
-def check_sender_allowed() -> None:
-    """Multicast and ARP senders call this first. When ``CAMAUDIT_REQUIRE_LAB_NETNS=1`` (the
-    lab and the test suite set it) they refuse to run outside a ``clab-*`` namespace; otherwise
-    it does nothing: multicast on a real network is what an audit is for."""
-    if os.environ.get("CAMAUDIT_REQUIRE_LAB_NETNS") != "1":
-        return
-    from ..lab.netns import assert_in_lab_namespace  # lab code only loads when asked for
-
-    assert_in_lab_namespace()
 
 
 # --- the driver ---------------------------------------------------------------------------------

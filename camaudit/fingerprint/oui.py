@@ -65,6 +65,19 @@ def _registry_dir() -> Path | None:
     return folder if (folder / "oui.idx").is_file() and (folder / "oui.txt").is_file() else None
 
 
+@functools.cache
+def _index() -> bytes | None:
+    """netaddr's registry index (``key,offset,size`` lines, about 650 kB), read once per process:
+    a sweep of a segment looks up tens of prefixes, and reading it per prefix cost 3 ms each."""
+    folder = _registry_dir()
+    if folder is None:  # pragma: no cover - netaddr is a core dependency
+        return None
+    try:
+        return b"\n" + (folder / "oui.idx").read_bytes()
+    except OSError:
+        return None
+
+
 @functools.lru_cache(maxsize=4096)
 def registrant(prefix: str) -> str | None:
     """The IEEE MA-L registrant of the first three octets, from netaddr's copy of the registry.
@@ -79,10 +92,10 @@ def registrant(prefix: str) -> str | None:
     except ValueError:
         return None
     folder = _registry_dir()
-    if folder is None:  # pragma: no cover - netaddr is a core dependency
+    index = _index()
+    if folder is None or index is None:  # pragma: no cover - netaddr is a core dependency
         return None
     try:
-        index = b"\n" + (folder / "oui.idx").read_bytes()
         at = index.find(b"\n%d," % key)
         if at < 0:
             return None
