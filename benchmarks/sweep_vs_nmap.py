@@ -13,7 +13,7 @@ camaudit reports (without it nmap writes a 48 MB XML and takes about 20 % longer
 
 Loopback only (127.0.0.0/8); every run is bounded by --timeout; listeners and temporary files
 are removed on exit. Exit code 0 when both found exactly the listeners and the goal
-(camaudit <= 0.8 x nmap, median of the runs) was met, 1 otherwise, 2 on a setup error.
+(camaudit <= 0.6 x nmap, median of the runs: issue 15 raised it from 0.8) was met, 1 otherwise, 2 on a setup error.
 
     /work/venv/bin/python benchmarks/sweep_vs_nmap.py             # defaults: 127.90.0.0/18, 300
     /work/venv/bin/python benchmarks/sweep_vs_nmap.py --repeat 5 --json
@@ -42,7 +42,7 @@ import defusedxml.ElementTree as DefusedET
 from camaudit.lab.listeners import Listeners
 
 CAMERA_PORTS = (21, 23, 80, 81, 88, 443, 554, 2020, 5000, 5554, 8000, 8080, 8443, 8554, 8899, 34567, 37777, 37778)
-GOAL = 0.8
+GOAL = 0.6
 LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 
 

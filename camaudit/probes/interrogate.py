@@ -18,7 +18,6 @@ from ..model.verdicts import Reason
 from .device_config import DeviceSettings, InterrogationReport
 from .onvif import prepare, read_onvif
 from .ports import MAX_HTTP_PORTS, NON_HTTP_PORTS, PREFERRED_HTTP_PORTS, candidate_http_ports
-from .vendor_api import ReadOnlyHTTP, VendorResult, read_dahua, read_isapi
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +117,10 @@ async def interrogate(
 async def _vendor_apis(address: str, port: int, tls: bool, apis: list[str],
                        credential: Credential | None, timeout: float, max_bytes: int,
                        settings: DeviceSettings, report: InterrogationReport) -> None:
+    # Imported here: most devices are not asked in a vendor API, and its HTTP client (httpx)
+    # costs a one-host scan about 0.08 s to import (issue 15).
+    from .vendor_api import ReadOnlyHTTP, VendorResult, read_dahua, read_isapi
+
     async with ReadOnlyHTTP(address, port, tls=tls, credential=credential, timeout=timeout,
                             max_bytes=max_bytes) as http:
         for api in apis:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..model import Device, Identity, Sighting, utc_now
 from .scans import ensure_site, site_of_scan
+from .sql import upsert
 
 if TYPE_CHECKING:
     from .db import Store
@@ -118,11 +119,12 @@ def add_identity(store: Store, scan_id: str, address: str, identity: Identity, *
             "brand": identity.brand or (existing or {}).get("brand"),
             "model": identity.model or (existing or {}).get("model"),
         }  # fmt: skip
-        db.table("devices").upsert(row, pk=("site", "id"))
+        upsert(db.conn, "devices", row, ("site", "id"))
         for weak in weaker:
             if weak != device_id:
                 _merge(db, site, weak, device_id, scan_id)
-        db.table("identities").upsert(
+        upsert(
+            db.conn, "identities",
             {
                 "scan_id": scan_id, "address": address, "device_id": device_id, "vendor": identity.vendor,
                 "brand": identity.brand, "device_type": identity.device_type, "model": identity.model,
@@ -132,13 +134,13 @@ def add_identity(store: Store, scan_id: str, address: str, identity: Identity, *
                 "conflicts": json.dumps(identity.conflicts), "identified_at": now,
                 "fields": json.dumps({name: source.to_json() for name, source in identity.fields.items()}),
             },
-            pk=("scan_id", "address"),
+            ("scan_id", "address"),
         )  # fmt: skip
         seen = db.execute("select first_seen from sightings where scan_id = ? and device_id = ? and address = ?",
                           [scan_id, device_id, address]).fetchone()
-        db.table("sightings").upsert({"site": site, "scan_id": scan_id, "device_id": device_id, "address": address,
+        upsert(db.conn, "sightings", {"site": site, "scan_id": scan_id, "device_id": device_id, "address": address,
                                       "first_seen": seen[0] if seen else now, "last_seen": now},
-                                     pk=("scan_id", "device_id", "address"))
+               ("scan_id", "device_id", "address"))
     return device_id
 
 

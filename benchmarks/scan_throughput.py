@@ -1,0 +1,171 @@
+"""Benchmark: a whole `camaudit scan` of a loopback lab, and of one host alone (issue 15 item 2).
+
+Starts a lab of --devices emulated devices (``python -m camaudit.lab.farm``, a process of its
+own, not counted) on 127.77.0.0/16 and times whole processes, with camaudit's defaults:
+
+    camaudit scan @TARGETS --ports LIST --db TMP --json -q --fail-on none     # every lab device
+    camaudit scan ADDRESS  --ports LIST --db TMP --json -q --fail-on none     # the first camera alone
+
+For each: wall time, CPU time (user + system of the process and its children), the peak resident
+memory of its process tree (camaudit.lab.measure), and how many devices' makers it named right
+against the lab's manifest (devices of the lab's "other" group have no camera maker and are not
+counted). With --baseline DIR (a checkout of another camaudit version, e.g. a git worktree of an
+older commit), the same runs are made with that code too, alternating which goes first, and the
+ratios are printed: the comparison is made in one run, on one machine at one moment.
+
+Goals: every maker right; the whole lab (1,000 devices) in under 30 s and under 150 MB; one
+host in under 1.5 s (medians). Exit code 0 when they are met, 1 otherwise, 2 on a setup error.
+Loopback only (127.0.0.0/8); every run is bounded by --timeout; the lab and temporary files are
+removed on exit.
+
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/scan_throughput.py
+    PYTHONPATH=$PWD /work/main/.venv/bin/python benchmarks/scan_throughput.py --repeat 3 --baseline /work/wt/old
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import os
+import resource
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from scan_vs_nmap import camaudit_makers, maker_of, score, start_lab
+
+from camaudit.lab.measure import run_measured
+
+LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+GOAL_LAB_SECONDS = 30.0
+GOAL_LAB_MB = 150.0
+GOAL_ONE_HOST_SECONDS = 1.5
+
+
+def run_scan(code: Path, targets: str, ports: str, db: Path, timeout: float,
+             manifest: list[dict[str, Any]]) -> dict[str, Any]:
+    """One whole `camaudit scan` process with ``code`` first on PYTHONPATH."""
+    env = dict(os.environ, PYTHONPATH=str(code))
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    measured = run_measured([sys.executable, "-m", "camaudit", "scan", targets, "--ports", ports, "--db", str(db),
+                             "--json", "-q", "--fail-on", "none"], timeout=timeout, env=env, cwd=str(code))
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if measured.returncode != 0:
+        raise SystemExit(f"camaudit ({code}) failed ({measured.returncode}): {measured.stderr[-800:]}")
+    found = camaudit_makers(measured.stdout)
+    named = {e["address"]: found.get(e["address"]) == maker_of(e) for e in manifest}
+    return {"wall_s": round(measured.wall_s, 2),
+            "cpu_s": round(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime, 2),
+            "peak_rss_mb": round(measured.peak_rss_mb, 1), "makers": score(manifest, named)}
+
+
+def summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"wall_s": [r["wall_s"] for r in runs], "wall_s_median": round(statistics.median(r["wall_s"] for r in runs), 2),
+            "cpu_s_median": round(statistics.median(r["cpu_s"] for r in runs), 2),
+            "peak_rss_mb_max": max(r["peak_rss_mb"] for r in runs),
+            "makers_right": min(r["makers"]["named_correctly"] for r in runs),
+            "makers_counted": runs[0]["makers"]["devices_with_a_maker"],
+            "missed": runs[-1]["makers"]["missed"]}  # fmt: skip
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--devices", type=int, default=1000, help="lab devices (1-5000)")
+    parser.add_argument("--subnet", default="127.77.0.0/16", help="loopback block of the lab")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeat", type=int, default=2, help="runs of the whole lab per code (1-5)")
+    parser.add_argument("--one-host-repeat", type=int, default=5, help="runs of the one-host scan per code (1-20)")
+    parser.add_argument("--baseline", type=Path, default=None, help="another camaudit checkout to compare with")
+    parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for one run")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
+    args = parser.parse_args()
+    if not ipaddress.ip_network(args.subnet, strict=False).subnet_of(LOOPBACK):  # type: ignore[arg-type]
+        parser.error("the lab must be on loopback (127.0.0.0/8)")
+    if not 1 <= args.devices <= 5000 or not 1 <= args.repeat <= 5 or not 1 <= args.one_host_repeat <= 20:
+        parser.error("--devices 1-5000, --repeat 1-5, --one-host-repeat 1-20")
+    if args.baseline is not None and not (args.baseline / "camaudit" / "__init__.py").is_file():
+        parser.error(f"--baseline {args.baseline}: not a camaudit checkout")
+    codes = {"camaudit": Path(__file__).resolve().parents[1]}
+    if args.baseline is not None:
+        codes["baseline"] = args.baseline.resolve()
+
+    load_start = [round(x, 2) for x in os.getloadavg()]
+    lab_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in codes}
+    one_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in codes}
+    with tempfile.TemporaryDirectory(prefix="camaudit-bench-") as tmp:
+        workdir = Path(tmp)
+        farm, manifest = start_lab(args.devices, args.subnet, args.seed, workdir, timeout=300)
+        try:
+            ports = ",".join(map(str, sorted({p for e in manifest for p in e["ports"]["tcp"]})))
+            targets = workdir / "targets.txt"
+            targets.write_text("\n".join(e["address"] for e in manifest) + "\n")
+            camera = next(e for e in manifest if maker_of(e) is not None)
+            names = list(codes)
+            for n in range(args.repeat):
+                for name in names if n % 2 == 0 else reversed(names):
+                    lab_runs[name].append(run_scan(codes[name], f"@{targets}", ports, workdir / f"{name}-{n}.db",
+                                                   args.timeout, manifest))
+            for n in range(args.one_host_repeat):
+                for name in names if n % 2 == 0 else reversed(names):
+                    one_runs[name].append(run_scan(codes[name], camera["address"], ports,
+                                                   workdir / f"{name}-one-{n}.db", args.timeout, [camera]))
+        finally:
+            farm.send_signal(signal.SIGTERM)
+            try:
+                farm.wait(30)
+            except subprocess.TimeoutExpired:
+                farm.kill()
+
+    lab = {name: summary(runs) for name, runs in lab_runs.items()}
+    one = {name: summary(runs) for name, runs in one_runs.items()}
+    mine_lab, mine_one = lab["camaudit"], one["camaudit"]
+    goals = {
+        "makers_all_right": mine_lab["makers_right"] == mine_lab["makers_counted"] and mine_one["makers_right"] == 1,
+        f"lab_under_{GOAL_LAB_SECONDS:g}_s": mine_lab["wall_s_median"] < GOAL_LAB_SECONDS,
+        f"lab_under_{GOAL_LAB_MB:g}_MB": mine_lab["peak_rss_mb_max"] < GOAL_LAB_MB,
+        f"one_host_under_{GOAL_ONE_HOST_SECONDS:g}_s": mine_one["wall_s_median"] < GOAL_ONE_HOST_SECONDS,
+    }
+    result: dict[str, Any] = {
+        "devices": args.devices, "ports": ports, "one_host": {"address": camera["address"], "profile": camera["profile"]},
+        "lab": lab, "one_host_runs": one, "goals": goals,
+        "machine": {"cores": len(os.sched_getaffinity(0)), "load_average_start": load_start,
+                    "load_average_end": [round(x, 2) for x in os.getloadavg()]},
+    }  # fmt: skip
+    if "baseline" in codes:
+        result["ratios_camaudit_to_baseline"] = {
+            "lab_wall": round(mine_lab["wall_s_median"] / lab["baseline"]["wall_s_median"], 3),
+            "lab_peak_rss": round(mine_lab["peak_rss_mb_max"] / lab["baseline"]["peak_rss_mb_max"], 3),
+            "one_host_wall": round(mine_one["wall_s_median"] / one["baseline"]["wall_s_median"], 3),
+        }
+    if args.json:
+        print(json.dumps(result, indent=2))  # noqa: T201
+    else:
+        _print(result)
+    return 0 if all(goals.values()) else 1
+
+
+def _print(result: dict[str, Any]) -> None:
+    lines = [f"{result['devices']} lab devices, ports {result['ports']}; one host: "
+             f"{result['one_host']['address']} ({result['one_host']['profile']})"]
+    for name, lab in result["lab"].items():
+        one = result["one_host_runs"][name]
+        lines.append(f"{name:9s} lab: median {lab['wall_s_median']:6.2f} s (runs {lab['wall_s']}), "
+                     f"CPU {lab['cpu_s_median']:.1f} s, peak {lab['peak_rss_mb_max']:.1f} MB, "
+                     f"makers {lab['makers_right']}/{lab['makers_counted']}")
+        lines.append(f"{name:9s} one host: median {one['wall_s_median']:.2f} s (runs {one['wall_s']}), "
+                     f"peak {one['peak_rss_mb_max']:.1f} MB")
+    if "ratios_camaudit_to_baseline" in result:
+        lines.append(f"ratios camaudit/baseline: {result['ratios_camaudit_to_baseline']}")
+    lines.append("goals: " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in result["goals"].items()))
+    lines.append(f"load average {result['machine']['load_average_start']} -> {result['machine']['load_average_end']}, "
+                 f"{result['machine']['cores']} cores")
+    print("\n".join(lines))  # noqa: T201
+
+
+if __name__ == "__main__":
+    sys.exit(main())
