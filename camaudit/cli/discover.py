@@ -51,7 +51,8 @@ _ANSWER = {"onvif_probe_match": "onvif", "sadp": "sadp", "dhip": "dhip"}
     "target answered, or shortly after the last request (at most --timeout, capped at 2 s).",
 )
 @click.option(
-    "--timeout", type=float, default=2.0, show_default=True, help="Seconds to listen after sending."
+    "--timeout", type=float, default=2.0, show_default=True,
+    help="Seconds to listen after sending (unicast only: less once every target answered and the answers settled)."
 )
 @click.option(
     "--rate", type=float, default=2000.0, show_default=True, help="Datagrams per second, at most."
