@@ -79,6 +79,6 @@ def check_sender_allowed() -> None:
     it does nothing: multicast on a real network is what an audit is for."""
     if os.environ.get("CAMAUDIT_REQUIRE_LAB_NETNS") != "1":
         return
-    from ..lab.netns import assert_in_lab_namespace  # lab code only loads when asked for
+    from ..lab.guard import assert_in_lab_namespace  # the guard alone, not the lab builder
 
     assert_in_lab_namespace()

@@ -35,7 +35,7 @@ _WAN_SERVICES = ("urn:schemas-upnp-org:service:WANIPConnection:", "urn:schemas-u
 def _sender_guard() -> None:
     # The lab's positive guard: with CAMAUDIT_REQUIRE_LAB_NETNS=1 multicast is sent only from
     # inside a lab namespace (tests, `camaudit lab exec`); a no-op in real audits.
-    from ..lab.netns import check_sender_allowed
+    from ..lab.guard import check_sender_allowed
 
     check_sender_allowed()
 

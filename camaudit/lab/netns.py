@@ -46,18 +46,24 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CamauditError, DependencyError, UsageError
+from .guard import (  # noqa: F401  (re-exported: the guard lives apart so that senders load it cheaply)
+    GUARD_ENV,
+    LAB_PREFIX,
+    NETNS_DIR,
+    LabNamespaceError,
+    _ns_key,
+    assert_in_lab_namespace,
+    check_sender_allowed,
+    current_lab_namespace,
+    guard_required,
+)
 
 log = logging.getLogger(__name__)
 
-#: Every lab namespace name starts with this (lab.md 0.1); the guard accepts any of them.
-LAB_PREFIX = "clab-"
-NETNS_DIR = Path("/run/netns")
 #: Names this module makes: ``clab-<run id>-<role>``.
 _NAME_RE = re.compile(r"^clab-([0-9a-f]{8})-([a-z][a-z0-9]{0,11})$")
 _ROLE_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 
-#: Environment variable: when set to 1, :func:`check_sender_allowed` enforces the guard.
-GUARD_ENV = "CAMAUDIT_REQUIRE_LAB_NETNS"
 STATE_DIR_ENV = "CAMAUDIT_LAB_STATE_DIR"
 DEFAULT_STATE_DIR = Path("/run/camaudit-lab")
 
@@ -105,10 +111,6 @@ class LabError(CamauditError):
     """The namespace lab could not be built, used or removed."""
 
     exit_code = 3
-
-
-class LabNamespaceError(UsageError):
-    """A lab-only sender was asked to send from outside a lab namespace."""
 
 
 @dataclass(frozen=True)
@@ -265,57 +267,14 @@ class Topology:
 # ---------------------------------------------------------------------------------------------
 # The positive guard (lab.md 0.2)
 # ---------------------------------------------------------------------------------------------
-def _ns_key(path: str | Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino)
 
 
-def current_lab_namespace() -> str | None:
-    """The name of the ``clab-*`` namespace this thread runs in, or None.
-
-    Uses /proc/thread-self: a network namespace is per thread, and a thread may have setns()ed.
-    """
-    mine = _ns_key("/proc/thread-self/ns/net") or _ns_key("/proc/self/ns/net")
-    if mine is None:
-        return None
-    try:
-        entries = sorted(NETNS_DIR.iterdir())
-    except OSError:
-        return None
-    for entry in entries:
-        if entry.name.startswith(LAB_PREFIX) and _ns_key(entry) == mine:
-            return entry.name
-    return None
 
 
-def assert_in_lab_namespace() -> str:
-    """Refuse unless this thread is inside a lab namespace; return that namespace's name.
-
-    A positive check: "am I in the root namespace?" cannot be asked (/proc/1/ns/net is EACCES
-    even for root in containers), so ask "am I in one of /run/netns/clab-*?" instead.
-    """
-    name = current_lab_namespace()
-    if name is None:
-        raise LabNamespaceError(
-            "refusing to send: this process is not inside a lab network namespace (clab-*); "
-            "run it with `camaudit lab exec -- ...`"
-        )
-    return name
 
 
-def guard_required() -> bool:
-    """True when the environment asks every multicast/ARP sender to stay inside the lab."""
-    return os.environ.get(GUARD_ENV, "") == "1"
 
 
-def check_sender_allowed() -> None:
-    """For camaudit's multicast and ARP senders: enforce the guard when :data:`GUARD_ENV` is
-    set (the lab's ``exec`` and the test suite set it); a no-op otherwise (real audits)."""
-    if guard_required():
-        assert_in_lab_namespace()
 
 
 # ---------------------------------------------------------------------------------------------

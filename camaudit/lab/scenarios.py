@@ -45,7 +45,7 @@ from typing import Any, cast
 import defusedxml.ElementTree as DET
 
 from ..errors import UsageError
-from . import netns
+from . import guard, netns
 from .netns import LabError, Topology
 
 log = logging.getLogger(__name__)
@@ -667,7 +667,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     # These helpers bind wildcard addresses and (igd, ra) multicast: never in the host namespace.
-    netns.assert_in_lab_namespace()
+    guard.assert_in_lab_namespace()
     asyncio.run(_run_helper(args))
     return 0
 
