@@ -423,8 +423,9 @@ async def _discover_probe_interrogate(
     Discovery's findings are merged into the hosts the moment it ends, put before the probes'
     evidence in each host's list (the order they had when the stages ran one after the other).
     Interrogation picks ISAPI or Dahua CGI (and the vendor's credential entry) by the maker the
-    evidence names; a host whose probes did not name one waits for discovery's answers first,
-    so that a device only SADP or DHIP names is asked in its maker's API as before.
+    evidence names; for a host whose probes did not name one, it waits for discovery's answers
+    when it first needs the maker (after the ONVIF reads, or before them when credentials are
+    given), so that a device only SADP or DHIP names is asked in its maker's API as before.
     """
     discovered = asyncio.Event()
     discovery: asyncio.Task[None] | None = None
@@ -460,26 +461,30 @@ async def _discover_probe_interrogate(
         store.add_observations(result.scan_id, report.observations)
         store.add_problems(result.scan_id, host.address, report.problems)
 
-    async def maker(host: Host) -> str | None:
-        # Loaded off the event loop (waiting for the warm-up's load if it is under way), which
-        # meanwhile goes on with discovery and the other hosts.
-        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
+    def maker(host: Host) -> str | None:
         from .fingerprint import identify
 
         vendor = identify(_with_ports(host)).vendor
-        if vendor == "unknown" and not discovered.is_set():
-            await discovered.wait()
-            vendor = identify(_with_ports(host)).vendor
         return None if vendor == "unknown" else vendor
 
+    async def maker_after_discovery(host: Host) -> str | None:
+        await discovered.wait()
+        return maker(host)
+
     async def read(host: Host) -> None:
-        vendor = await maker(host)
+        # Loaded off the event loop (waiting for the warm-up's load if it is under way), which
+        # meanwhile goes on with discovery and the other hosts.
+        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
         await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
         from .probes.interrogate import interrogate
 
-        # The evidence so far names the maker, which picks ISAPI or Dahua CGI.
+        # The evidence so far names the maker, which picks ISAPI or Dahua CGI. When the probes
+        # did not name it and discovery is still listening, interrogation asks for it once it
+        # needs it (discovery's answers are in by then), after the reads that do not need it.
+        vendor = maker(host)
+        later = (lambda: maker_after_discovery(host)) if vendor is None and not discovered.is_set() else None
         report = await interrogate(host.address, host.ports, credentials=credentials,
-                                   timeout=config.probe.timeout, vendor=vendor)
+                                   timeout=config.probe.timeout, vendor=vendor, vendor_later=later)
         host.observations.extend(report.observations)
         host.problems.extend(report.problems)
         host.settings = report.settings.to_json()

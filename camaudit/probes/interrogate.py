@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from ..credentials import Credential, CredentialStore
 from ..model import Observation
@@ -49,6 +49,7 @@ async def interrogate(
     credentials: CredentialStore | None,
     timeout: float = 5.0,
     vendor: str | None = None,
+    vendor_later: Callable[[], Awaitable[str | None]] | None = None,
     http_ports: Sequence[int] | None = None,
     tls_ports: Sequence[int] | None = None,
     max_bytes: int = 256 * 1024,
@@ -56,11 +57,17 @@ async def interrogate(
     """Read what ``address`` says about itself, read-only.
 
     ``vendor`` is the identified maker when known (chooses ISAPI or Dahua CGI and the vendor
-    credential entry). ``http_ports`` overrides which open ports are tried as HTTP (default:
-    the open ports that are not known non-HTTP services, web ports first, at most four).
+    credential entry). ``vendor_later``, when ``vendor`` is not known yet, is awaited for it at
+    the first moment it matters: before anything is sent when credentials are given (their
+    vendor entries), else after the ONVIF reads, which do not depend on it (the scan passes
+    one that waits for discovery's answers). ``http_ports`` overrides which open ports are
+    tried as HTTP (default: the open ports that are not known non-HTTP services, web ports
+    first, at most four).
     """
     settings = DeviceSettings(address=address)
     report = InterrogationReport(observations=[], settings=settings)
+    if vendor is None and vendor_later is not None and credentials:
+        vendor, vendor_later = await vendor_later(), None
     credential = credentials.lookup(address, vendor) if credentials else None
     ports = list(http_ports) if http_ports is not None else candidate_http_ports(open_ports)
     tls = frozenset(tls_ports) if tls_ports is not None else TLS_PORTS
@@ -96,6 +103,8 @@ async def interrogate(
             settings.not_verified.append(Reason("onvif_no_service", {"ports": ", ".join(map(str, silent)),
                                                                      "count": len(silent)}))
 
+    if vendor is None and vendor_later is not None:
+        vendor = await vendor_later()
     family = (vendor or "").lower() or _vendor_from_onvif(report.observations)
     web_port = ports[0]
     apis: list[str]

@@ -90,3 +90,51 @@ def test_no_http_port() -> None:
 
 def test_candidate_ports() -> None:
     assert candidate_http_ports([37777, 8080, 554, 80, 9000, 8000, 443, 81, 88]) == [80, 443, 8080, 81]
+
+
+def test_a_maker_known_later_is_asked_for_after_the_onvif_reads() -> None:
+    # Issue 15: the scan no longer holds a host's interrogation until discovery names its maker;
+    # without credentials the maker only picks the vendor API, after the ONVIF reads.
+    asked_after: list[int] = []
+
+    async def run() -> tuple[InterrogationReport, StubServer]:
+        async with hikvision_device("127.81.4.5", {"audit": PASSWORD}) as server:
+            onvif_device(server, OnvifBehaviour(users={"audit": PASSWORD}))
+
+            async def later() -> str | None:
+                asked_after.append(len(server.requests))
+                return "hikvision"
+
+            report = await interrogate("127.81.4.5", [server.port], credentials=None, timeout=2, vendor_later=later)
+            return report, server
+
+    report, server = asyncio.run(run())
+    assert len(asked_after) == 1 and asked_after[0] >= 1, "asked once, after the ONVIF reads were sent"
+    assert all(method == "POST" for method, _, _ in server.requests[: asked_after[0]])
+    # The maker it gave picked ISAPI: its reads follow (refused without credentials, said so).
+    assert any(target.startswith("/ISAPI/") for _, target, _ in server.requests[asked_after[0]:])
+    assert not any("maker not identified" in line for line in report.settings.not_verified_text)
+
+
+def test_with_credentials_a_maker_known_later_is_asked_for_before_anything_is_sent(tmp_path: Path) -> None:
+    # A vendor entry of the credentials file may be the one that applies: the maker is needed
+    # before the first read.
+    path = tmp_path / "creds.yaml"
+    path.write_text(f'credentials:\n  - vendor: hikvision\n    username: audit\n    password: "{PASSWORD}"\n')
+    path.chmod(0o600)
+    store = load_credentials(path, environ={})
+    asked_after: list[int] = []
+
+    async def run() -> InterrogationReport:
+        async with hikvision_device("127.81.4.6", {"audit": PASSWORD}) as server:
+            onvif_device(server, OnvifBehaviour(users={"audit": PASSWORD}))
+
+            async def later() -> str | None:
+                asked_after.append(len(server.requests))
+                return "hikvision"
+
+            return await interrogate("127.81.4.6", [server.port], credentials=store, timeout=2, vendor_later=later)
+
+    report = asyncio.run(run())
+    assert asked_after == [0]
+    assert "isapi_device_info" in {o.kind for o in report.observations}, "the vendor entry's credential was used"
