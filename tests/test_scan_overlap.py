@@ -4,6 +4,7 @@ inside this area's test block."""
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from pathlib import Path
@@ -46,11 +47,17 @@ def test_a_host_is_interrogated_while_another_is_still_probed(tmp_path: Path) ->
     # interrogation is mostly CPU, so each host now goes on to its interrogation as soon as its
     # own probes are done.
     specs = plan_devices(2, "127.78.81.0/24", "hikvision-ipc=1,uniview-camera=1", seed=15)
-    with LabThread(specs) as lab:
+    with LabThread(specs) as lab, socket.socket() as silent:
         by_profile = {d["profile"]: d for d in lab.manifest}
+        slow = by_profile["hikvision-ipc"]["address"]
         assert 8000 in by_profile["hikvision-ipc"]["ports"]["tcp"]
         assert 8000 not in by_profile["uniview-camera"]["ports"]["tcp"]
-        ports = tuple(sorted({p for d in lab.manifest for p in d["ports"]["tcp"]}))
+        # One more port on the slow host that accepts and never says a word: its probe waits
+        # for a banner, then for an answer to HTTP, the whole probe timeout (5 s), so that the
+        # fast host's interrogation is done well before, even on a loaded machine.
+        silent.bind((slow, 0))
+        silent.listen(4)
+        ports = tuple(sorted({p for d in lab.manifest for p in d["ports"]["tcp"]} | {silent.getsockname()[1]}))
         config = load_config(None, targets=[d["address"] for d in lab.manifest], db_path=str(tmp_path / "s.db"),
                              ports=ports, discovery_enabled=False)
         events: list[tuple[str, int, int]] = []
