@@ -21,19 +21,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import ipaddress
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from scan_vs_nmap import start_lab
-
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
+from looplab import loopback_lab, require_loopback
 
 
 def scan(code: Path, targets: Path, ports: str, db: Path, timeout: float) -> dict[str, Any]:
@@ -72,8 +68,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for one scan")
     args = parser.parse_args()
-    if not ipaddress.ip_network(args.subnet, strict=False).subnet_of(LOOPBACK):  # type: ignore[arg-type]
-        parser.error("the lab must be on loopback (127.0.0.0/8)")
+    require_loopback(parser, args.subnet)
     if not 1 <= args.devices <= 5000:
         parser.error("--devices 1-5000")
     if not (args.baseline / "camaudit" / "__init__.py").is_file():
@@ -81,18 +76,9 @@ def main() -> int:
     codes = {"this": Path(__file__).resolve().parents[1], "baseline": args.baseline.resolve()}
     with tempfile.TemporaryDirectory(prefix="camaudit-same-") as tmp:
         workdir = Path(tmp)
-        farm, manifest = start_lab(args.devices, args.subnet, args.seed, workdir, timeout=300)
-        try:
-            ports = ",".join(map(str, sorted({p for e in manifest for p in e["ports"]["tcp"]})))
-            targets = workdir / "targets.txt"
-            targets.write_text("\n".join(e["address"] for e in manifest) + "\n")
-            docs = {name: scan(code, targets, ports, workdir / f"{name}.db", args.timeout) for name, code in codes.items()}
-        finally:
-            farm.send_signal(signal.SIGTERM)
-            try:
-                farm.wait(30)
-            except subprocess.TimeoutExpired:
-                farm.kill()
+        with loopback_lab(args.devices, args.subnet, args.seed, workdir) as lab:
+            docs = {name: scan(code, lab.targets, lab.ports, workdir / f"{name}.db", args.timeout)
+                    for name, code in codes.items()}
     (hosts, findings), (base_hosts, base_findings) = summary(docs["this"]), summary(docs["baseline"])
     differing = sorted(a for a in set(hosts) | set(base_hosts) if hosts.get(a) != base_hosts.get(a))
     lines = [f"{args.devices} lab devices (seed {args.seed}): hosts {len(hosts)} here, {len(base_hosts)} in the baseline; "

@@ -25,23 +25,19 @@ removed on exit.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import resource
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-from scan_vs_nmap import camaudit_makers, maker_of, score, start_lab
+from looplab import camaudit_makers, loopback_lab, maker_of, require_loopback, score
 
 from camaudit.lab.measure import run_measured
 
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 GOAL_LAB_SECONDS = 30.0
 GOAL_LAB_MB = 150.0
 GOAL_ONE_HOST_SECONDS = 1.5
@@ -84,8 +80,7 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds allowed for one run")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
     args = parser.parse_args()
-    if not ipaddress.ip_network(args.subnet, strict=False).subnet_of(LOOPBACK):  # type: ignore[arg-type]
-        parser.error("the lab must be on loopback (127.0.0.0/8)")
+    require_loopback(parser, args.subnet)
     if not 1 <= args.devices <= 5000 or not 1 <= args.repeat <= 5 or not 1 <= args.one_host_repeat <= 20:
         parser.error("--devices 1-5000, --repeat 1-5, --one-host-repeat 1-20")
     if args.baseline is not None and not (args.baseline / "camaudit" / "__init__.py").is_file():
@@ -99,27 +94,18 @@ def main() -> int:
     one_runs: dict[str, list[dict[str, Any]]] = {name: [] for name in codes}
     with tempfile.TemporaryDirectory(prefix="camaudit-bench-") as tmp:
         workdir = Path(tmp)
-        farm, manifest = start_lab(args.devices, args.subnet, args.seed, workdir, timeout=300)
-        try:
-            ports = ",".join(map(str, sorted({p for e in manifest for p in e["ports"]["tcp"]})))
-            targets = workdir / "targets.txt"
-            targets.write_text("\n".join(e["address"] for e in manifest) + "\n")
+        with loopback_lab(args.devices, args.subnet, args.seed, workdir) as running:
+            manifest, ports = running.manifest, running.ports
             camera = next(e for e in manifest if maker_of(e) is not None)
             names = list(codes)
             for n in range(args.repeat):
                 for name in names if n % 2 == 0 else reversed(names):
-                    lab_runs[name].append(run_scan(codes[name], f"@{targets}", ports, workdir / f"{name}-{n}.db",
-                                                   args.timeout, manifest))
+                    lab_runs[name].append(run_scan(codes[name], f"@{running.targets}", ports,
+                                                   workdir / f"{name}-{n}.db", args.timeout, manifest))
             for n in range(args.one_host_repeat):
                 for name in names if n % 2 == 0 else reversed(names):
                     one_runs[name].append(run_scan(codes[name], camera["address"], ports,
                                                    workdir / f"{name}-one-{n}.db", args.timeout, [camera]))
-        finally:
-            farm.send_signal(signal.SIGTERM)
-            try:
-                farm.wait(30)
-            except subprocess.TimeoutExpired:
-                farm.kill()
 
     lab = {name: summary(runs) for name, runs in lab_runs.items()}
     one = {name: summary(runs) for name, runs in one_runs.items()}

@@ -27,25 +27,21 @@ files are removed on exit.
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
 import defusedxml.ElementTree as DefusedET
+from looplab import camaudit_makers, loopback_lab, maker_of, require_loopback, score
 
-from camaudit.lab import plan_devices
 from camaudit.lab.measure import Measured, run_measured
 
-LOOPBACK = ipaddress.ip_network("127.0.0.0/8")
 #: Other names nmap's probes may give a maker (rebrands and old company names).
 ALIASES = {
     "hanwha": ("hanwha", "samsung", "wisenet", "techwin"),
@@ -55,34 +51,6 @@ ALIASES = {
     "hikvision": ("hikvision", "ezviz", "hikconnect"),
     "dahua": ("dahua", "amcrest", "lorex", "imou"),
 }
-
-
-def start_lab(devices: int, subnet: str, seed: int, workdir: Path, timeout: float) -> tuple[subprocess.Popen[bytes], list[dict[str, Any]]]:
-    spec = workdir / "spec.json"
-    spec.write_text(json.dumps([d.to_json() for d in plan_devices(devices, subnet, None, seed=seed)]))
-    ready = workdir / "ready.json"
-    farm = subprocess.Popen([sys.executable, "-m", "camaudit.lab.farm", "--spec", str(spec), "--ready-file", str(ready)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    started = time.monotonic()
-    while not ready.exists():
-        if farm.poll() is not None:
-            raise SystemExit(f"the lab did not start: {(farm.stderr.read() if farm.stderr else b'').decode()[-500:]}")
-        if time.monotonic() - started > timeout:
-            farm.kill()
-            raise SystemExit(f"the lab did not come up within {timeout:.0f} s")
-        time.sleep(0.05)
-    return farm, json.loads(ready.read_text())
-
-
-def maker_of(entry: dict[str, Any]) -> str | None:
-    """The maker a tool should name for a manifest entry; None for the lab's "other" devices."""
-    vendor = str(entry.get("vendor") or "")
-    return None if vendor in ("", "other", "unknown") else vendor
-
-
-def camaudit_makers(stdout: str) -> dict[str, str]:
-    doc = json.loads(stdout)
-    return {h["address"]: str((h.get("identity") or {}).get("vendor") or "unknown") for h in doc["hosts"]}
 
 
 def nmap_texts(xml_path: Path) -> dict[str, str]:
@@ -109,13 +77,6 @@ def named_by_nmap(text: str, entry: dict[str, Any]) -> bool:
         return False
     names = {maker, *ALIASES.get(maker, ()), str(entry.get("brand") or "").lower()} - {""}
     return any(name in text for name in names)
-
-
-def score(manifest: list[dict[str, Any]], named: dict[str, bool]) -> dict[str, Any]:
-    counted = [e for e in manifest if maker_of(e) is not None]
-    missed = [f"{e['address']} ({e['profile']})" for e in counted if not named.get(e["address"])]
-    return {"devices_with_a_maker": len(counted), "named_correctly": len(counted) - len(missed),
-            "missed": missed[:20]}
 
 
 def run_camaudit(camaudit: list[str], targets: Path, ports: str, workdir: Path, n: int, timeout: float,
@@ -155,8 +116,7 @@ def main() -> int:
     parser.add_argument("--nmap", default=shutil.which("nmap") or "nmap")
     parser.add_argument("--json", action="store_true", help="print the results as one JSON document")
     args = parser.parse_args()
-    if not ipaddress.ip_network(args.subnet, strict=False).subnet_of(LOOPBACK):  # type: ignore[arg-type]
-        parser.error("the lab must be on loopback (127.0.0.0/8)")
+    require_loopback(parser, args.subnet)
     if not 1 <= args.devices <= 5000 or not 1 <= args.repeat <= 5 or not 0 <= args.full_subset <= args.devices:
         parser.error("--devices 1-5000, --repeat 1-5, --full-subset 0..devices")
     if shutil.which(args.nmap) is None:
@@ -166,11 +126,8 @@ def main() -> int:
     load_start = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="camaudit-bench-") as tmp:
         workdir = Path(tmp)
-        farm, manifest = start_lab(args.devices, args.subnet, args.seed, workdir, timeout=300)
-        try:
-            ports = ",".join(map(str, sorted({p for e in manifest for p in e["ports"]["tcp"]})))
-            targets = workdir / "targets.txt"
-            targets.write_text("\n".join(e["address"] for e in manifest) + "\n")
+        with loopback_lab(args.devices, args.subnet, args.seed, workdir) as lab:
+            manifest, ports, targets = lab.manifest, lab.ports, lab.targets
             runs: dict[str, list[tuple[Measured, dict[str, Any]]]] = {"camaudit": [], "nmap": []}
             for n in range(args.repeat):
                 order = ("camaudit", "nmap") if n % 2 == 0 else ("nmap", "camaudit")
@@ -190,12 +147,6 @@ def main() -> int:
                 subset = {"devices": len(part), "camaudit": _summary([c]), "nmap_sV": _summary([m]),
                           "wall_ratio": round(c[0].wall_s / m[0].wall_s, 3),
                           "memory_ratio": round(c[0].peak_rss_mb / m[0].peak_rss_mb, 3)}
-        finally:
-            farm.send_signal(signal.SIGTERM)
-            try:
-                farm.wait(30)
-            except subprocess.TimeoutExpired:
-                farm.kill()
     nmap_version = subprocess.run([args.nmap, "--version"], capture_output=True, text=True, timeout=10).stdout
     cam, nm = _summary(runs["camaudit"]), _summary(runs["nmap"])
     result = {
