@@ -54,6 +54,7 @@ from ..protocols.constants import (
     WSD_MULTICAST_V4,
     WSD_PORT,
 )
+from . import refusals
 from .interfaces import Interface, check_sender_allowed, list_interfaces  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
@@ -165,9 +166,22 @@ class _Dest:
     a large sweep does not hold every datagram in memory; repeats reuse the same ids."""
 
     transport: asyncio.DatagramTransport
+    receiver: _Receiver
     proto: str
     addr: tuple[str, int]
     ids: tuple[str, ...]
+
+    def send(self, payload: bytes) -> None:
+        receiver = self.receiver
+        if receiver.sock is None:
+            self.transport.sendto(payload, self.addr)
+            return
+        try:
+            refusals.send(receiver.sock, payload, self.addr, receiver.refused)
+        except (BlockingIOError, InterruptedError):
+            self.transport.sendto(payload, self.addr)  # the socket's buffer is full: queue it
+        except OSError as exc:
+            receiver.error_received(exc)
 
     def payloads(self) -> list[bytes]:
         if self.proto == "wsd":
@@ -184,16 +198,26 @@ _DHIP_PROBE = dhip.build_probe()[0]
 
 
 class _Receiver(asyncio.DatagramProtocol):
-    def __init__(self, collector: _Collector, proto: str, label: str) -> None:
+    """Hands one socket's replies to the collector. ``sock`` is set on unicast sockets that hear
+    ICMP errors (:mod:`.refusals`): their refused destinations are told to the collector."""
+
+    def __init__(self, collector: _Collector, proto: str, label: str, sock: socket.socket | None) -> None:
         self.collector = collector
         self.proto = proto
         self.label = label
+        self.sock = sock
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.collector.handle(self.proto, data, addr)
 
     def error_received(self, exc: Exception) -> None:
+        if self.sock is not None and isinstance(exc, OSError) and exc.errno in refusals.REFUSING_ERRNOS:
+            refusals.read(self.sock, self.refused)
+            return
         self.collector.send_error(self.label, exc)
+
+    def refused(self, address: str) -> None:
+        self.collector.refused.setdefault(address, set()).add(self.proto)
 
 
 #: (de-duplication key, observation value, MACs the reply names)
@@ -219,6 +243,17 @@ class _Collector:
         #: address -> loop time of its first usable answer; loop time of the latest answer
         self.answered_at: dict[str, float] = {}
         self.last_answer = 0.0
+        #: address -> protocols whose datagrams to it an ICMP error refused (nothing listens)
+        self.refused: dict[str, set[str]] = {}
+
+    def all_heard(self, targets: set[str], protocols: set[str]) -> bool:
+        """Whether every target answered, or refused every one of ``protocols``: nobody is
+        still waited for."""
+        refused = self.refused
+        answered = self.answered_at
+        if len(answered) + len(refused) < len(targets):
+            return False  # cheap: a large sweep checks this every 50 ms
+        return all(a in answered or protocols <= refused.get(a, set()) for a in targets)
 
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
@@ -394,9 +429,9 @@ async def udp_discover(
                 except OSError as exc:
                     result.notes.append(f"{label} not possible: {exc.strerror or exc}")
                     continue
-                transport = await _endpoint(loop, sock, collector, proto, label)
+                transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None))
                 transports.append(transport)
-                dest = _Dest(transport, proto, (_GROUP[proto], _PORT[proto]), _new_ids(proto, collector))
+                dest = _Dest(transport, receiver, proto, (_GROUP[proto], _PORT[proto]), _new_ids(proto, collector))
                 for r in range(1 + MULTICAST_UDP_REPEAT):
                     rounds[r].append(dest)
             for family, family_addresses in ((socket.AF_INET, v4), (socket.AF_INET6, v6)):
@@ -409,27 +444,36 @@ async def udp_discover(
                     family_name = "IPv6" if family == socket.AF_INET6 else "IPv4"
                     result.notes.append(f"{label} over {family_name} not possible: {exc.strerror or exc}")
                     continue
-                transport = await _endpoint(loop, sock, collector, proto, label)
+                hears_refusals = refusals.enable(sock, family)
+                transport, receiver = await _endpoint(
+                    loop, sock, _Receiver(collector, proto, label, sock if hears_refusals else None)
+                )
                 transports.append(transport)
                 for address in family_addresses:
-                    dest = _Dest(transport, proto, (address, _PORT[proto]), _new_ids(proto, collector))
+                    dest = _Dest(transport, receiver, proto, (address, _PORT[proto]), _new_ids(proto, collector))
                     for r in range(1 + UNICAST_UDP_REPEAT):
                         rounds[r].append(dest)
         delay = random.uniform(UDP_MIN_DELAY, UDP_MAX_DELAY)
         sent_at: dict[str, float] = {}
+        # Multicast has no known set of answerers: its whole window is listened to.
+        targets = set() if interfaces else {d.addr[0] for r in rounds for d in r}
+        wanted = set(protocols)
+        refused = collector.refused
         for index, sends in enumerate(rounds):
+            if index:
+                # A destination that refused (ICMP) is not sent its repeat: nothing listens there.
+                sends = [d for d in sends if d.proto not in refused.get(d.addr[0], ())]
             if not sends:
                 continue
             if index:
                 # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
-                await asyncio.sleep(delay)
+                await _sleep_unless_done(collector, targets, wanted, delay)
                 delay = min(delay * 2, UDP_UPPER_DELAY)
+                sends = [d for d in sends if d.proto not in refused.get(d.addr[0], ())]
             result.datagrams_sent += await _paced_send(sends, rate, sent_at)
             if on_sent is not None and index == 0:
                 on_sent()
-        # Multicast has no known set of answerers: its whole window is listened to.
-        targets = set() if interfaces else {d.addr[0] for r in rounds for d in r}
-        await _listen(collector, targets, sent_at, timeout)
+        await _listen(collector, targets, wanted, sent_at, timeout)
     finally:
         for transport in transports:
             transport.close()
@@ -460,29 +504,44 @@ def flood_problem(proto: str, dropped: int) -> str:
 
 
 async def _endpoint(
-    loop: asyncio.AbstractEventLoop, sock: socket.socket, collector: _Collector, proto: str, label: str
-) -> asyncio.DatagramTransport:
+    loop: asyncio.AbstractEventLoop, sock: socket.socket, receiver: _Receiver
+) -> tuple[asyncio.DatagramTransport, _Receiver]:
     try:
-        transport, _ = await loop.create_datagram_endpoint(
-            lambda: _Receiver(collector, proto, label), sock=sock
-        )
+        transport, _ = await loop.create_datagram_endpoint(lambda: receiver, sock=sock)
     except BaseException:
         sock.close()
         raise
-    return transport
+    return transport, receiver
 
 
-async def _listen(collector: _Collector, targets: set[str], sent_at: dict[str, float], timeout: float) -> None:
+async def _sleep_unless_done(collector: _Collector, targets: set[str], protocols: set[str], seconds: float) -> None:
+    """Sleep ``seconds``, or less once every unicast target refused every protocol (then no
+    repeat is due: the caller's filter leaves nothing to send)."""
+    end = time.monotonic() + seconds
+    while (left := end - time.monotonic()) > 0:
+        if targets and not collector.answered_at and collector.all_heard(targets, protocols):
+            return
+        await asyncio.sleep(min(left, 0.02))
+
+
+async def _listen(
+    collector: _Collector, targets: set[str], protocols: set[str], sent_at: dict[str, float], timeout: float
+) -> None:
     """Listen ``timeout`` seconds after the last datagram, or less when every one of ``targets``
-    (unicast destinations) has answered and the answers have settled (SETTLE_SECONDS)."""
+    (unicast destinations) has answered, or refused every protocol by ICMP (:mod:`.refusals`),
+    and the answers have settled (SETTLE_SECONDS)."""
     last_sent = time.monotonic()
     end = last_sent + timeout
+    answered_at = collector.answered_at
     while True:
         now = time.monotonic()
         if now >= end:
             return
-        if targets and len(collector.answered_at) >= len(targets) and targets <= collector.answered_at.keys():
-            slowest = max(collector.answered_at[a] - sent_at.get(a, collector.answered_at[a]) for a in targets)
+        if targets and collector.all_heard(targets, protocols):
+            answered = [a for a in targets if a in answered_at]
+            if not answered:
+                return  # every target refused every protocol: nobody is going to answer
+            slowest = max(answered_at[a] - sent_at.get(a, answered_at[a]) for a in answered)
             quiet = max(SETTLE_SECONDS, SETTLE_RTTS * slowest)
             settled = max(last_sent, collector.last_answer) + quiet
             if now >= settled:
@@ -505,7 +564,7 @@ async def _paced_send(dests: list[_Dest], rate: float, sent_at: dict[str, float]
         if dest.transport.is_closing():
             continue
         for payload in dest.payloads():
-            dest.transport.sendto(payload, dest.addr)
+            dest.send(payload)
             sent += 1
         sent_at.setdefault(dest.addr[0], time.monotonic())
         if sent >= next_pause:

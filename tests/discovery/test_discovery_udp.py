@@ -5,8 +5,11 @@ misbehaving on purpose. No multicast and no ARP ever happen here (the host's nam
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -20,7 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the stand-in responders beside us
 from disc_responders import Responder, start  # noqa: E402
 
-from camaudit.discovery import udp
+from camaudit.discovery import refusals, udp
 from camaudit.discovery.arp import NOTE_NO_ROOT, oui_organisation, plan_sweep
 from camaudit.discovery.runner import discover
 from camaudit.errors import UsageError
@@ -130,14 +133,58 @@ def test_repeat_schedule_follows_soap_over_udp() -> None:
 
 
 def test_rate_and_total_time_are_bounded() -> None:
+    # Silent devices (listening, never answering): nothing refuses, every repeat goes out.
     targets = [f"127.80.5.{i}" for i in range(1, 101)]
-    started = time.monotonic()
-    result = asyncio.run(udp.udp_discover(targets, timeout=0.2, rate=2000))
-    elapsed = time.monotonic() - started
+    responders = [Responder(proto, a, behaviour="silent") for a in targets for proto in ("wsd", "sadp", "dhip")]
+    result, elapsed = timed(responders, lambda: udp.udp_discover(targets, timeout=0.2, rate=2000))
     # 100 targets x (2 WS-Discovery + SADP + DHIP) x (1 + 1 repeat) datagrams at 2000/s.
     assert result.datagrams_sent == 800
     assert 0.4 + UDP_MIN_DELAY + 0.2 - 0.05 <= elapsed <= 0.4 + UDP_MAX_DELAY + 0.2 + 1.0
     assert result.observations == []
+
+
+def test_targets_that_refuse_every_protocol_end_discovery_early() -> None:
+    # Nothing listens on these addresses' discovery ports: each datagram comes back as an ICMP
+    # port unreachable, so nobody will answer. No repeats are sent, the 10 s window is not
+    # waited out, and the refusals are not problems to report.
+    targets = [f"127.80.14.{i}" for i in range(1, 21)]
+    started = time.monotonic()
+    result = asyncio.run(udp.udp_discover(targets, timeout=10.0))
+    assert time.monotonic() - started < 2.0
+    assert result.datagrams_sent == 20 * 4
+    assert result.notes == [] and result.observations == []
+
+
+def test_a_refusal_does_not_cost_a_neighbour_its_datagram() -> None:
+    # An ICMP error leaves the socket with a pending error that fails the next sendto, to any
+    # address, without sending it. Every other address here refuses; the silent devices between
+    # them must still get their Probe and its repeat.
+    silent = [Responder("dhip", f"127.80.15.{i}", behaviour="silent") for i in range(1, 41, 2)]
+    targets = [f"127.80.15.{i}" for i in range(1, 41)]
+    run_with(silent, lambda: udp.udp_discover(targets, protocols=["dhip"], timeout=0.2))
+    assert [len(r.probes) for r in silent] == [2] * 20
+
+
+def test_a_target_that_answers_one_protocol_and_refuses_the_others_settles() -> None:
+    responders = [Responder("wsd", "127.80.16.1")]
+    result, elapsed = timed(responders, lambda: udp.udp_discover(["127.80.16.1"], timeout=10.0))
+    assert elapsed < 3.0
+    assert kinds_at(result.observations, "127.80.16.1") == ["mac", "onvif_probe_match", "open_port"]
+
+
+def test_refusal_records_are_read_strictly() -> None:
+    ip, ip6 = (socket.IPPROTO_IP, refusals.IP_RECVERR), (socket.IPPROTO_IPV6, refusals.IPV6_RECVERR)
+
+    def record(level: tuple[int, int], err: int, origin: int) -> list[tuple[int, int, bytes]]:
+        return [(*level, struct.pack("=IBBBBII", err, origin, 3, 3, 0, 0, 0) + bytes(16))]
+
+    assert refusals.refused_errno(record(ip, errno.ECONNREFUSED, refusals.SO_EE_ORIGIN_ICMP)) == errno.ECONNREFUSED
+    assert refusals.refused_errno(record(ip6, errno.EACCES, refusals.SO_EE_ORIGIN_ICMP6)) == errno.EACCES
+    assert refusals.refused_errno(record(ip, errno.ECONNREFUSED, 1)) is None  # local, not ICMP
+    assert refusals.refused_errno(record(ip, errno.EMSGSIZE, refusals.SO_EE_ORIGIN_ICMP)) is None
+    assert refusals.refused_errno([(socket.SOL_SOCKET, 1, bytes(16))]) is None
+    assert refusals.refused_errno([(*ip, b"\x6f\x00")]) is None  # truncated
+    assert refusals.refused_errno([]) is None
 
 
 def timed(responders: Sequence[Responder], work: Callable[[], Awaitable[T]]) -> tuple[T, float]:
@@ -170,16 +217,20 @@ def test_the_quiet_period_grows_with_the_slowest_device() -> None:
 
 def test_one_silent_target_keeps_the_whole_window() -> None:
     # An address that never answers may be a slow device: the full window is listened to.
-    responders = [Responder("wsd", "127.80.13.1")]
+    # (127.80.13.2 listens and says nothing, like a device that drops what it does not know.)
+    responders = [Responder("wsd", "127.80.13.1")] + [
+        Responder(proto, "127.80.13.2", behaviour="silent") for proto in ("wsd", "sadp", "dhip")
+    ]
     result, elapsed = timed(responders, lambda: udp.udp_discover(["127.80.13.1", "127.80.13.2"], timeout=1.5))
     assert elapsed >= 1.5
     assert kinds_at(result.observations, "127.80.13.1") == ["mac", "onvif_probe_match", "open_port"]
 
 
 def test_ipv6_targets_go_out_over_ipv6() -> None:
-    # ::1 is this host's own loopback: nobody answers there, but the IPv6 path must not fail.
-    result = asyncio.run(udp.udp_discover(["::1"], protocols=["dhip"], timeout=0.1))
-    assert result.datagrams_sent == 2 and result.observations == [] and result.notes == []
+    # ::1 is this host's own loopback: nobody listens there, so the first datagram is refused
+    # (ICMPv6 port unreachable) and not repeated; the IPv6 path must not fail.
+    result = asyncio.run(udp.udp_discover(["::1"], protocols=["dhip"], timeout=5.0))
+    assert result.datagrams_sent == 1 and result.observations == [] and result.notes == []
 
 
 def test_all_targets_get_probed_under_a_tight_rate() -> None:
