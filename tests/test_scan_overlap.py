@@ -4,6 +4,7 @@ inside this area's test block."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -17,10 +18,14 @@ from camaudit.lab.runner import LabThread
 
 def test_the_probes_finish_while_discovery_still_listens(tmp_path: Path) -> None:
     specs = plan_devices(1, "127.78.80.0/24", "hikvision=1", seed=15)
-    with LabThread(specs) as lab:
+    with LabThread(specs) as lab, contextlib.ExitStack() as stack:
         device = lab.manifest[0]
-        # Discovery listens 20 s after its last datagram, since .250 (no device) never answers
-        # it; probing one host takes a few seconds.
+        # Discovery listens 20 s after its last datagram, since .250 never answers it: its
+        # discovery ports are open and say nothing (closed ones would refuse, and end it early).
+        for port in (3702, 37020, 37810):
+            silent = stack.enter_context(socket.socket(socket.AF_INET, socket.SOCK_DGRAM))
+            silent.bind(("127.78.80.250", port))
+        # Probing one host takes a few seconds.
         config = load_config(None, targets=[device["address"], "127.78.80.250"], db_path=str(tmp_path / "s.db"),
                              ports=tuple(device["ports"]["tcp"]), discovery_timeout=20.0)
         events: list[tuple[str, int, int]] = []
