@@ -42,8 +42,10 @@ REFUSING_ERRNOS = frozenset(
 
 #: Sends of one datagram tried while ICMP errors keep arriving in between (each read clears them).
 SEND_ATTEMPTS = 3
-#: Errors read from one socket's queue at a time: a flood of ICMP cannot hold the loop.
-MAX_READ = 512
+#: Errors read from one socket's queue at a time. The kernel bounds the queue by the socket's
+#: receive buffer (a few thousand records); reading it to the end matters, since a queue left
+#: non-empty keeps the socket "ready" (EPOLLERR) for an event loop that has nothing to read.
+MAX_READ = 100_000
 
 # struct sock_extended_err: ee_errno u32, ee_origin u8, ee_type u8, ee_code u8, ee_pad u8, ...
 _EXTENDED_ERR = struct.Struct("=IBBB")
