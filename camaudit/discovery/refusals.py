@@ -12,7 +12,9 @@ destination, without sending it. :func:`send` therefore sends itself and, when a
 error fails a datagram, reads the queue (which clears it) and sends the datagram again.
 
 Elsewhere (no ``IP_RECVERR``) nothing is refused and discovery listens its whole window as before.
-A host that drops datagrams silently (a firewall) is never refused either.
+A host that drops datagrams silently (a firewall) is never refused either. A forged ICMP error
+can only make discovery stop listening for one device sooner, which whoever can forge it could
+get as well by dropping that device's answers; the device's ports are still probed.
 """
 
 from __future__ import annotations

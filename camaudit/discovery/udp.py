@@ -14,7 +14,9 @@ What it does, per protocol:
   ``dhip`` with the raw reply, ``mac`` when the reply names one, and ``open_port`` ``udp/N``.
 
 The total time is bounded: sending takes about (datagrams / rate) and the driver then listens for
-``timeout`` seconds after the last datagram. Device bytes go only to the pure parsers in
+``timeout`` seconds after the last datagram, less for unicast alone once every target has
+answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`; a refused
+destination is not sent its repeat either). Device bytes go only to the pure parsers in
 :mod:`camaudit.protocols`, which never raise on them.
 """
 
