@@ -52,7 +52,8 @@ _ANSWER = {"onvif_probe_match": "onvif", "sadp": "sadp", "dhip": "dhip"}
 )
 @click.option(
     "--timeout", type=float, default=2.0, show_default=True,
-    help="Seconds to listen after sending (unicast only: less once every target answered and the answers settled)."
+    help="Seconds to listen after sending (unicast only: less once every target answered, and the answers "
+    "settled, or refused every protocol: nothing listens there)."
 )
 @click.option(
     "--rate", type=float, default=2000.0, show_default=True, help="Datagrams per second, at most."
