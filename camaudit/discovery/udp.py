@@ -183,7 +183,11 @@ class _Dest:
         except (BlockingIOError, InterruptedError):
             self.transport.sendto(payload, self.addr)  # the socket's buffer is full: queue it
         except OSError as exc:
-            receiver.error_received(exc)
+            # This datagram itself could not go (no route, a broadcast address): said once per
+            # kind like any send error, and not waited for when it cannot go again either.
+            if exc.errno in refusals.REFUSING_ERRNOS:
+                receiver.refused(self.addr[0])
+            receiver.collector.send_error(receiver.label, exc)
 
     def payloads(self) -> list[bytes]:
         if self.proto == "wsd":

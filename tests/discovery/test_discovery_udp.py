@@ -8,6 +8,7 @@ import asyncio
 import errno
 import json
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -464,3 +465,34 @@ def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
         assert device["firmware"].replace(" ", "") == truth["firmware"].replace(" ", "")
     assert "Hikvision" in found["127.80.20.3"]["oui"]  # the EZVIZ unit carries a Hikvision OUI
     assert any("ignored" in note for note in doc["notes"])
+
+
+@pytest.mark.root
+def test_datagrams_that_cannot_leave_are_not_waited_for() -> None:
+    # In an empty namespace of our own: 10.250.0.0/24 has an 'unreachable' route (sendto fails
+    # with EHOSTUNREACH, nothing leaves), 10.251.0.0/24 no route at all (ENETUNREACH), and
+    # 127.0.0.1 has nobody on the discovery ports (ICMP port unreachable). Nobody can answer, so
+    # the 10 s window is not listened to; the missing route is said once, the routine refusals not.
+    if shutil.which("ip") is None:
+        pytest.skip("iproute2 (ip) is not installed")
+    ns = f"camaudit-t80-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "route", "add", "unreachable", "10.250.0.0/24"], check=True)
+        script = (
+            "import asyncio, json, time\n"
+            "from camaudit.discovery import udp\n"
+            "t = time.monotonic()\n"
+            "r = asyncio.run(udp.udp_discover(['10.250.0.1', '10.251.0.1', '127.0.0.1'], timeout=10.0))\n"
+            "print(json.dumps({'elapsed': time.monotonic() - t, 'notes': r.notes}))\n"
+        )
+        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", script],
+                             capture_output=True, text=True, timeout=60, cwd=REPO)
+        assert out.returncode == 0, out.stderr
+        data = json.loads(out.stdout)
+    finally:
+        subprocess.run(["ip", "netns", "del", ns], check=False)
+    assert data["elapsed"] < 3.0
+    assert any("unreachable" in note.lower() for note in data["notes"]), data["notes"]
+    assert not any("refused" in note.lower() or "no route to host" in note.lower() for note in data["notes"])
