@@ -8,7 +8,6 @@ import asyncio
 import errno
 import json
 import os
-import shutil
 import socket
 import struct
 import subprocess
@@ -23,6 +22,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the stand-in responders beside us
 from disc_responders import Responder, start  # noqa: E402
+from scratch_netns import python_in, scratch_namespace  # noqa: E402
 
 from camaudit.discovery import refusals, udp
 from camaudit.discovery.arp import NOTE_NO_ROOT, oui_organisation, plan_sweep
@@ -473,13 +473,7 @@ def test_datagrams_that_cannot_leave_are_not_waited_for() -> None:
     # with EHOSTUNREACH, nothing leaves), 10.251.0.0/24 no route at all (ENETUNREACH), and
     # 127.0.0.1 has nobody on the discovery ports (ICMP port unreachable). Nobody can answer, so
     # the 10 s window is not listened to; the missing route is said once, the routine refusals not.
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (ip) is not installed")
-    ns = f"camaudit-t80-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        subprocess.run(["ip", "-n", ns, "route", "add", "unreachable", "10.250.0.0/24"], check=True)
+    with scratch_namespace("t80", ["route", "add", "unreachable", "10.250.0.0/24"]) as ns:
         script = (
             "import asyncio, json, time\n"
             "from camaudit.discovery import udp\n"
@@ -487,12 +481,9 @@ def test_datagrams_that_cannot_leave_are_not_waited_for() -> None:
             "r = asyncio.run(udp.udp_discover(['10.250.0.1', '10.251.0.1', '127.0.0.1'], timeout=10.0))\n"
             "print(json.dumps({'elapsed': time.monotonic() - t, 'notes': r.notes}))\n"
         )
-        out = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-c", script],
-                             capture_output=True, text=True, timeout=60, cwd=REPO)
+        out = python_in(ns, script, cwd=str(REPO))
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
     assert data["elapsed"] < 3.0
     assert any("unreachable" in note.lower() for note in data["notes"]), data["notes"]
     assert not any("refused" in note.lower() or "no route to host" in note.lower() for note in data["notes"])

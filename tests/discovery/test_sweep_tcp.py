@@ -12,7 +12,6 @@ import ipaddress
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,6 +21,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from scratch_netns import python_in, scratch_namespace
 
 from camaudit.config import SweepConfig
 from camaudit.discovery import tcp
@@ -457,24 +457,18 @@ def test_too_few_file_descriptors_is_a_clear_failure() -> None:
 
 @pytest.mark.root
 def test_unreachable_hosts_are_skipped_after_one_probe(tmp_path: os.PathLike[str]) -> None:
-    if shutil.which("ip") is None:
-        pytest.skip("iproute2 (ip) is not installed")
-    ns = f"camaudit-t50-{os.getpid()}"
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
-        # Inside the namespace: 10.250.0.0/24 has an 'unreachable' route (EHOSTUNREACH at once,
-        # no packet leaves); 10.251.0.0/24 has no route at all (ENETUNREACH).
-        subprocess.run(["ip", "-n", ns, "route", "add", "unreachable", "10.250.0.0/24"], check=True)
-        # And a veth pair wired to nothing: 10.77.5.2 on its segment never answers ARP, so the
-        # kernel reports EHOSTUNREACH about 3 s later, through epoll (lab.md section 7.2).
-        for cmd in (
-            ["link", "add", "cv0", "type", "veth", "peer", "name", "cv1"],
-            ["addr", "add", "10.77.5.1/24", "dev", "cv0"],
-            ["link", "set", "cv0", "up"],
-            ["link", "set", "cv1", "up"],
-        ):
-            subprocess.run(["ip", "-n", ns, *cmd], check=True)
+    # Inside the namespace: 10.250.0.0/24 has an 'unreachable' route (EHOSTUNREACH at once, no
+    # packet leaves); 10.251.0.0/24 has no route at all (ENETUNREACH). And a veth pair wired to
+    # nothing: 10.77.5.2 on its segment never answers ARP, so the kernel reports EHOSTUNREACH
+    # about 3 s later, through epoll (lab.md section 7.2).
+    with scratch_namespace(
+        "t50",
+        ["route", "add", "unreachable", "10.250.0.0/24"],
+        ["link", "add", "cv0", "type", "veth", "peer", "name", "cv1"],
+        ["addr", "add", "10.77.5.1/24", "dev", "cv0"],
+        ["link", "set", "cv0", "up"],
+        ["link", "set", "cv1", "up"],
+    ) as ns:
         script = (
             "import json, socket\n"
             "from camaudit.config import SweepConfig\n"
@@ -484,16 +478,9 @@ def test_unreachable_hosts_are_skipped_after_one_probe(tmp_path: os.PathLike[str
             "          SweepConfig(ports=(18000, 18080, 18554, 18443), per_host=1, connect_timeout=8))\n"
             "print(json.dumps({'open': r.open_ports, 'probes': r.probes, 'notes': r.notes}))\n"
         )
-        out = subprocess.run(
-            ["ip", "netns", "exec", ns, sys.executable, "-c", script],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        out = python_in(ns, script)
         assert out.returncode == 0, out.stderr
         data = json.loads(out.stdout)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
     assert data["open"] == {"127.0.0.1": [18000]}
     assert data["probes"] == 5 + 4  # one probe for each unreachable address, four for 127.0.0.1
     assert any(note.startswith("5 address(es) unreachable") for note in data["notes"])
