@@ -265,7 +265,10 @@ class _Collector:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
         if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
             return
-        self.errors.setdefault(label, str(exc))
+        if isinstance(exc, OSError) and exc.strerror:  # "network is unreachable", not "[Errno 101] ..."
+            self.errors.setdefault(label, f"{exc.strerror[0].lower()}{exc.strerror[1:]} for some targets")
+        else:
+            self.errors.setdefault(label, str(exc))
 
     def handle(self, proto: str, data: bytes, addr: tuple[str | object, ...]) -> None:
         result = self.result
