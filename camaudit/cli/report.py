@@ -63,7 +63,8 @@ def _format_age(seconds: float) -> str:
 @click.option("--require-complete", is_flag=True, help="Exit 3 when the scan did not complete (for scheduled runs).")
 @click.option("--max-age", "max_age", metavar="DURATION",
               help="Exit 3, writing nothing, when the scan started longer ago than this (26h, 7d): a stale scan "
-                   "is not reported as today's. With --estate: flag the sites whose latest scan is older.")
+                   "is not reported as today's. With --estate: flag the sites whose latest scan is older, and "
+                   "exit 3 after writing the report when there is one.")
 @click.option("--scan-id-from", "scan_id_from", type=click.Path(dir_okay=False), metavar="FILE",
               help="Report the scan whose id `scan --scan-id-file FILE` wrote; exit 3, writing nothing, when the file "
                    "holds none (that scan failed before recording anything).")
@@ -204,6 +205,14 @@ def _estate_report(db_path: str, fmt: str | None, output: str, lang: str, policy
     flagged = sorted({f["site"] for f in doc["flags"]})
     click.echo(f"{'wrote ' + str(path) if path else 'estate report written'}: {len(doc['sites'])} site(s)"
                + (f", flagged: {', '.join(flagged)}" if flagged else ""), err=True)
+    # --max-age not met is exit 3 (the exit-code contract), also for the estate: the report is
+    # still written, since it says which sites are stale, but a scheduled run must not pass
+    # with a site that stopped reporting.
+    stale = sorted({f["site"] for f in doc["flags"] if f.get("code") == "flag_stale"})
+    if stale:
+        click.echo(f"camaudit: the latest scan of {', '.join(stale)} started longer ago than --max-age {max_age}",
+                   err=True)
+        return 3
     if failing:
         click.echo(f"camaudit: findings at or above {fail_on}", err=True)
         return 1

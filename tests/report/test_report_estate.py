@@ -7,6 +7,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -95,6 +96,23 @@ def test_max_age_flags_sites_whose_latest_scan_is_older(estate_db: EstateDb) -> 
     assert not [f for f in fresh["flags"] if f["code"] == "flag_stale"]
     assert sorted(f["site"] for f in stale["flags"] if f["code"] == "flag_stale") == ["depot", "werf", "zwembad"]
     assert "is older than" in " ".join(stale["flags_text"])
+
+
+def test_a_stale_site_writes_the_report_and_exits_3(estate_db: EstateDb, tmp_path: Path) -> None:
+    # The exit-code contract: --max-age not met is 3. The estate report is still written (it says
+    # which sites are stale), but a scheduled run must not pass when a site stopped reporting.
+    time.sleep(1.1)  # every scan of the fixture is now older than one second
+    out = tmp_path / "stale.json"
+    done = run("report", "--estate", "--db", str(estate_db.path), "-o", str(out), "--fail-on", "none",
+               "--max-age", "1")
+    assert done.returncode == 3, done.stderr
+    stale = sorted(f["site"] for f in json.loads(out.read_text())["flags"] if f["code"] == "flag_stale")
+    assert stale == ["depot", "werf", "zwembad"]
+    assert f"the latest scan of {', '.join(stale)} started longer ago than --max-age 1" in done.stderr
+    assert "Traceback" not in done.stderr
+    fresh = run("report", "--estate", "--db", str(estate_db.path), "-o", str(tmp_path / "fresh.json"),
+                "--fail-on", "none", "--max-age", "7d")
+    assert fresh.returncode == 0, fresh.stderr
 
 
 @pytest.mark.parametrize("bad", ["soon", "-3d", "0", "7 days"])
