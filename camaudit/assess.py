@@ -227,11 +227,11 @@ class ScanView:
         return self.register_size > 0
 
 
-def _found_devices(store: Store, scan_id: str) -> list[DeviceView]:
+def _found_devices(store: Store, scan_id: str, field_sources: bool) -> list[DeviceView]:
     # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
     macs = stored_devices.macs_of_scan(store, scan_id)
     devices = []
-    for host, resolved in stored_observations.hosts(store, scan_id, settings=False):
+    for host, resolved in stored_observations.hosts(store, scan_id, settings=False, field_sources=field_sources):
         device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
         devices.append(DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports),
                                   host.identity))
@@ -304,13 +304,15 @@ def gather_verdicts(store: Store, scan: Scan, addresses: Sequence[str],
 
 
 def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment | None = None,
-              site: str | None = None) -> ScanView:
+              site: str | None = None, field_sources: bool = True) -> ScanView:
     """Gather one scan's devices, their verdicts and their register status. Writes nothing.
 
     With ``assessment``, the view is the one that assessment was made on: the verdicts and the
-    register as they were then (a frozen assessment is reproducible whatever came later)."""
+    register as they were then (a frozen assessment is reproducible whatever came later).
+    ``field_sources=False`` leaves out each identity's per-field sources, which reports show and
+    the policy never reads (issue 15: they were the largest part of what assessing held)."""
     scan = store.scan(scan_ref, site=site)
-    devices = _found_devices(store, scan.id)
+    devices = _found_devices(store, scan.id, field_sources)
     if assessment is not None and assessment.inputs_recorded:
         assets = [Asset(**a) for a in assessment.register]
         found = stored_verdicts.verdicts_by_id(store, assessment.verdict_ids)
@@ -470,7 +472,7 @@ def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, 
     hash), the register (its content, hash and import time), the signatures version, the
     verdicts and egress runs used, camaudit's version. Earlier assessments stay as they were."""
     policy = policy or load_policy()
-    view = scan_view(store, scan_id)
+    view = scan_view(store, scan_id, field_sources=False)
     findings = evaluate(view, policy)
     register_hash, imported_at = stored_register.register_version(store, view.scan.site)
     assessment = Assessment(
@@ -507,7 +509,7 @@ def current_assessment(store: Store, scan_id: str, policy: Policy | None = None,
     reason = "first report" if latest is None else "report with another policy"
     if store.read_only or not record:
         policy = policy or load_policy()
-        view = scan_view(store, scan_id)
+        view = scan_view(store, scan_id, field_sources=False)
         unrecorded = Assessment(
             id="not-recorded", scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
             policy_hash=policy.content_hash, policy_source=policy.source, register_hash="", register_imported_at=None,

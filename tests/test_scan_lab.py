@@ -126,3 +126,22 @@ def test_with_credentials_the_devices_own_settings_are_read(lab: list[dict[str, 
     # The password never reaches the store.
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("c.db*"))
     assert b"camaudit-lab" not in raw
+
+
+def test_assessment_needs_no_field_sources(scanned: tuple[dict[str, Any], Path]) -> None:
+    # Assessing reads identities without their per-field sources (issue 15: they were the
+    # largest part of what assessing a large scan held). The policy never reads them: on a real
+    # lab scan, the findings of the lean view are exactly those of the full one reports use.
+    from camaudit.assess import evaluate, scan_view
+    from camaudit.policy import load_policy
+    from camaudit.store import open_store
+
+    _, db = scanned
+    policy = load_policy()
+    with open_store(db) as store:
+        full = scan_view(store, "latest")
+        lean = scan_view(store, "latest", field_sources=False)
+    assert any(d.identity is not None and d.identity.fields for d in full.devices)
+    assert all(not d.identity.fields for d in lean.devices if d.identity is not None)
+    findings = [f.to_json() for f in evaluate(full, policy)]
+    assert findings and [f.to_json() for f in evaluate(lean, policy)] == findings

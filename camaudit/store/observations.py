@@ -182,8 +182,9 @@ def identified_addresses(store: Store, scan_id: str) -> set[str]:
     return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
 
 
-def identity_record(row: dict[str, Any]) -> Identity:
-    """The Identity an ``identities`` row holds."""
+def identity_record(row: dict[str, Any], *, field_sources: bool = True) -> Identity:
+    """The Identity an ``identities`` row holds; without its per-field sources (``fields``, the
+    largest part of a row) when ``field_sources`` is false."""
 
     def listed(text: Any) -> list[Any]:
         try:
@@ -196,7 +197,7 @@ def identity_record(row: dict[str, Any]) -> Identity:
     # parsed, each mention would be a string of its own (issue 15: 10 MB of copies when a
     # 1,000-device scan was assessed), so equal texts share one string.
     texts: dict[str, str] = {}
-    fields = _fields(row.get("fields"))
+    fields = _fields(row.get("fields")) if field_sources else {}
     for source in fields.values():
         for evidence in source.evidence:
             evidence.observation = texts.setdefault(evidence.observation, evidence.observation)
@@ -222,11 +223,13 @@ def _fields(text: Any) -> dict[str, FieldSource]:
     return {str(name): FieldSource.from_json(source) for name, source in doc.items() if isinstance(source, dict)}
 
 
-def hosts(store: Store, scan_id: str, *, settings: bool = True) -> list[tuple[Host, str | None]]:
+def hosts(store: Store, scan_id: str, *, settings: bool = True,
+          field_sources: bool = True) -> list[tuple[Host, str | None]]:
     """Each host of a scan, typed, in address order, with the id of the device its identity
-    resolved to (None when it was not identified): ports, MAC, problems, identity, and, unless
-    ``settings`` is false, settings (:func:`each_device_settings` reads them one at a time).
-    Observations are read with :func:`observations_of_scan`."""
+    resolved to (None when it was not identified): ports, MAC, problems, identity (without its
+    per-field sources when ``field_sources`` is false), and, unless ``settings`` is false,
+    settings (:func:`each_device_settings` reads them one at a time). Observations are read
+    with :func:`observations_of_scan`."""
     found: dict[str, Host] = {}
     for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
         found[row["address"]] = Host(row["address"], mac=row["mac"],
@@ -237,7 +240,7 @@ def hosts(store: Store, scan_id: str, *, settings: bool = True) -> list[tuple[Ho
     device_ids: dict[str, str] = {}
     for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
         if row["address"] in found:
-            found[row["address"]].identity = identity_record(row)
+            found[row["address"]].identity = identity_record(row, field_sources=field_sources)
             device_ids[row["address"]] = row["device_id"]
     # One device's settings at a time: all of them typed and as JSON at once doubled what
     # assessing a large scan held (issue 15).
