@@ -159,8 +159,11 @@ def decide(hits: Sequence[Hit]) -> Identity:
     identity.conflicts = _conflicts(hits, identity.vendor, scores)
     used = _fill_fields(identity, hits)
     _fill_brand(identity, hits, used)
-    identity.signatures = _signature_list(used)
-    identity.fields = _field_sources(identity, hits, used)
+    # One quote of each observation, shared by every signature and field it backs (issue 15:
+    # a SADP answer behind five fields was five copies, kept for the result of a whole scan).
+    quotes: dict[str, str] = {}
+    identity.signatures = _signature_list(used, quotes)
+    identity.fields = _field_sources(identity, hits, used, quotes)
     known_vendor = identity.vendor if identity.vendor != "unknown" else None
     identity.covered = covered().is_covered(known_vendor, identity.brand)
     identity.advisories = advisories_for(known_vendor, identity.model, identity.firmware)
@@ -296,11 +299,18 @@ def _as_sent(value: str, observed: str) -> str | None:
     return found.group(0) if found else None
 
 
-def _quote(value: str) -> str:
-    return value[:QUOTE_LIMIT] + "…" if len(value) > QUOTE_LIMIT else value
+def _quote(value: str, quotes: dict[str, str]) -> str:
+    """``value`` cut to QUOTE_LIMIT characters; the same cut string for the same value."""
+    if len(value) <= QUOTE_LIMIT:
+        return value
+    quoted = quotes.get(value)
+    if quoted is None:
+        quoted = quotes[value] = value[:QUOTE_LIMIT] + "…"
+    return quoted
 
 
-def _field_sources(identity: Identity, hits: Sequence[Hit], used: Sequence[Hit]) -> dict[str, FieldSource]:
+def _field_sources(identity: Identity, hits: Sequence[Hit], used: Sequence[Hit],
+                   quotes: dict[str, str]) -> dict[str, FieldSource]:
     """Per field, its value and the hits behind it: the one it was taken from, then every other
     hit of the identity that gives the same value (the maker: every hit that names it)."""
     result: dict[str, FieldSource] = {}
@@ -323,21 +333,19 @@ def _field_sources(identity: Identity, hits: Sequence[Hit], used: Sequence[Hit])
             if key in seen:
                 continue
             seen.add(key)
-            evidence.append(FieldEvidence(hit.signature.id, observation.kind, _quote(observation.value),
+            evidence.append(FieldEvidence(hit.signature.id, observation.kind, _quote(observation.value, quotes),
                                           observation.port, hit.via if name == "vendor" else None,
                                           _as_sent(value, observation.value) if name in _SPELLED else None))
         result[name] = FieldSource(value, evidence)
     return result
 
 
-def _signature_list(used: Sequence[Hit]) -> list[SignatureHit]:
+def _signature_list(used: Sequence[Hit], quotes: dict[str, str]) -> list[SignatureHit]:
     result: list[SignatureHit] = []
     seen: set[tuple[str, str, str, int | None]] = set()
     for hit in sorted(used, key=lambda h: -h.signature.certainty):
         observation = hit.observation
-        value = observation.value
-        if len(value) > QUOTE_LIMIT:
-            value = value[:QUOTE_LIMIT] + "…"
+        value = _quote(observation.value, quotes)
         key = (hit.signature.id, observation.kind, value, observation.port)
         if key in seen:
             continue

@@ -118,3 +118,22 @@ def test_an_mdns_serial_host_name_in_lower_case_and_an_ezviz_one() -> None:
 def test_every_nmap_product_name_of_the_makers_and_their_brands_is_read(
         service: str, vendor: str, brand: str | None) -> None:
     assert one("nmap_service", service)[:2] == (vendor, brand)
+
+
+def test_one_long_answer_behind_several_fields_is_quoted_once() -> None:
+    # Issue 15: the identity of each device is kept for the whole scan's result, and a SADP
+    # answer behind the maker, model, firmware and serial was quoted (cut to QUOTE_LIMIT) once per
+    # field and signature. Every mention is now the same string, with the same text as before.
+    from camaudit.fingerprint.engine import QUOTE_LIMIT
+
+    reply = ("<ProbeMatch><Types>inquiry</Types><DeviceDescription>DS-2CD2385G1-I</DeviceDescription>"
+             "<DeviceSN>DS-2CD2385G1-I20190701AAWRD12345678</DeviceSN>"
+             "<SoftwareVersion>V5.6.2build 190701</SoftwareVersion>"
+             + "<IPv4Gateway>10.0.0.1</IPv4Gateway>" * 12 + "</ProbeMatch>")
+    assert len(reply) > QUOTE_LIMIT
+    identity = identify([Observation("127.64.0.3", "sadp", reply)])
+    mentions = [e.observation for source in identity.fields.values() for e in source.evidence if e.kind == "sadp"]
+    mentions += [s.value for s in identity.signatures if s.kind == "sadp"]
+    assert len(mentions) >= 4
+    assert mentions[0] == reply[:QUOTE_LIMIT] + "…"
+    assert all(m is mentions[0] for m in mentions)
