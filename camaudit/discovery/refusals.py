@@ -42,8 +42,11 @@ REFUSING_ERRNOS = frozenset(
      errno.ENOPROTOOPT}
 )
 
-#: Sends of one datagram tried while ICMP errors keep arriving in between (each read clears them).
-SEND_ATTEMPTS = 3
+#: Sends of one datagram tried while earlier datagrams' ICMP errors keep failing it. Each failed
+#: attempt reads at least one queued error, so the loop ends anyway; the bound is for a flood.
+#: (Under load the kernel may deliver a loopback ICMP error late, from ksoftirqd, so that it can
+#: fail a send more than once in a row: three attempts lost datagrams of a 1,000-device scan.)
+SEND_ATTEMPTS = 64
 #: Errors read from one socket's queue at a time. The kernel bounds the queue by the socket's
 #: receive buffer (a few thousand records); reading it to the end matters, since a queue left
 #: non-empty keeps the socket "ready" (EPOLLERR) for an event loop that has nothing to read.
@@ -104,17 +107,21 @@ def read(sock: socket.socket, on_refused: Refused) -> int:
 
 
 def send(sock: socket.socket, payload: bytes, destination: tuple[str, int], on_refused: Refused) -> None:
-    """``sock.sendto`` that survives an earlier datagram's ICMP error: the pending error fails
-    this send without sending it, so the queue is read (clearing it) and the datagram sent again.
-    Raises what a second failure raises (BlockingIOError included: the caller buffers)."""
-    for _attempt in range(SEND_ATTEMPTS - 1):
+    """``sock.sendto`` that survives earlier datagrams' ICMP errors: a pending error fails this
+    send without sending it, so the queue is read (clearing it) and the datagram sent again.
+
+    Raises OSError when the failure is this datagram's own (a refusing errno with no queued
+    error behind it: no route to ``destination``), or any other error (BlockingIOError
+    included: the caller buffers)."""
+    for _attempt in range(SEND_ATTEMPTS):
         try:
             sock.sendto(payload, destination)
             return
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:
-            if exc.errno not in REFUSING_ERRNOS:
-                raise
-        read(sock, on_refused)
-    sock.sendto(payload, destination)
+            if exc.errno not in REFUSING_ERRNOS or read(sock, on_refused) == 0:
+                raise  # not an earlier datagram's error: nothing was queued behind it
+    # A flood of errors: the caller hands the datagram to its transport (one more try there),
+    # and it is never taken for a refusal of this destination.
+    raise BlockingIOError(errno.EAGAIN, "ICMP errors kept failing the send")
