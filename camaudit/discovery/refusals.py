@@ -113,6 +113,7 @@ def send(sock: socket.socket, payload: bytes, destination: tuple[str, int], on_r
     Raises OSError when the failure is this datagram's own (a refusing errno with no queued
     error behind it: no route to ``destination``), or any other error (BlockingIOError
     included: the caller buffers)."""
+    unexplained = 0
     for _attempt in range(SEND_ATTEMPTS):
         try:
             sock.sendto(payload, destination)
@@ -120,8 +121,17 @@ def send(sock: socket.socket, payload: bytes, destination: tuple[str, int], on_r
         except (BlockingIOError, InterruptedError):
             raise
         except OSError as exc:
-            if exc.errno not in REFUSING_ERRNOS or read(sock, on_refused) == 0:
-                raise  # not an earlier datagram's error: nothing was queued behind it
+            if exc.errno not in REFUSING_ERRNOS:
+                raise
+            if read(sock, on_refused):
+                unexplained = 0
+                continue
+            # Nothing queued behind it: this datagram's own failure (no route), or an ICMP error
+            # whose record was read just before the kernel set the socket's pending error (it
+            # queues first, then sets it). Only a second such failure in a row is its own.
+            unexplained += 1
+            if unexplained == 2:
+                raise
     # A flood of errors: the caller hands the datagram to its transport (one more try there),
     # and it is never taken for a refusal of this destination.
     raise BlockingIOError(errno.EAGAIN, "ICMP errors kept failing the send")
