@@ -15,8 +15,8 @@ What it does, per protocol:
 
 The total time is bounded: sending takes about (datagrams / rate) and the driver then listens for
 ``timeout`` seconds after the last datagram, less for unicast alone once every target has
-answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`; a refused
-destination is not sent its repeat either). Device bytes go only to the pure parsers in
+answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`; then no repeat
+is sent either). Device bytes go only to the pure parsers in
 :mod:`camaudit.protocols`, which never raise on them.
 """
 
@@ -467,18 +467,18 @@ async def udp_discover(
         # Multicast has no known set of answerers: its whole window is listened to.
         targets = set() if interfaces else {d.addr[0] for r in rounds for d in r}
         wanted = set(protocols)
-        refused = collector.refused
         for index, sends in enumerate(rounds):
-            if index:
-                # A destination that refused (ICMP) is not sent its repeat: nothing listens there.
-                sends = [d for d in sends if d.proto not in refused.get(d.addr[0], ())]
             if not sends:
                 continue
             if index:
                 # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
                 await _sleep_unless_done(collector, targets, wanted, delay)
+                if targets and not collector.answered_at and collector.all_heard(targets, wanted):
+                    break  # every target refused every protocol (ICMP): nobody to repeat to
                 delay = min(delay * 2, UDP_UPPER_DELAY)
-                sends = [d for d in sends if d.proto not in refused.get(d.addr[0], ())]
+                # Otherwise the whole round is repeated, refused destinations included: the
+                # listening window counts from the last datagram, and a shorter repeat would end
+                # it sooner for a large sweep (answers of a busy segment come late: issue 15).
             result.datagrams_sent += await _paced_send(sends, rate, sent_at)
             if on_sent is not None and index == 0:
                 on_sent()
