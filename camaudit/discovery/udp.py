@@ -261,6 +261,11 @@ class _Collector:
             return False  # cheap: a large sweep checks this every 50 ms
         return all(a in answered or protocols <= refused.get(a, set()) for a in targets)
 
+    def all_refused(self, targets: set[str], protocols: set[str]) -> bool:
+        """Whether every target refused every one of ``protocols`` and none answered: nobody
+        will (no repeat, no listening)."""
+        return bool(targets) and not self.answered_at and self.all_heard(targets, protocols)
+
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
         if isinstance(exc, OSError) and exc.errno in (errno.ECONNREFUSED, errno.EHOSTUNREACH):
@@ -473,7 +478,7 @@ async def udp_discover(
             if index:
                 # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
                 await _sleep_unless_done(collector, targets, wanted, delay)
-                if targets and not collector.answered_at and collector.all_heard(targets, wanted):
+                if collector.all_refused(targets, wanted):
                     break  # every target refused every protocol (ICMP): nobody to repeat to
                 delay = min(delay * 2, UDP_UPPER_DELAY)
                 # Otherwise the whole round is repeated, refused destinations included: the
@@ -528,7 +533,7 @@ async def _sleep_unless_done(collector: _Collector, targets: set[str], protocols
     repeat is due: the caller's filter leaves nothing to send)."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
-        if targets and not collector.answered_at and collector.all_heard(targets, protocols):
+        if collector.all_refused(targets, protocols):
             return
         await asyncio.sleep(min(left, 0.02))
 
