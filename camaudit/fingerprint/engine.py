@@ -56,9 +56,12 @@ WEAK_ONLY_CAP = 0.5
 TIE_MARGIN = 0.05
 #: Longest observation value quoted in an identity's signature list.
 QUOTE_LIMIT = 300
-#: Values up to this length are cached with their matches (fleets repeat banners).
-_CACHE_VALUE_LIMIT = 4096
-_CACHE_MAX = 50_000
+#: Values up to this length are cached with their matches (fleets repeat banners). Longer ones
+#: (bodies, discovery answers) and most short ones of a scan (a Date header, a nonce) are
+#: never seen twice; the cache holds at most _CACHE_CHARS characters of them, so that it does
+#: not grow with the number of devices identified (issue 15).
+_CACHE_VALUE_LIMIT = 1024
+_CACHE_CHARS = 2_000_000
 
 _FIELDS = ("model", "firmware", "serial", "device_type")
 #: Where a field is taken from first (lower is stronger); kinds not listed rank 3. The device's
@@ -90,6 +93,7 @@ class Engine:
     def __init__(self, signatures: SignatureSet | None = None) -> None:
         self.signatures = signatures if signatures is not None else default_set()
         self._cache: dict[tuple[str, str], MatchList] = {}
+        self._cached_chars = 0
 
     def matches(self, kind: str, value: str) -> MatchList:
         # Observations are already cut to this size; a caller passing raw text is cut the same
@@ -101,9 +105,11 @@ class Engine:
             return cached
         found = tuple(self.signatures.match_value(kind, value))
         if len(value) <= _CACHE_VALUE_LIMIT:
-            if len(self._cache) >= _CACHE_MAX:
+            if self._cached_chars + len(value) > _CACHE_CHARS:
                 self._cache.clear()
+                self._cached_chars = 0
             self._cache[key] = found
+            self._cached_chars += len(value)
         return found
 
     def hits(self, observations: Iterable[Observation]) -> list[Hit]:
