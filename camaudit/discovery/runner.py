@@ -40,6 +40,7 @@ async def discover(
     rate: float = 2000.0,
     on_sent: Callable[[], None] | None = None,
     udp: bool = True,
+    on_observation: Callable[[Observation], None] | None = None,
 ) -> DiscoveryResult:
     """Run WS-Discovery, SADP and DHIP against ``addresses`` (unicast to each), by multicast on
     ``interfaces`` when ``multicast`` is set (default: the interfaces whose IPv4 network holds a
@@ -47,7 +48,9 @@ async def discover(
     ``timeout`` is how long to listen after the last datagram; ``rate`` caps datagrams/s.
     ``on_sent`` is called once, when the first round of datagrams is out (the scan uses the
     wait that follows for work of its own). ``udp=False`` (with ``arp``) runs the ARP sweep
-    alone: no WS-Discovery, SADP or DHIP."""
+    alone: no WS-Discovery, SADP or DHIP. With ``on_observation``, each observation is handed
+    to it as it is made (ARP's when the sweep ends) rather than kept in the result: the scan
+    records answers as they come, and does not hold those of thousands of targets."""
     if timeout <= 0:
         raise UsageError("the discovery timeout must be a positive number of seconds")
     if rate <= 0:
@@ -66,28 +69,46 @@ async def discover(
         # ARP alone: the UDP driver and the protocol parsers are not even imported (a sweep of a
         # /24 takes about 0.13 s at the default rate; their import would add a third to it).
         arp_result = await arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)
-        return _merge(None, arp_result, notes)
+        return _merge(None, arp_result, notes, on_observation)
     from .udp import choose_interfaces, udp_discover
 
     chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
     if multicast and not chosen and not interfaces:
         notes.append("multicast discovery skipped: no local interface is on a target network")
-    udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate, on_sent=on_sent)
+    # The MACs UDP discovery named, so that ARP's same MAC for an address is not said twice.
+    udp_macs: set[tuple[str, str]] = set()
+    relay = None
+    if on_observation is not None:
+        sink = on_observation
+
+        def relay(obs: Observation) -> None:
+            if obs.kind == "mac":
+                udp_macs.add((obs.address, obs.value))
+            sink(obs)
+
+    udp_task = udp_discover(addresses, interfaces=chosen, timeout=timeout, rate=rate, on_sent=on_sent,
+                            on_observation=relay)
     if arp:
         udp_result, arp_result = await asyncio.gather(
             udp_task, arp_sweep(addresses, interfaces=interfaces, timeout=min(timeout, 2.0), rate=rate)
         )
     else:
         udp_result, arp_result = await udp_task, ArpResult()
-    return _merge(udp_result, arp_result, notes)
+    return _merge(udp_result, arp_result, notes, on_observation, udp_macs)
 
 
-def _merge(udp: UdpDiscoveryResult | None, arp: ArpResult, notes: list[str]) -> DiscoveryResult:
+def _merge(udp: UdpDiscoveryResult | None, arp: ArpResult, notes: list[str],
+           on_observation: Callable[[Observation], None] | None = None,
+           udp_macs: set[tuple[str, str]] | None = None) -> DiscoveryResult:
     observations = list(udp.observations) if udp is not None else []
     have = {(o.address, o.kind, o.value) for o in observations}
+    have |= {(address, "mac", mac) for address, mac in udp_macs or ()}
     for obs in arp.observations:
         if (obs.address, obs.kind, obs.value) not in have:
-            observations.append(obs)
+            if on_observation is not None:
+                on_observation(obs)
+            else:
+                observations.append(obs)
             have.add((obs.address, obs.kind, obs.value))
     all_notes = []
     for note in notes + (udp.notes if udp is not None else []) + arp.notes:

@@ -233,13 +233,18 @@ _Parsed = tuple[tuple[str, ...], str, list[str | None]]
 class _Collector:
     """Correlates, de-duplicates and turns replies into observations."""
 
-    def __init__(self, result: UdpDiscoveryResult) -> None:
+    def __init__(self, result: UdpDiscoveryResult,
+                 on_observation: Callable[[Observation], None] | None = None) -> None:
         self.result = result
+        #: Where each observation goes as it is made; None: into ``result.observations``.
+        self.on_observation = on_observation
         self.wsd_ids: set[str] = set()
         self.seen_datagrams: set[tuple[str, str, bytes]] = set()
         self.seen_reply_ids: set[tuple[str, str]] = set()
-        self.seen_evidence: set[tuple[str, str, int | None, str]] = set()
-        self.evidence_keys: set[tuple[str, ...]] = set()
+        # Digests, not the texts: an answer handed on as it comes is not kept alive by these
+        # (a sweep of thousands of targets, issue 15).
+        self.seen_evidence: set[tuple[str, str, int | None, bytes]] = set()
+        self.evidence_keys: set[bytes] = set()
         self.errors: dict[str, str] = {}
         #: (address, protocol) -> distinct answers kept, answers dropped over the cap
         self.kept: dict[tuple[str, str], int] = {}
@@ -303,7 +308,7 @@ class _Collector:
         self.answered_at.setdefault(source, now_loop)
         self.last_answer = now_loop
         key, value, macs = parsed
-        full_key = (source, proto) + key
+        full_key = _digest("\x1f".join((source, proto) + key))
         if full_key in self.evidence_keys:
             return  # the same device evidence again (a second answer with a new MessageID)
         if self.kept.get(per_address, 0) >= MAX_ANSWERS_PER_ADDRESS:
@@ -365,13 +370,19 @@ class _Collector:
         self.result.ignored_sources.add(source)
 
     def _add(self, address: str, kind: str, value: str, port: int | None, src: str, now: str) -> None:
-        key = (address, kind, port, value)
+        key = (address, kind, port, _digest(value))
         if key in self.seen_evidence:
             return
         self.seen_evidence.add(key)
-        self.result.observations.append(
-            Observation(address=address, kind=kind, value=value, port=port, source=src, observed_at=now)
-        )
+        obs = Observation(address=address, kind=kind, value=value, port=port, source=src, observed_at=now)
+        if self.on_observation is not None:
+            self.on_observation(obs)
+        else:
+            self.result.observations.append(obs)
+
+
+def _digest(text: str) -> bytes:
+    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
 
 
 def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socket:
@@ -416,11 +427,13 @@ async def udp_discover(
     timeout: float = 2.0,
     rate: float = 2000.0,
     on_sent: Callable[[], None] | None = None,
+    on_observation: Callable[[Observation], None] | None = None,
 ) -> UdpDiscoveryResult:
     """Probe ``addresses`` by unicast and, on each of ``interfaces``, by multicast (pass none
     for unicast only); listen ``timeout`` seconds after the last datagram, or less when every
     unicast target has answered (see SETTLE_SECONDS). ``on_sent()`` is called once, when the
-    first round of datagrams is out."""
+    first round of datagrams is out. With ``on_observation``, each observation is handed to it
+    as it is made and not kept in the result."""
     if timeout <= 0 or rate <= 0:
         raise UsageError("discovery timeout and rate must be positive")
     unknown = set(protocols) - set(PROTOCOLS)
@@ -430,7 +443,7 @@ async def udp_discover(
         check_sender_allowed()
     loop = asyncio.get_running_loop()
     result = UdpDiscoveryResult()
-    collector = _Collector(result)
+    collector = _Collector(result, on_observation)
     transports: list[asyncio.DatagramTransport] = []
     v4, v6 = _split_families(addresses)
     rounds: list[list[_Dest]] = [[] for _ in range(1 + max(UNICAST_UDP_REPEAT, MULTICAST_UDP_REPEAT))]

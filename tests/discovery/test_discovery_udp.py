@@ -121,6 +121,24 @@ def test_duplicates_give_one_observation_each() -> None:
     assert result.notes == []
 
 
+def test_observations_handed_on_as_they_come_are_not_kept() -> None:
+    # The scan records discovery's answers as they come (issue 15: a sweep of thousands of
+    # targets held every answer until discovery ended): with a sink, each observation goes to
+    # it once, duplicates still dropped, and the result keeps none.
+    def responders() -> list[Responder]:
+        return [Responder(p, "127.80.3.2", behaviour="twice") for p in ("wsd", "sadp", "dhip")]
+
+    kept = run_with(responders(), lambda: discover(["127.80.3.2"], timeout=0.4))
+    handed: list[Any] = []
+    streamed = run_with(responders(), lambda: discover(["127.80.3.2"], timeout=0.4, on_observation=handed.append))
+    assert streamed.observations == [] and streamed.notes == kept.notes
+    def same(o: Any) -> tuple[str, int | None, str]:  # a WS-Discovery answer names the probe's fresh id
+        return o.kind, o.port, "" if o.kind == "onvif_probe_match" else o.value
+
+    assert sorted(map(same, handed)) == sorted(map(same, kept.observations))
+    assert len(handed) == len({(o.kind, o.port, o.value) for o in handed}), "each observation once"
+
+
 def test_repeat_schedule_follows_soap_over_udp() -> None:
     responder = Responder("wsd", "127.80.4.1", behaviour="silent")
     run_with([responder], lambda: udp.udp_discover(["127.80.4.1"], protocols=["wsd"], timeout=0.2))
