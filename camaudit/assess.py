@@ -421,10 +421,12 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
 
     for device in view.devices:
         facts = local(device.facts())
+        evidence: dict[str, Any] | None = None  # one document shared by the device's findings
         for rule in policy.for_subject("device"):
             if rule.matches(facts):
+                evidence = evidence if evidence is not None else device.evidence()
                 add(rule.id, rule.severity, device.address, rule.text("title", facts, lang),
-                    rule.text("detail", facts, lang), device.evidence())  # fmt: skip
+                    rule.text("detail", facts, lang), evidence)  # fmt: skip
     for item in view.missing_assets:
         assert item.asset is not None
         facts = asset_facts(item.asset)

@@ -12,6 +12,12 @@ is marked ``interrupted`` by the watchdog, and the process ends with exit code 3
 the scan records a heartbeat every ``heartbeat_interval`` seconds, so that a scan killed outright
 (SIGKILL) is later marked ``interrupted`` too (store/scans.py), and finalised by the command that
 marks it.
+
+The store is the scan's memory: every host is identified from what the store holds for it (its
+open ports, then its observations in the order recorded), once its own steps and discovery are
+done, whether the scan completes or is finalised after an interruption; its evidence is then let
+go of, discovery's answers are recorded as they come, and the output reads each host back from
+the store (:func:`scan_hosts`). So a scan's memory does not grow with its hosts (issue 15).
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -182,6 +188,55 @@ class _SweepWriter:
         self.last_flush = time.monotonic()
 
 
+class _DiscoveryWriter:
+    """Takes discovery's observations as they come and records them in batches: a sweep of
+    thousands of targets no longer holds every answer until discovery ends (issue 15). A batch
+    also goes to the hosts still being probed or read, whose interrogation may need the maker
+    it names (before the probes' evidence, in the order of the answers), and names the MACs
+    and the hosts only discovery found. It runs in the datagram callback, where an exception
+    would close the socket: a failed write is kept and raised when discovery ends."""
+
+    BATCH = 256
+
+    def __init__(self, store: Store, scan_id: str, hosts: dict[str, Host], settled: set[str]) -> None:
+        self.store, self.scan_id, self.hosts, self.settled = store, scan_id, hosts, settled
+        self.pending: list[Observation] = []
+        self.in_front: dict[str, int] = {}  # address -> discovery observations put before its own
+        self.failure: Exception | None = None
+
+    def __call__(self, obs: Observation) -> None:
+        self.pending.append(obs)
+        if len(self.pending) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.pending or self.failure is not None:
+            return
+        batch, self.pending = self.pending, []
+        try:
+            self.store.add_observations(self.scan_id, batch)
+        except Exception as exc:  # noqa: BLE001 - raised again by check(), out of the callback
+            self.failure = exc
+            return
+        for obs in batch:
+            if obs.address not in self.hosts:
+                self.hosts[obs.address] = Host(obs.address)
+                self.settled.add(obs.address)  # no step applies to it: identified from the store
+            host = self.hosts[obs.address]
+            if obs.kind == "mac" and not host.mac:
+                host.mac = obs.value
+            if obs.address not in self.settled:
+                at = self.in_front.get(obs.address, 0)
+                host.observations.insert(at, obs)
+                self.in_front[obs.address] = at + 1
+
+    def check(self) -> None:
+        """Write what is left; raise the first failure."""
+        self.flush()
+        if self.failure is not None:
+            raise self.failure
+
+
 def run_scan(
     config: ScanConfig,
     *,
@@ -196,7 +251,10 @@ def run_scan(
 
     Raises ScopeError/ConfigError (before anything is written) for bad input, StoreError when the
     database cannot be used. Otherwise returns a ScanResult whose ``status`` is ``complete``,
-    ``interrupted`` or ``failed``.
+    ``interrupted`` or ``failed``. Its ``hosts`` say what answered; each host as recorded (its
+    evidence, identity, settings and verdict) is read with :func:`scan_hosts`: the scan keeps
+    none of it in memory once a host is identified, so that memory does not grow with the
+    number of hosts (issue 15).
     """
     scope = build_scope(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
@@ -264,7 +322,6 @@ def run_scan(
                 findings = finalise_scan(store, scan_id, status, policy_path=config.policy_path, mark=False)
                 if findings is not None:
                     result.findings = findings
-                    _identities_into(store, scan_id, result)
             except CamauditError as exc:
                 log.warning("could not identify and assess what scan %s found: %s", scan_id, exc)
         store.close()
@@ -279,22 +336,11 @@ def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str |
     ``interrupted`` by the next command). With ``mark``, the scan's status is set first (so a
     second interruption cannot leave it ``running``). Returns the new assessment's findings, or
     None when the scan was assessed already."""
-    from .fingerprint import identify
     from .store import assessments as stored_assessments
-    from .store import observations as stored_observations
 
     if mark:
         store.finish_scan(scan_id, status, notes=notes, error=error)
-    done = stored_observations.identified_addresses(store, scan_id)
-    evidence: dict[str, list[Observation]] = {}
-    for obs in stored_observations.observations_of_scan(store, scan_id):
-        evidence.setdefault(obs.address, []).append(obs)
-    for address in stored_observations.addresses_of_scan(store, scan_id):
-        if address in done:
-            continue
-        found = evidence.get(address, [])
-        mac = next((o.value for o in found if o.kind == "mac"), None)
-        store.add_identity(scan_id, address, identify(found), mac=mac)
+    identify_unidentified(store, scan_id)
     if stored_assessments.latest_assessment(store, scan_id) is not None:
         return None
     from .assess import assess_scan
@@ -324,17 +370,27 @@ def finalise_stale_scans(store: Store) -> list[str]:
     return done
 
 
-def _identities_into(store: Store, scan_id: str, result: ScanResult) -> None:
-    """Give the result's hosts the identities finalisation recorded (the scan JSON shows them)."""
-    from .store.observations import hosts as stored_hosts
+def identify_recorded(store: Store, scan_id: str, address: str) -> None:
+    """Identify one host of a scan from the evidence the store holds for it, and record the
+    identity. Every scan identifies its hosts this way, a complete one host by host as each
+    one's evidence is in, an interrupted one when it is finalised: the same evidence in the
+    same order gives the same identity whichever way the scan ended."""
+    from .fingerprint import identify
+    from .store.observations import host_evidence
 
-    known = {h.address: h for h in result.hosts}
-    for host, _device_id in stored_hosts(store, scan_id):
-        if host.address not in known:
-            known[host.address] = Host(host.address, ports=list(host.ports))
-            result.hosts.append(known[host.address])
-        if known[host.address].identity is None and host.identity is not None:
-            known[host.address].identity = host.identity
+    evidence = host_evidence(store, scan_id, address)
+    mac = next((o.value for o in evidence if o.kind == "mac"), None)
+    store.add_identity(scan_id, address, identify(evidence), mac=mac)
+
+
+def scan_hosts(db_path: str, scan_id: str) -> Iterator[Host]:
+    """Each host of a recorded scan as its ``--json`` shows it (evidence, identity, settings,
+    verdict), one at a time in address order, read from the store at ``db_path``. A scan keeps
+    no host's evidence in memory once the host is identified (issue 15): this is where it is."""
+    from .store.observations import each_host
+
+    with open_store(db_path, create=False) as store:
+        yield from each_host(store, scan_id)
 
 
 def _run_stages(
@@ -360,7 +416,7 @@ def _run_stages(
     for address, ports in swept.open_ports.items():
         hosts[address] = Host(address, ports=sorted(ports))
     if config.sweep_only or stop.is_set():
-        result.hosts = list(hosts.values())
+        result.hosts = _answered(hosts)
         return
 
     # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
@@ -373,30 +429,33 @@ def _run_stages(
     #    a host is interrogated as soon as its own probes are done rather than after every
     #    host's probes. The host limit is the same: at most ``host_concurrency`` hosts are being
     #    probed or interrogated at any moment, and a host is only ever in one of the two.
+    # 5. Identification, host by host: a host is identified from what the store holds for it
+    #    once its evidence is all in (its own probes and reads, and discovery's answers), and
+    #    its evidence is then let go of: memory does not grow with the number of hosts, which
+    #    the store holds (issue 15), and the output is read back from the store.
     warm_up = _WarmUp(interrogate=config.interrogate)
     try:
         asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop,
                                                 warm_up))
     finally:
         warm_up.join()
+    result.hosts = _answered(hosts)
     if stop.is_set():
-        result.hosts = list(hosts.values())
         return
 
     # What the device clients left behind (reference cycles: zeep's and aiohttp's objects) is
     # collected now, so that the stages below reuse its memory instead of raising the peak.
     gc.collect()
 
-    # 5. Identification from the evidence gathered so far.
-    _identify_hosts(store, result.scan_id, hosts)
-    result.hosts = list(hosts.values())
+    # The hosts no step applied to (those only discovery found) are identified now.
+    identify_unidentified(store, result.scan_id)
     if stop.is_set():
         return
 
     # 6. Egress verification from this vantage (--listener), then a verdict per host from the
     #    check, its controls and each device's own settings (DESIGN.md section 5).
     if config.egress.listeners:
-        result.egress = _verify_egress(config, store, result.scan_id, hosts)
+        result.egress = _verify_egress(config, store, result.scan_id, list(hosts))
     if stop.is_set():
         return
 
@@ -429,20 +488,27 @@ async def _discover_probe_interrogate(
     """
     discovered = asyncio.Event()
     discovery: asyncio.Task[None] | None = None
+    settled: set[str] = set()  # hosts whose steps are done: their evidence is in the store, not here
+    waiting: list[str] = []  # of those, the ones done before discovery ended, not identified yet
     # Discovery first. What the later stages import and load (about 0.8 s of CPU) is done in a
     # thread once its first datagrams are out: then the scan waits on the network, and the thread
     # does not compete with the work that puts the first packets out (a one-host scan has 1.5 s).
     if config.discovery.enabled:
 
         async def discover_then_merge() -> None:
+            writer = _DiscoveryWriter(store, result.scan_id, hosts, settled)
             try:
-                found = await _discover(config, addresses, stop, on_sent=warm_up.start)
+                found = await _discover(config, addresses, stop, on_sent=warm_up.start, on_observation=writer)
+                writer.check()
                 if found is not None:
                     _merge_discovery(store, result, hosts, found)
             finally:
                 discovered.set()
             if progress:
                 progress("discover", 1, 1)
+            # One host at a time, letting the probes of the others go on in between.
+            while waiting and not stop.is_set():
+                await identify_now(waiting.pop(0))
 
         discovery = asyncio.create_task(discover_then_merge())
         if progress:
@@ -492,6 +558,23 @@ async def _discover_probe_interrogate(
         store.add_problems(result.scan_id, host.address, report.problems)
         store.add_device_settings(result.scan_id, host.settings)
 
+    async def identify_now(address: str) -> None:
+        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
+        identify_recorded(store, result.scan_id, address)
+
+    async def settle(host: Host) -> None:
+        # The host's own steps are done and their evidence is in the store, which is what it
+        # is identified from: nothing here needs it any more (a large sweep's discovery
+        # listens for many seconds, and the hosts done by then used to pile up in memory).
+        settled.add(host.address)
+        _let_go(host)
+        # Discovery's answers are part of the evidence: a host whose own steps ended first is
+        # identified once they are in (by the discovery task), and the next host starts now.
+        if discovered.is_set():
+            await identify_now(host.address)
+        else:
+            waiting.append(host.address)
+
     steps = [_Step("probe", lambda h: bool(h.ports), probe)]
     if config.interrogate:
         steps.append(_Step("interrogate", lambda h: bool(candidate_http_ports(h.ports)), read))
@@ -504,7 +587,7 @@ async def _discover_probe_interrogate(
         prepared = None
     try:
         await _each_host(list(hosts.values()), steps, store, result.scan_id, config.probe.host_concurrency,
-                         progress, stop)
+                         progress, stop, finish=_Step("identify", lambda h: True, settle))
     except BaseException:
         # The store cannot take more (the scan fails): discovery's answers could not be kept
         # either, so it is not waited for.
@@ -576,23 +659,17 @@ async def _prepare_interrogation() -> None:
 
 
 def _merge_discovery(store: Store, result: ScanResult, hosts: dict[str, Host], found: Any) -> None:
+    """Record what discovery says beside its observations (which _DiscoveryWriter recorded as
+    they came): its notes, and the problems of the addresses that flooded it."""
     result.notes.extend(found.notes)
-    store.add_observations(result.scan_id, found.observations)
-    first: dict[str, list[Observation]] = {}
-    for obs in found.observations:
-        host = hosts.setdefault(obs.address, Host(obs.address))
-        first.setdefault(obs.address, []).append(obs)
-        if obs.kind == "mac" and not host.mac:
-            host.mac = obs.value
-    for address, observations in first.items():
-        hosts[address].observations[:0] = observations
     for address, problems in found.problems.items():
-        hosts.setdefault(address, Host(address)).problems.extend(problems)
+        hosts.setdefault(address, Host(address))
         store.add_problems(result.scan_id, address, problems)
 
 
 async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threading.Event,
-                    on_sent: Callable[[], None] | None = None) -> Any:
+                    on_sent: Callable[[], None] | None = None,
+                    on_observation: Callable[[Observation], None] | None = None) -> Any:
     from .discovery.runner import discover
 
     task = asyncio.create_task(
@@ -604,6 +681,7 @@ async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threadin
             timeout=config.discovery.timeout,
             rate=config.discovery.rate,
             on_sent=on_sent,
+            on_observation=on_observation,
         )
     )
     watcher = asyncio.create_task(_cancel_on_stop([task], stop))
@@ -615,10 +693,10 @@ async def _discover(config: ScanConfig, addresses: Sequence[str], stop: threadin
         watcher.cancel()
 
 
-def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[str, Host]) -> dict[str, Any]:
+def _verify_egress(config: ScanConfig, store: Store, scan_id: str, addresses: Sequence[str]) -> dict[str, Any]:
     from .egress.check import CheckOptions
     from .egress.run import check_and_record, record_scan_verdicts_and_rollup
-    from .probes.device_config import DeviceSettings
+    from .store.observations import each_device_settings
 
     egress = config.egress
     options = CheckOptions(listeners=list(egress.listeners), dns_zone=egress.dns_zone, timeout=egress.timeout,
@@ -631,11 +709,11 @@ def _verify_egress(config: ScanConfig, store: Store, scan_id: str, hosts: dict[s
         options.udp_ports = list(egress.udp_ports)
     outcome = check_and_record(store, options, scan_id=scan_id, window_s=egress.control_window)
     # None: the device's settings were not read (no HTTP port, interrogation off), so its
-    # verdict cannot lean on what it says about itself.
-    settings = {address: DeviceSettings.from_json(host.settings) if host.settings else None for address, host in hosts.items()}
-    verdicts, segment = record_scan_verdicts_and_rollup(store, scan_id, outcome, settings)
-    for address, verdict in verdicts.items():
-        hosts[address].verdict = verdict.to_json()
+    # verdict cannot lean on what it says about itself. The verdicts are recorded, and the
+    # output reads each host's from the store.
+    settings: dict[str, Any] = dict.fromkeys(addresses)
+    settings |= {address: recorded for address, recorded in each_device_settings(store, scan_id) if address in settings}
+    _verdicts, segment = record_scan_verdicts_and_rollup(store, scan_id, outcome, settings)
     # The segment's verdict as the report shows it (the roll-up of the sensor's check and every
     # device), beside the sensor's own check: the console says the former first.
     seg = segment.to_json()
@@ -673,43 +751,60 @@ async def _each_host(
     concurrency: int,
     progress: ProgressCallback | None,
     stop: threading.Event,
+    *,
+    finish: _Step | None = None,
 ) -> None:
-    """Run each host's steps in order, ``concurrency`` hosts at a time, until done or ``stop`` is
-    set. A fault in one host's step is recorded as that host's problem, and its next steps and
-    the other hosts go on; a store that cannot take more stops everything."""
-    limit = asyncio.Semaphore(concurrency)
+    """Run each host's steps in order, then its ``finish``, ``concurrency`` hosts at a time,
+    until done or ``stop`` is set. A fault in one host's step is recorded as that host's
+    problem, and its next steps and the other hosts go on; a store that cannot take more stops
+    everything. ``concurrency`` workers take the hosts in turn: no task waits per host, so
+    memory does not grow with their number (issue 15)."""
     totals = {step.stage: sum(1 for h in todo if step.wanted(h)) for step in steps}
     done = dict.fromkeys(totals, 0)
     fatal: list[StoreError] = []
     hosts = [h for h in todo if any(step.wanted(h) for step in steps)]
 
-    async def one(host: Host) -> None:
-        async with limit:
-            for step in steps:
-                if stop.is_set():
-                    return
-                if not step.wanted(host):
-                    continue
-                try:
-                    await step.work(host)
-                except StoreError as exc:
-                    # The database cannot take more (a full disk, a read-only file): no other
-                    # host's evidence could be kept either, so the scan stops and fails.
-                    fatal.append(exc)
-                    for task in tasks:
-                        task.cancel()
-                    return
-                except Exception as exc:
-                    log.warning("%s of %s failed: %s: %s", step.stage, host.address, type(exc).__name__, exc)
-                    log.debug("%s of %s failed", step.stage, host.address, exc_info=True)
-                    problem = f"{step.stage} failed unexpectedly ({type(exc).__name__}: {exc})"
-                    host.problems.append(problem)
-                    store.add_problems(scan_id, host.address, [problem])
+    async def attempt(step: _Step, host: Host) -> bool:
+        """Do one step for one host; False when nothing more can be done for any host."""
+        try:
+            await step.work(host)
+        except StoreError as exc:
+            # The database cannot take more (a full disk, a read-only file): no other
+            # host's evidence could be kept either, so the scan stops and fails.
+            fatal.append(exc)
+            for task in tasks:
+                task.cancel()
+            return False
+        except Exception as exc:
+            log.warning("%s of %s failed: %s: %s", step.stage, host.address, type(exc).__name__, exc)
+            log.debug("%s of %s failed", step.stage, host.address, exc_info=True)
+            problem = f"{step.stage} failed unexpectedly ({type(exc).__name__}: {exc})"
+            host.problems.append(problem)
+            store.add_problems(scan_id, host.address, [problem])
+        return True
+
+    async def one(host: Host) -> bool:
+        for step in [*steps, *([finish] if finish is not None else [])]:
+            if stop.is_set():
+                return False
+            if not step.wanted(host):
+                continue
+            if not await attempt(step, host):
+                return False
+            if step is not finish:
                 done[step.stage] += 1
                 if progress:
                     progress(step.stage, done[step.stage], totals[step.stage])
+        return True
 
-    tasks = [asyncio.create_task(one(h)) for h in hosts]
+    turn = iter(hosts)  # shared by the workers: each next() hands out another host
+
+    async def worker() -> None:
+        for host in turn:
+            if not await one(host):
+                return
+
+    tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(hosts)))]
     watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
     try:
         await asyncio.gather(*tasks, return_exceptions=True)
@@ -728,14 +823,28 @@ async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Ev
         task.cancel()
 
 
-def _identify_hosts(store: Store, scan_id: str, hosts: dict[str, Host]) -> None:
-    from .fingerprint import identify
+def identify_unidentified(store: Store, scan_id: str) -> None:
+    """Identify every host of the scan the store holds no identity for yet, each from its own
+    recorded evidence (:func:`identify_recorded`), one at a time."""
+    from .store import observations as stored_observations
 
-    for host in hosts.values():
-        evidence = _with_ports(host)
-        host.identity = identify(evidence)
-        mac = next((o.value for o in host.observations if o.kind == "mac"), None)
-        store.add_identity(scan_id, host.address, host.identity, mac=mac)
+    done = stored_observations.identified_addresses(store, scan_id)
+    for address in stored_observations.addresses_of_scan(store, scan_id):
+        if address not in done:
+            identify_recorded(store, scan_id, address)
+
+
+def _let_go(host: Host) -> None:
+    """Drop what the store now holds for a host whose steps are done; its address, ports and MAC stay."""
+    host.observations = []
+    host.problems = []
+    host.settings = None
+
+
+def _answered(hosts: dict[str, Host]) -> list[Host]:
+    """The scan result's hosts: what answered (address, open ports, MAC). Their evidence,
+    identities, settings and verdicts are in the store (:func:`scan_hosts`)."""
+    return [Host(h.address, ports=list(h.ports), mac=h.mac) for h in hosts.values()]
 
 
 def _with_ports(host: Host) -> list[Observation]:

@@ -160,7 +160,7 @@ def test_re_reporting_never_rewrites_an_assessment(lab: list[dict[str, Any]], tm
 def test_an_interrupted_scan_still_says_what_it_saw(lab: list[dict[str, Any]], tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """Issue 11: a scan stopped by Ctrl-C reported "0 identified, 0 findings"."""
-    from camaudit.audit import run_scan
+    from camaudit.audit import run_scan, scan_hosts
     from camaudit.config import load_config
 
     for key in CREDENTIALS:
@@ -178,7 +178,7 @@ def test_an_interrupted_scan_still_says_what_it_saw(lab: list[dict[str, Any]], t
     result = run_scan(config, progress=progress, stop=stop)
     assert result.status == "interrupted"
     assert result.findings, "the interrupted scan is assessed on what it stored"
-    identified = [h for h in result.to_json()["hosts"] if (h.get("identity") or {}).get("vendor", "unknown") != "unknown"]
+    identified = [h for h in scan_hosts(str(db), result.scan_id) if h.identity and h.identity.vendor != "unknown"]
     assert identified
     md = tmp_path / "stopped.md"
     done = run("report", "--db", str(db), "-o", str(md), "--fail-on", "none")

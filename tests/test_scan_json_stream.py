@@ -4,6 +4,9 @@ largest thing a 1,000-device scan held); the bytes are exactly those of json.dum
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+
+import pytest
 
 from camaudit.model import Host, Identity, Observation, ScanResult
 from camaudit.model.findings import Finding
@@ -39,3 +42,30 @@ def test_streamed_json_is_byte_for_byte_the_whole_document() -> None:
         if findings > 1:
             assert not any('"covered-vendor"' in c and c.count('"rule"') > 1 for c in chunks), \
                 "written a finding at a time"
+
+
+@pytest.mark.parametrize(("hosts", "egress", "findings"), [(0, False, 0), (1, True, 1), (6, False, 4)])
+def test_hosts_read_as_they_are_written_give_the_same_document(hosts: int, egress: bool, findings: int) -> None:
+    # The scan hands write_json an iterator over the store (camaudit.audit.scan_hosts): each
+    # host is read only when it is written, and the bytes are those of the whole document.
+    result = _result(hosts, egress=egress, findings=findings)
+    recorded = sorted(result.hosts, key=lambda h: tuple(map(int, h.address.split("."))))
+    result.hosts = []  # what a scan keeps: nothing of the hosts' evidence
+    read: list[str] = []
+
+    def hosts_from_store() -> Iterator[Host]:
+        for host in recorded:
+            read.append(host.address)
+            yield host
+
+    chunks: list[str] = []
+
+    def write(chunk: str) -> None:
+        chunks.append(chunk)
+        read.append("written")
+
+    result.write_json(write, hosts_from_store())
+    assert "".join(chunks) == json.dumps(result.to_json(recorded), indent=2, default=str)
+    if hosts > 1:
+        first, second = read.index(recorded[0].address), read.index(recorded[1].address)
+        assert "written" in read[first:second], "the second host is read after the first is written"

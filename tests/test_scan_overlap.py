@@ -10,7 +10,7 @@ import threading
 import time
 from pathlib import Path
 
-from camaudit.audit import run_scan
+from camaudit.audit import run_scan, scan_hosts
 from camaudit.config import load_config
 from camaudit.lab import plan_devices
 from camaudit.lab.runner import LabThread
@@ -70,6 +70,7 @@ def test_a_host_is_interrogated_while_another_is_still_probed(tmp_path: Path) ->
     assert result.status == "complete"
     assert ("interrogate", 1, 2) in events and ("probe", 2, 2) in events
     assert events.index(("interrogate", 1, 2)) < events.index(("probe", 2, 2)), events
-    makers = {h.address: h.identity.vendor if h.identity else None for h in result.hosts}
+    recorded = list(scan_hosts(config.db_path, result.scan_id))
+    makers = {h.address: h.identity.vendor if h.identity else None for h in recorded}
     assert makers[by_profile["hikvision-ipc"]["address"]] == "hikvision"
-    assert {h.address for h in result.hosts if h.settings} == {d["address"] for d in lab.manifest}
+    assert {h.address for h in recorded if h.settings} == {d["address"] for d in lab.manifest}

@@ -5,14 +5,16 @@ from __future__ import annotations
 import ipaddress
 import sys
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from ..audit import run_scan
+from ..audit import run_scan, scan_hosts
 from ..config import STALE_AFTER, load_config, parse_ports
 from ..errors import ConfigError
+from ..model import Host
 from .output import DB_OPTION, JSON_OPTION, SITE_OPTION, open_store, print_json, progress_bar
 
 STALE_AFTER_OPTION = click.option(
@@ -169,12 +171,15 @@ def scan(
         from ..report import write_atomically
 
         write_atomically(scan_id_file, result.scan_id + "\n")
+    # Each host as recorded, read back from the store one at a time: the scan keeps no host's
+    # evidence in memory once it is identified (issue 15).
+    hosts = scan_hosts(config.db_path, result.scan_id)
     if as_json:
         # Streamed host by host: the same bytes as print_json, without the whole text at once.
-        result.write_json(lambda chunk: click.echo(chunk, nl=False))
+        result.write_json(lambda chunk: click.echo(chunk, nl=False), hosts)
         click.echo()
     else:
-        _print_summary(result.to_json() | {"sweep_only": bool(sweep_only)}, db_path)
+        _print_summary(result.to_json([]) | {"sweep_only": bool(sweep_only)}, hosts, db_path)
     if result.status != "complete":
         return 3
     from ..assess import severity_at_least
@@ -221,7 +226,7 @@ def egress_lines(egress: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _print_summary(doc: dict[str, Any], db_path: str) -> None:
+def _print_summary(doc: dict[str, Any], hosts: Iterable[Host], db_path: str) -> None:
     from rich.console import Console
     from rich.table import Table
 
@@ -229,34 +234,41 @@ def _print_summary(doc: dict[str, Any], db_path: str) -> None:
     console = Console() if sys.stdout.isatty() else Console(width=200)
     site = f", site {doc['site']}" if doc.get("site") else ""
     table = Table(title=f"scan {doc['scan_id']} ({doc['status']}{site})", title_justify="left")
+    # One row per host as it is read; the egress column is added once a host has a verdict.
+    rows: list[list[str]] = []
+    vendors: Counter[str] = Counter()
+    with_verdicts = False
+    for host in hosts:
+        ident = host.identity
+        vendors[ident.vendor if ident else "not identified"] += 1
+        with_verdicts = with_verdicts or bool(host.verdict)
+        rows.append([
+            host.address,
+            ",".join(str(p) for p in host.ports),
+            ident.vendor if ident else "",
+            (ident.brand if ident else None) or "",
+            (ident.model if ident else None) or "",
+            (ident.firmware if ident else None) or "",
+            f"{round(ident.confidence, 3):.2f}" if ident else "",
+            (host.verdict or {}).get("verdict", ""),
+        ])
     columns = ["address", "open ports", "vendor", "brand", "model", "firmware", "confidence"]
-    with_verdicts = any(h.get("verdict") for h in doc["hosts"])
     if with_verdicts:
         columns.append("egress")
     for column in columns:
         table.add_column(column, no_wrap=column in ("address", "vendor", "confidence", "egress"))
-    for host in doc["hosts"]:
-        ident = host.get("identity") or {}
-        table.add_row(
-            host["address"],
-            ",".join(str(p) for p in host["ports"]),
-            ident.get("vendor") or "",
-            ident.get("brand") or "",
-            ident.get("model") or "",
-            ident.get("firmware") or "",
-            f"{ident['confidence']:.2f}" if ident else "",
-            *([(host.get("verdict") or {}).get("verdict", "")] if with_verdicts else []),
-        )
+    for row in rows:
+        table.add_row(*row[: len(columns)])
     console.print(table)
+    answered = sum(vendors.values())
     if doc.get("sweep_only"):
         # A port inventory identifies nothing by design: its hosts are not "not identified".
-        console.print(f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered "
+        console.print(f"{doc['addresses_scanned']:,} addresses scanned, {answered} answered "
                       f"(sweep only: no identification was attempted)")
     else:
-        vendors = Counter((h.get("identity") or {}).get("vendor", "not identified") for h in doc["hosts"])
         console.print(
-            f"{doc['addresses_scanned']:,} addresses scanned, {len(doc['hosts'])} answered"
-            + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if doc["hosts"] else "")
+            f"{doc['addresses_scanned']:,} addresses scanned, {answered} answered"
+            + (": " + ", ".join(f"{n} {v}" for v, n in vendors.most_common()) if answered else "")
         )
     if doc.get("egress"):
         for line in egress_lines(doc["egress"]):
@@ -350,21 +362,21 @@ def show(ref: str, db_path: str, as_json: bool, stale_after: float, site: str | 
                 _print_history(ref, history, summary)
             return 0
         from ..report.address_history import port_label
+        from ..store.observations import each_host
         from ..store.scans import scan_settings
 
         row = store.scan(ref, site=_site(site))
-        hosts = store.hosts_of_scan(row.id)
+        if as_json:
+            print_json(_scan_json(row) | {"hosts": store.hosts_of_scan(row.id)})
+            return 0
+        typed = list(each_host(store, row.id))
         sweep_only = bool(scan_settings(store, row.id).get("sweep_only"))
-    doc = _scan_json(row) | {"hosts": hosts}
-    if as_json:
-        print_json(doc)
-    else:
-        _print_summary({**doc, "scan_id": row.id, "sweep_only": sweep_only}, db_path)
-        for host in hosts:
-            click.echo(f"\n{host['address']}  ports {','.join(map(str, host['ports']))}")
-            for obs in host["observations"]:
-                value = obs["value"].replace("\r", "").replace("\n", " | ")
-                click.echo(f"  {obs['kind']:<22} {port_label(obs['kind'], obs['port'], obs.get('source')):<10} {value[:100]}")
+    _print_summary({**_scan_json(row), "sweep_only": sweep_only}, typed, db_path)
+    for host in typed:
+        click.echo(f"\n{host.address}  ports {','.join(map(str, host.ports))}")
+        for obs in host.observations:
+            value = obs.value.replace("\r", "").replace("\n", " | ")
+            click.echo(f"  {obs.kind:<22} {port_label(obs.kind, obs.port, obs.source):<10} {value[:100]}")
     return 0
 
 

@@ -71,7 +71,7 @@ def run_demo(out_dir: str | Path = ".", *, devices: int = 40, seed: int = 0,
              subnet: str = "127.77.0.0/16",
              progress: Callable[[str, int, int], None] | None = None) -> DemoResult:
     """Lab up, scan, store, lab down. Returns what the summary needs."""
-    from ..audit import run_scan  # the lead's pipeline: imported late, it pulls in every stage
+    from ..audit import run_scan, scan_hosts  # the lead's pipeline: imported late, it pulls in every stage
     from ..config import load_config
 
     out = Path(out_dir)
@@ -94,7 +94,7 @@ def run_demo(out_dir: str | Path = ".", *, devices: int = 40, seed: int = 0,
     demo.lab_vendors = Counter(_label(e["vendor"], e["brand"]) for e in manifest)
     demo.hosts_found = len(result.hosts)
     demo.open_ports = sum(len(h.ports) for h in result.hosts)
-    identities = [h.identity for h in result.hosts if h.identity is not None]
+    identities = [h.identity for h in scan_hosts(str(db_path), result.scan_id) if h.identity is not None]
     demo.identities_available = bool(identities)
     demo.identified_vendors = Counter(_label(i.vendor, i.brand) for i in identities)
     return demo

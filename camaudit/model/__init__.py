@@ -6,7 +6,7 @@ Observations are raw evidence; everything else is derived from them and links ba
 from __future__ import annotations
 
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -219,6 +219,9 @@ class ScanResult:
     started_at: str
     finished_at: str | None
     targets: list[str]
+    #: What answered: address, open ports, MAC. A scan lets go of each host's evidence once the
+    #: host is identified (issue 15); the hosts as recorded, evidence, identity, settings and
+    #: verdict included, are read back from the store (``camaudit.audit.scan_hosts``).
     hosts: list[Host] = field(default_factory=list)
     #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
     notes: list[str] = field(default_factory=list)
@@ -230,8 +233,11 @@ class ScanResult:
     #: The site the scan is recorded under (``--site``).
     site: str = "default"
 
-    def to_json(self) -> dict[str, Any]:
-        return self._document([h.to_json() for h in self._sorted_hosts()], [f.to_json() for f in self.findings])
+    def to_json(self, hosts: Iterable[Host] | None = None) -> dict[str, Any]:
+        """The scan's JSON document. ``hosts`` are the hosts as recorded, in address order
+        (``camaudit.audit.scan_hosts``); without them, :attr:`hosts` (what answered)."""
+        listed = self._sorted_hosts() if hosts is None else hosts
+        return self._document([h.to_json() for h in listed], [f.to_json() for f in self.findings])
 
     def _sorted_hosts(self) -> list[Host]:
         return sorted(self.hosts, key=lambda h: _addr_key(h.address))
@@ -251,34 +257,33 @@ class ScanResult:
             **({"egress": self.egress} if self.egress is not None else {}),
         }
 
-    def write_json(self, write: Callable[[str], object]) -> None:
-        """Write exactly ``json.dumps(self.to_json(), indent=2, default=str)``, one host and one
-        finding at a time: for thousands of hosts the whole document as one string (and its
+    def write_json(self, write: Callable[[str], object], hosts: Iterable[Host] | None = None) -> None:
+        """Write exactly ``json.dumps(self.to_json(hosts), indent=2, default=str)``, one host and
+        one finding at a time: for thousands of hosts the whole document as one string (and its
         encoded copy) was the largest thing a scan held, and the findings, which carry their
-        evidence, came next (issue 15)."""
+        evidence, came next (issue 15). ``hosts`` may be an iterator read as it is written."""
         import json
 
-        lists: dict[str, list[Callable[[], Any]]] = {
-            "hosts": [h.to_json for h in self._sorted_hosts()],
+        listed = self._sorted_hosts() if hosts is None else hosts
+        lists: dict[str, Iterable[Callable[[], Any]]] = {
+            "hosts": (h.to_json for h in listed),
             "findings": [f.to_json for f in self.findings],
         }
         rest = json.dumps(self._document([], []), indent=2, default=str)
+        # Only a top-level key sits at two spaces on a line of its own: a string value cannot
+        # contain a raw newline, so a marker cannot match inside one.
+        markers = {key: f'\n  "{key}": []' for key in lists}
+        if not all(marker in rest for marker in markers.values()):  # not the layout expected
+            write(json.dumps(self.to_json(listed), indent=2, default=str))
+            return
         for key, items in lists.items():
-            # Only a top-level key sits at two spaces on a line of its own: a string value cannot
-            # contain a raw newline, so this cannot match inside one.
-            marker = f'\n  "{key}": []'
-            head, found, tail = rest.partition(marker)
-            if not found:  # not the layout expected: the whole document at once, as before
-                write(json.dumps(self.to_json(), indent=2, default=str))
-                return
-            if not items:
-                write(head + marker)
-            else:
-                write(head + f'\n  "{key}": [')
-                for index, item in enumerate(items):
-                    body = json.dumps(item(), indent=2, default=str).replace("\n", "\n    ")
-                    write(("," if index else "") + "\n    " + body)
-                write("\n  ]")
+            head, _, tail = rest.partition(markers[key])
+            written = 0
+            for item in items:
+                body = json.dumps(item(), indent=2, default=str).replace("\n", "\n    ")
+                write((head + f'\n  "{key}": [' if not written else ",") + "\n    " + body)
+                written += 1
+            write("\n  ]" if written else head + markers[key])
             rest = tail
         write(rest)
 

@@ -101,10 +101,14 @@ def device_settings(store: Store, scan_id: str) -> dict[str, DeviceSettings]:
 def each_device_settings(store: Store, scan_id: str) -> Iterator[tuple[str, DeviceSettings]]:
     """(address, settings) for each host of a scan whose settings were read, one at a time."""
     for row in store.db.query("select * from device_settings where scan_id = ?", [scan_id]):
-        doc: dict[str, Any] = {"address": row["address"]}
-        for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
-            doc[key] = json.loads(row[key]) if row[key] is not None else None
-        yield row["address"], DeviceSettings.from_json(doc)
+        yield row["address"], _settings_record(row)
+
+
+def _settings_record(row: dict[str, Any]) -> DeviceSettings:
+    doc: dict[str, Any] = {"address": row["address"]}
+    for key in ("gateway", "dns", "ntp", "cloud", "upnp_mappings", "not_verified", "details"):
+        doc[key] = json.loads(row[key]) if row[key] is not None else None
+    return DeviceSettings.from_json(doc)
 
 
 def hosts_of_scan(store: Store, scan_id: str) -> list[dict[str, Any]]:
@@ -161,6 +165,61 @@ def observations_of_scan(store: Store, scan_id: str) -> list[Observation]:
                                       "where scan_id = ? order by observed_at, rowid", [scan_id])
               if r["kind"] in OBSERVATION_KINDS]  # a kind written by another tool is not evidence here
     return found
+
+
+def host_evidence(store: Store, scan_id: str, address: str) -> list[Observation]:
+    """What one host of a scan is identified from, as :func:`observations_of_scan` gives it for
+    the whole scan: its open TCP ports (``open_port``) first, then its observations in the order
+    they were recorded. A scan identifies each host from this once the host's evidence is in,
+    and so does a scan finalised after an interruption: the same evidence, in the same order,
+    whichever way the scan ended."""
+    found = [Observation(address, "open_port", f"tcp/{r[0]}", r[0], "sweep")
+             for r in store.db.execute("select port from services where scan_id = ? and address = ? and proto = 'tcp' "
+                                       "order by port", [scan_id, address])]
+    found += [Observation(address, kind, value or "", port, source or "", observed_at)
+              for port, kind, value, source, observed_at in store.db.execute(
+                  "select port, kind, value, source, observed_at from observations where scan_id = ? and address = ? "
+                  "order by observed_at, rowid", [scan_id, address])
+              if kind in OBSERVATION_KINDS]
+    return found
+
+
+def each_host(store: Store, scan_id: str) -> Iterator[Host]:
+    """Each host of a scan as the scan's ``--json`` shows it, one at a time, in address order:
+    ports, MAC, observations (in the order recorded), problems, identity with its per-field
+    sources, the device's own settings and its egress verdict. Only one host is in memory at a
+    time, whatever the size of the scan (issue 15)."""
+    verdicts: dict[str, dict[str, Any]] = {}
+    for subject, document in store.db.execute(
+        "select subject, document from verdicts where scan_id = ? and subject_kind = 'device' and current = 1 "
+        "order by id", [scan_id]
+    ):
+        try:
+            verdicts[subject] = json.loads(document)
+        except ValueError:
+            continue
+    for address in addresses_of_scan(store, scan_id):
+        row = store.db.execute("select mac, problems from hosts where scan_id = ? and address = ?",
+                               [scan_id, address]).fetchone()
+        host = Host(address, mac=row[0] if row else None,
+                    problems=list(json.loads(row[1])) if row and row[1] else [])
+        host.ports = [r[0] for r in store.db.execute(
+            "select port from services where scan_id = ? and address = ? and proto = 'tcp' order by port",
+            [scan_id, address])]
+        host.observations = [Observation(address, kind, value or "", port, source or "", observed_at)
+                             for port, kind, value, source, observed_at in store.db.execute(
+                                 "select port, kind, value, source, observed_at from observations "
+                                 "where scan_id = ? and address = ? order by observed_at, rowid", [scan_id, address])]
+        identity = next(store.db.query("select * from identities where scan_id = ? and address = ?",
+                                       [scan_id, address]), None)
+        if identity is not None:
+            host.identity = identity_record(identity)
+        settings = next(store.db.query("select * from device_settings where scan_id = ? and address = ?",
+                                       [scan_id, address]), None)
+        if settings is not None:
+            host.settings = _settings_record(settings).to_json()
+        host.verdict = verdicts.get(address)
+        yield host
 
 
 def open_services(store: Store, scan_id: str) -> dict[str, list[tuple[str, int]]]:

@@ -1,0 +1,120 @@
+"""A scan's memory does not grow with its hosts (issue 15 item 1): each host is identified from
+what the store holds for it once its evidence is in, and its evidence is then let go of;
+discovery's answers are recorded as they come. Addresses: 127.78.82.0/24, inside this area's
+test block (127.78.0.0/16)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from camaudit.audit import _DiscoveryWriter, run_scan, scan_hosts
+from camaudit.config import load_config
+from camaudit.errors import StoreError
+from camaudit.fingerprint import engine as fingerprint_engine
+from camaudit.fingerprint import identify
+from camaudit.lab import plan_devices
+from camaudit.lab.runner import LabThread
+from camaudit.model import Host, Observation
+from camaudit.store import open_store
+from camaudit.store.observations import host_evidence, identity_record
+
+PROFILES = "hikvision-ipc=1,dahua-ipc=1,uniview-camera=1"
+
+
+def test_each_host_is_identified_from_the_store_and_its_evidence_let_go(tmp_path: Path) -> None:
+    specs = plan_devices(3, "127.78.82.0/24", PROFILES, seed=15)
+    with LabThread(specs) as lab:
+        ports = tuple(sorted({p for d in lab.manifest for p in d["ports"]["tcp"]}))
+        db = tmp_path / "s.db"
+        config = load_config(None, targets=[d["address"] for d in lab.manifest], db_path=str(db), ports=ports)
+        result = run_scan(config)
+    assert result.status == "complete"
+    # What the scan result keeps of each host: what answered, nothing of its evidence.
+    assert {h.address for h in result.hosts} == {d["address"] for d in lab.manifest}
+    assert all(not h.observations and h.identity is None and h.settings is None for h in result.hosts)
+    recorded = {h.address: h for h in scan_hosts(str(db), result.scan_id)}
+    for device in lab.manifest:
+        host = recorded[device["address"]]
+        assert host.identity is not None and host.identity.vendor == device["vendor"], device["profile"]
+    with open_store(db, create=False) as store:
+        for address in recorded:
+            row = next(store.db.query("select * from identities where scan_id = ? and address = ?",
+                                      [result.scan_id, address]))
+            # The identity recorded is the one the store's evidence gives, in its order: the
+            # same a scan finalised after an interruption would record.
+            assert identity_record(row).to_json() == identify(host_evidence(store, result.scan_id, address)).to_json()
+    hikvision = next(d["address"] for d in lab.manifest if d["vendor"] == "hikvision")
+    assert "sadp" in {o.kind for o in recorded[hikvision].observations}, "discovery's answer was recorded"
+
+
+def test_scan_json_is_what_the_store_holds(tmp_path: Path) -> None:
+    specs = plan_devices(2, "127.78.82.64/26", "hikvision-ipc=1,axis-camera=1", seed=16)
+    with LabThread(specs) as lab:
+        ports = sorted({p for d in lab.manifest for p in d["ports"]["tcp"]})
+        db = tmp_path / "j.db"
+        done = subprocess.run(
+            [sys.executable, "-m", "camaudit", "scan", *[d["address"] for d in lab.manifest], "--db", str(db),
+             "--json", "-q", "--ports", ",".join(map(str, ports))],
+            capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    doc = json.loads(done.stdout)
+    stored = [h.to_json() for h in scan_hosts(str(db), doc["scan_id"])]
+    assert doc["hosts"] == stored
+    assert {h["identity"]["vendor"] for h in doc["hosts"]} == {"hikvision", "axis"}
+    assert all(h["observations"] for h in doc["hosts"]), "each host's evidence is in the output"
+
+
+def _observation(address: str, n: int, kind: str = "sadp") -> Observation:
+    return Observation(address, kind, f"answer {n}", 37020, "sadp", f"2026-12-04T10:00:{n % 60:02d}.000000+00:00")
+
+
+def test_discovery_answers_are_recorded_in_batches_as_they_come(tmp_path: Path) -> None:
+    with open_store(tmp_path / "d.db") as store:
+        scan_id = store.start_scan(targets=["127.78.82.0/24"], exclude=[], config={}, config_hash="x", addresses=2)
+        probing, done = Host("127.78.82.1", observations=[_observation("127.78.82.1", 999, "http_server")]), Host("127.78.82.2")
+        hosts = {probing.address: probing, done.address: done}
+        writer = _DiscoveryWriter(store, scan_id, hosts, settled={done.address})
+        for n in range(_DiscoveryWriter.BATCH + 10):
+            writer(_observation(["127.78.82.1", "127.78.82.2", "127.78.82.3"][n % 3], n))
+        writer(Observation("127.78.82.1", "mac", "bc:ba:c2:3e:3d:57", None, "sadp"))
+
+        def recorded() -> int:
+            return int(store.db.execute("select count(*) from observations where scan_id = ?", [scan_id]).fetchone()[0])
+
+        assert recorded() == _DiscoveryWriter.BATCH, "a full batch is written at once, while discovery listens"
+        writer.check()
+        assert recorded() == _DiscoveryWriter.BATCH + 11
+    # A host still being probed gets the answers before its own evidence, in their order; one
+    # whose steps are done gets none (it is identified from the store); a host only discovery
+    # found is named, with nothing in memory.
+    answers = [o.value for o in probing.observations if o.kind == "sadp"]
+    assert answers == sorted(answers, key=lambda v: int(v.split()[1])) and len(answers) == 89
+    assert probing.observations[-1].kind == "http_server" and probing.mac == "bc:ba:c2:3e:3d:57"
+    assert done.observations == []
+    assert hosts["127.78.82.3"].observations == []
+
+
+def test_a_store_that_fails_under_discovery_fails_the_scan_not_the_socket(tmp_path: Path) -> None:
+    store = open_store(tmp_path / "f.db")
+    scan_id = store.start_scan(targets=["127.78.82.0/24"], exclude=[], config={}, config_hash="x", addresses=1)
+    writer = _DiscoveryWriter(store, scan_id, {}, set())
+    store.db.conn.close()  # the database cannot take more
+    for n in range(_DiscoveryWriter.BATCH + 1):
+        writer(_observation("127.78.82.9", n))  # in the datagram callback: must not raise there
+    with pytest.raises(StoreError):
+        writer.check()
+
+
+def test_the_identification_cache_does_not_grow_with_the_devices() -> None:
+    engine = fingerprint_engine.Engine()
+    for n in range(3_000):
+        # Values never seen twice (a Date header, a nonce), as a scan of thousands of devices has.
+        engine.matches("http_headers", f"HTTP/1.1 200 OK\r\nServer: App-webs/\r\nDate: {n:08d}" + "x" * 900)
+        assert engine._cached_chars <= fingerprint_engine._CACHE_CHARS
+    assert len(engine._cache) < 3_000
+    assert engine.matches("http_server", "App-webs/"), "short banners are still matched"
