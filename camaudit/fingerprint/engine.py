@@ -56,12 +56,13 @@ WEAK_ONLY_CAP = 0.5
 TIE_MARGIN = 0.05
 #: Longest observation value quoted in an identity's signature list.
 QUOTE_LIMIT = 300
-#: Values up to this length are cached with their matches (fleets repeat banners). Longer ones
-#: (bodies, discovery answers) and most short ones of a scan (a Date header, a nonce) are
-#: never seen twice; the cache holds at most _CACHE_CHARS characters of them, so that it does
-#: not grow with the number of devices identified (issue 15).
-_CACHE_VALUE_LIMIT = 1024
-_CACHE_CHARS = 2_000_000
+#: Values up to this length are cached with their matches (fleets repeat banners and login
+#: pages). Many values of a scan are never seen twice (a Date header, a nonce), so the cache is
+#: bounded by what it holds, not by the devices identified (issue 15): two generations of at
+#: most _CACHE_CHARS characters each; when the newer one is full it becomes the older one, and a
+#: value found in the older one moves to the newer, so what repeats stays.
+_CACHE_VALUE_LIMIT = 4096
+_CACHE_CHARS = 1_000_000
 
 _FIELDS = ("model", "firmware", "serial", "device_type")
 #: Where a field is taken from first (lower is stronger); kinds not listed rank 3. The device's
@@ -93,6 +94,7 @@ class Engine:
     def __init__(self, signatures: SignatureSet | None = None) -> None:
         self.signatures = signatures if signatures is not None else default_set()
         self._cache: dict[tuple[str, str], MatchList] = {}
+        self._older: dict[tuple[str, str], MatchList] = {}
         self._cached_chars = 0
 
     def matches(self, kind: str, value: str) -> MatchList:
@@ -103,10 +105,12 @@ class Engine:
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        found = tuple(self.signatures.match_value(kind, value))
+        found = self._older.pop(key, None)
+        if found is None:
+            found = tuple(self.signatures.match_value(kind, value))
         if len(value) <= _CACHE_VALUE_LIMIT:
             if self._cached_chars + len(value) > _CACHE_CHARS:
-                self._cache.clear()
+                self._older, self._cache = self._cache, {}
                 self._cached_chars = 0
             self._cache[key] = found
             self._cached_chars += len(value)
