@@ -31,6 +31,7 @@ import signal
 import sys
 import threading
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
@@ -191,17 +192,15 @@ class _SweepWriter:
 class _DiscoveryWriter:
     """Takes discovery's observations as they come and records them in batches: a sweep of
     thousands of targets no longer holds every answer until discovery ends (issue 15). A batch
-    also goes to the hosts still being probed or read, whose interrogation may need the maker
-    it names (before the probes' evidence, in the order of the answers), and names the MACs
-    and the hosts only discovery found. It runs in the datagram callback, where an exception
-    would close the socket: a failed write is kept and raised when discovery ends."""
+    names the MACs, and the hosts only discovery found; the answers themselves are read from
+    the store (a host's maker, its identity). It runs in the datagram callback, where an
+    exception would close the socket: a failed write is kept and raised when discovery ends."""
 
     BATCH = 256
 
-    def __init__(self, store: Store, scan_id: str, hosts: dict[str, Host], settled: set[str]) -> None:
-        self.store, self.scan_id, self.hosts, self.settled = store, scan_id, hosts, settled
+    def __init__(self, store: Store, scan_id: str, hosts: dict[str, Host]) -> None:
+        self.store, self.scan_id, self.hosts = store, scan_id, hosts
         self.pending: list[Observation] = []
-        self.in_front: dict[str, int] = {}  # address -> discovery observations put before its own
         self.failure: Exception | None = None
 
     def __call__(self, obs: Observation) -> None:
@@ -219,16 +218,10 @@ class _DiscoveryWriter:
             self.failure = exc
             return
         for obs in batch:
-            if obs.address not in self.hosts:
-                self.hosts[obs.address] = Host(obs.address)
-                self.settled.add(obs.address)  # no step applies to it: identified from the store
-            host = self.hosts[obs.address]
+            # A host only discovery found is identified from the store once the stages end.
+            host = self.hosts.setdefault(obs.address, Host(obs.address))
             if obs.kind == "mac" and not host.mac:
                 host.mac = obs.value
-            if obs.address not in self.settled:
-                at = self.in_front.get(obs.address, 0)
-                host.observations.insert(at, obs)
-                self.in_front[obs.address] = at + 1
 
     def check(self) -> None:
         """Write what is left; raise the first failure."""
@@ -488,15 +481,14 @@ async def _discover_probe_interrogate(
     """
     discovered = asyncio.Event()
     discovery: asyncio.Task[None] | None = None
-    settled: set[str] = set()  # hosts whose steps are done: their evidence is in the store, not here
-    waiting: list[str] = []  # of those, the ones done before discovery ended, not identified yet
+    waiting: deque[str] = deque()  # hosts whose steps ended before discovery did, to identify after it
     # Discovery first. What the later stages import and load (about 0.8 s of CPU) is done in a
     # thread once its first datagrams are out: then the scan waits on the network, and the thread
     # does not compete with the work that puts the first packets out (a one-host scan has 1.5 s).
     if config.discovery.enabled:
 
         async def discover_then_merge() -> None:
-            writer = _DiscoveryWriter(store, result.scan_id, hosts, settled)
+            writer = _DiscoveryWriter(store, result.scan_id, hosts)
             try:
                 found = await _discover(config, addresses, stop, on_sent=warm_up.start, on_observation=writer)
                 writer.check()
@@ -508,7 +500,7 @@ async def _discover_probe_interrogate(
                 progress("discover", 1, 1)
             # One host at a time, letting the probes of the others go on in between.
             while waiting and not stop.is_set():
-                await identify_now(waiting.pop(0))
+                await identify_now(waiting.popleft())
 
         discovery = asyncio.create_task(discover_then_merge())
         if progress:
@@ -519,18 +511,19 @@ async def _discover_probe_interrogate(
     from .probes import probe_host
     from .probes.ports import candidate_http_ports
 
+    # A host's evidence goes to the store as it comes and is never held here: the store is
+    # what the maker is read from, and what the host is identified from (issue 15).
     async def probe(host: Host) -> None:
         report = await probe_host(host.address, host.ports, config.probe)
-        host.observations.extend(report.observations)
-        host.problems.extend(report.problems)
         # Writing is quick and local; doing it inline keeps the order of evidence simple.
         store.add_observations(result.scan_id, report.observations)
         store.add_problems(result.scan_id, host.address, report.problems)
 
     def maker(host: Host) -> str | None:
         from .fingerprint import identify
+        from .store.observations import host_evidence
 
-        vendor = identify(_with_ports(host)).vendor
+        vendor = identify(host_evidence(store, result.scan_id, host.address)).vendor
         return None if vendor == "unknown" else vendor
 
     async def maker_after_discovery(host: Host) -> str | None:
@@ -544,19 +537,16 @@ async def _discover_probe_interrogate(
         await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
         from .probes.interrogate import interrogate
 
-        # The evidence so far names the maker, which picks ISAPI or Dahua CGI. When the probes
-        # did not name it and discovery is still listening, interrogation asks for it once it
-        # needs it (discovery's answers are in by then), after the reads that do not need it.
+        # The evidence so far names the maker, which picks ISAPI or Dahua CGI. When it does
+        # not and discovery is still listening, interrogation asks for it once it needs it
+        # (discovery's answers are all recorded by then), after the reads that do not need it.
         vendor = maker(host)
         later = (lambda: maker_after_discovery(host)) if vendor is None and not discovered.is_set() else None
         report = await interrogate(host.address, host.ports, credentials=credentials,
                                    timeout=config.probe.timeout, vendor=vendor, vendor_later=later)
-        host.observations.extend(report.observations)
-        host.problems.extend(report.problems)
-        host.settings = report.settings.to_json()
         store.add_observations(result.scan_id, report.observations)
         store.add_problems(result.scan_id, host.address, report.problems)
-        store.add_device_settings(result.scan_id, host.settings)
+        store.add_device_settings(result.scan_id, report.settings)
 
     async def identify_now(address: str) -> None:
         await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
@@ -564,9 +554,7 @@ async def _discover_probe_interrogate(
 
     async def settle(host: Host) -> None:
         # The host's own steps are done and their evidence is in the store, which is what it
-        # is identified from: nothing here needs it any more (a large sweep's discovery
-        # listens for many seconds, and the hosts done by then used to pile up in memory).
-        settled.add(host.address)
+        # is identified from.
         _let_go(host)
         # Discovery's answers are part of the evidence: a host whose own steps ended first is
         # identified once they are in (by the discovery task), and the next host starts now.
@@ -835,7 +823,8 @@ def identify_unidentified(store: Store, scan_id: str) -> None:
 
 
 def _let_go(host: Host) -> None:
-    """Drop what the store now holds for a host whose steps are done; its address, ports and MAC stay."""
+    """Drop what a step left on a host whose steps are done (a problem it met): the store holds
+    it. Its address, ports and MAC stay."""
     host.observations = []
     host.problems = []
     host.settings = None
@@ -845,10 +834,3 @@ def _answered(hosts: dict[str, Host]) -> list[Host]:
     """The scan result's hosts: what answered (address, open ports, MAC). Their evidence,
     identities, settings and verdicts are in the store (:func:`scan_hosts`)."""
     return [Host(h.address, ports=list(h.ports), mac=h.mac) for h in hosts.values()]
-
-
-def _with_ports(host: Host) -> list[Observation]:
-    """Open ports are evidence too (``open_port``), though the store keeps them as services."""
-    ports = [Observation(host.address, "open_port", f"tcp/{p}", p, "sweep") for p in host.ports]
-    return ports + host.observations
-
