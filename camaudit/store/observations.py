@@ -173,15 +173,9 @@ def host_evidence(store: Store, scan_id: str, address: str) -> list[Observation]
     they were recorded. A scan identifies each host from this once the host's evidence is in,
     and so does a scan finalised after an interruption: the same evidence, in the same order,
     whichever way the scan ended."""
-    found = [Observation(address, "open_port", f"tcp/{r[0]}", r[0], "sweep")
-             for r in store.db.execute("select port from services where scan_id = ? and address = ? and proto = 'tcp' "
-                                       "order by port", [scan_id, address])]
-    found += [Observation(address, kind, value or "", port, source or "", observed_at)
-              for port, kind, value, source, observed_at in store.db.execute(
-                  "select port, kind, value, source, observed_at from observations where scan_id = ? and address = ? "
-                  "order by observed_at, rowid", [scan_id, address])
-              if kind in OBSERVATION_KINDS]
-    return found
+    found = [Observation(address, "open_port", f"tcp/{port}", port, "sweep")
+             for port in _host_ports(store, scan_id, address)]
+    return found + [o for o in _host_observations(store, scan_id, address) if o.kind in OBSERVATION_KINDS]
 
 
 def each_host(store: Store, scan_id: str) -> Iterator[Host]:
@@ -201,15 +195,9 @@ def each_host(store: Store, scan_id: str) -> Iterator[Host]:
     for address in addresses_of_scan(store, scan_id):
         row = store.db.execute("select mac, problems from hosts where scan_id = ? and address = ?",
                                [scan_id, address]).fetchone()
-        host = Host(address, mac=row[0] if row else None,
+        host = Host(address, ports=_host_ports(store, scan_id, address), mac=row[0] if row else None,
+                    observations=_host_observations(store, scan_id, address),
                     problems=list(json.loads(row[1])) if row and row[1] else [])
-        host.ports = [r[0] for r in store.db.execute(
-            "select port from services where scan_id = ? and address = ? and proto = 'tcp' order by port",
-            [scan_id, address])]
-        host.observations = [Observation(address, kind, value or "", port, source or "", observed_at)
-                             for port, kind, value, source, observed_at in store.db.execute(
-                                 "select port, kind, value, source, observed_at from observations "
-                                 "where scan_id = ? and address = ? order by observed_at, rowid", [scan_id, address])]
         identity = next(store.db.query("select * from identities where scan_id = ? and address = ?",
                                        [scan_id, address]), None)
         if identity is not None:
@@ -220,6 +208,19 @@ def each_host(store: Store, scan_id: str) -> Iterator[Host]:
             host.settings = _settings_record(settings).to_json()
         host.verdict = verdicts.get(address)
         yield host
+
+
+def _host_ports(store: Store, scan_id: str, address: str) -> list[int]:
+    return [r[0] for r in store.db.execute(
+        "select port from services where scan_id = ? and address = ? and proto = 'tcp' order by port", [scan_id, address])]
+
+
+def _host_observations(store: Store, scan_id: str, address: str) -> list[Observation]:
+    """One host's observations, every kind, in the order they were recorded."""
+    return [Observation(address, kind, value or "", port, source or "", observed_at)
+            for port, kind, value, source, observed_at in store.db.execute(
+                "select port, kind, value, source, observed_at from observations where scan_id = ? and address = ? "
+                "order by observed_at, rowid", [scan_id, address])]
 
 
 def open_services(store: Store, scan_id: str) -> dict[str, list[tuple[str, int]]]:
