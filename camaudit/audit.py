@@ -13,11 +13,12 @@ the scan records a heartbeat every ``heartbeat_interval`` seconds, so that a sca
 (SIGKILL) is later marked ``interrupted`` too (store/scans.py), and finalised by the command that
 marks it.
 
-The store is the scan's memory: every host is identified from what the store holds for it (its
-open ports, then its observations in the order recorded), once its own steps and discovery are
-done, whether the scan completes or is finalised after an interruption; its evidence is then let
-go of, discovery's answers are recorded as they come, and the output reads each host back from
-the store (:func:`scan_hosts`). So a scan's memory does not grow with its hosts (issue 15).
+The store is the scan's memory: every piece of evidence is recorded as it comes (discovery's
+answers in batches) and never held; every host is identified from what the store holds for it
+(its open ports, then its observations in the order recorded), once its own steps and discovery
+are done, whether the scan completes or is finalised after an interruption; the output reads
+each host back from the store (:func:`scan_hosts`). So a scan holds no host's evidence, however
+many hosts it has (issue 15).
 """
 
 from __future__ import annotations
@@ -246,8 +247,7 @@ def run_scan(
     database cannot be used. Otherwise returns a ScanResult whose ``status`` is ``complete``,
     ``interrupted`` or ``failed``. Its ``hosts`` say what answered; each host as recorded (its
     evidence, identity, settings and verdict) is read with :func:`scan_hosts`: the scan keeps
-    none of it in memory once a host is identified, so that memory does not grow with the
-    number of hosts (issue 15).
+    none of it in memory (issue 15).
     """
     scope = build_scope(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
@@ -409,7 +409,7 @@ def _run_stages(
     for address, ports in swept.open_ports.items():
         hosts[address] = Host(address, ports=sorted(ports))
     if config.sweep_only or stop.is_set():
-        result.hosts = _answered(hosts)
+        result.hosts = list(hosts.values())
         return
 
     # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
@@ -423,16 +423,15 @@ def _run_stages(
     #    host's probes. The host limit is the same: at most ``host_concurrency`` hosts are being
     #    probed or interrogated at any moment, and a host is only ever in one of the two.
     # 5. Identification, host by host: a host is identified from what the store holds for it
-    #    once its evidence is all in (its own probes and reads, and discovery's answers), and
-    #    its evidence is then let go of: memory does not grow with the number of hosts, which
-    #    the store holds (issue 15), and the output is read back from the store.
+    #    once its evidence is all in (its own probes and reads, and discovery's answers). No
+    #    evidence is held here (issue 15): the store has it, and the output is read from it.
     warm_up = _WarmUp(interrogate=config.interrogate)
     try:
         asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop,
                                                 warm_up))
     finally:
         warm_up.join()
-    result.hosts = _answered(hosts)
+    result.hosts = list(hosts.values())
     if stop.is_set():
         return
 
@@ -470,14 +469,15 @@ async def _discover_probe_interrogate(
     stop: threading.Event,
     warm_up: _WarmUp,
 ) -> None:
-    """Stages 2 to 4 at once (see _run_stages).
+    """Stages 2 to 4 at once (see _run_stages), and each host's identification (5) once its
+    own steps and discovery are done.
 
-    Discovery's findings are merged into the hosts the moment it ends, put before the probes'
-    evidence in each host's list (the order they had when the stages ran one after the other).
-    Interrogation picks ISAPI or Dahua CGI (and the vendor's credential entry) by the maker the
-    evidence names; for a host whose probes did not name one, it waits for discovery's answers
-    when it first needs the maker (after the ONVIF reads, or before them when credentials are
-    given), so that a device only SADP or DHIP names is asked in its maker's API as before.
+    Every piece of evidence goes to the store as it comes (discovery's answers in batches);
+    ``hosts`` hold only what answered: address, open ports, MAC. Interrogation picks ISAPI or
+    Dahua CGI (and the vendor's credential entry) by the maker the recorded evidence names; for
+    a host whose evidence names none yet, it waits for discovery's answers when it first needs
+    the maker (after the ONVIF reads, or before them when credentials are given), so that a
+    device only SADP or DHIP names is asked in its maker's API as before.
     """
     discovered = asyncio.Event()
     discovery: asyncio.Task[None] | None = None
@@ -554,10 +554,9 @@ async def _discover_probe_interrogate(
 
     async def settle(host: Host) -> None:
         # The host's own steps are done and their evidence is in the store, which is what it
-        # is identified from.
-        _let_go(host)
-        # Discovery's answers are part of the evidence: a host whose own steps ended first is
-        # identified once they are in (by the discovery task), and the next host starts now.
+        # is identified from. Discovery's answers are part of it: a host whose own steps ended
+        # first is identified once they are in (by the discovery task), and the next host
+        # starts now.
         if discovered.is_set():
             await identify_now(host.address)
         else:
@@ -767,7 +766,6 @@ async def _each_host(
             log.warning("%s of %s failed: %s: %s", step.stage, host.address, type(exc).__name__, exc)
             log.debug("%s of %s failed", step.stage, host.address, exc_info=True)
             problem = f"{step.stage} failed unexpectedly ({type(exc).__name__}: {exc})"
-            host.problems.append(problem)
             store.add_problems(scan_id, host.address, [problem])
         return True
 
@@ -822,15 +820,4 @@ def identify_unidentified(store: Store, scan_id: str) -> None:
             identify_recorded(store, scan_id, address)
 
 
-def _let_go(host: Host) -> None:
-    """Drop what a step left on a host whose steps are done (a problem it met): the store holds
-    it. Its address, ports and MAC stay."""
-    host.observations = []
-    host.problems = []
-    host.settings = None
 
-
-def _answered(hosts: dict[str, Host]) -> list[Host]:
-    """The scan result's hosts: what answered (address, open ports, MAC). Their evidence,
-    identities, settings and verdicts are in the store (:func:`scan_hosts`)."""
-    return [Host(h.address, ports=list(h.ports), mac=h.mac) for h in hosts.values()]

@@ -1,6 +1,6 @@
-"""A scan's memory does not grow with its hosts (issue 15 item 1): each host is identified from
-what the store holds for it once its evidence is in, and its evidence is then let go of;
-discovery's answers are recorded as they come. Addresses: 127.78.82.0/24, inside this area's
+"""A scan holds no host's evidence (issue 15 item 1): evidence goes to the store as it comes
+(discovery's answers in batches), and each host is identified from what the store holds for it
+once its evidence is in. Addresses: 127.78.82.0/24, inside this area's
 test block (127.78.0.0/16)."""
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from camaudit.store.observations import host_evidence, identity_record
 PROFILES = "hikvision-ipc=1,dahua-ipc=1,uniview-camera=1"
 
 
-def test_each_host_is_identified_from_the_store_and_its_evidence_let_go(tmp_path: Path) -> None:
+def test_each_host_is_identified_from_the_store_and_none_of_its_evidence_held(tmp_path: Path) -> None:
     specs = plan_devices(3, "127.78.82.0/24", PROFILES, seed=15)
     with LabThread(specs) as lab:
         ports = tuple(sorted({p for d in lab.manifest for p in d["ports"]["tcp"]}))

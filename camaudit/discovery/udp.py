@@ -543,7 +543,7 @@ async def _endpoint(
 
 async def _sleep_unless_done(collector: _Collector, targets: set[str], protocols: set[str], seconds: float) -> None:
     """Sleep ``seconds``, or less once every unicast target refused every protocol (then no
-    repeat is due: the caller's filter leaves nothing to send)."""
+    repeat is due: the caller ends the rounds)."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
         if collector.all_refused(targets, protocols):
