@@ -87,6 +87,17 @@ SETTLE_SECONDS = 0.6
 SETTLE_RTTS = 4.0
 #: Receive buffer asked for each discovery socket (bytes; the kernel caps it at rmem_max).
 RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024
+#: Datagrams read from a socket in one turn of the event loop. A datagram transport reads one a
+#: turn, and a scan's loop is busy beside discovery (the probe stage parses and identifies): at
+#: one a turn, answers queued behind a busy loop were still unread when the window closed, and
+#: a large sweep's last cameras lost their discovery evidence (issue 15). Bounded so that one
+#: socket's backlog does not hold the loop up either.
+READ_PER_TURN = 32
+#: What is read, at most, from each socket once the window is over: answers that arrived in time
+#: but waited behind a busy loop. Bounded because a flood could refill the socket as fast.
+READ_AT_CLOSE = 20_000
+#: Larger than any UDP datagram.
+DATAGRAM_MAX = 65_536
 
 _NAME = {"wsd": "WS-Discovery", "sadp": "SADP", "dhip": "DHIP"}
 
@@ -205,16 +216,33 @@ _DHIP_PROBE = dhip.build_probe()[0]
 
 class _Receiver(asyncio.DatagramProtocol):
     """Hands one socket's replies to the collector. ``sock`` is set on unicast sockets that hear
-    ICMP errors (:mod:`.refusals`): their refused destinations are told to the collector."""
+    ICMP errors (:mod:`.refusals`): their refused destinations are told to the collector.
+    ``reading`` is the socket itself, from which what waits is read (:meth:`read_waiting`)."""
 
-    def __init__(self, collector: _Collector, proto: str, label: str, sock: socket.socket | None) -> None:
+    def __init__(self, collector: _Collector, proto: str, label: str, sock: socket.socket | None,
+                 reading: socket.socket) -> None:
         self.collector = collector
         self.proto = proto
         self.label = label
         self.sock = sock
+        self.reading = reading
 
     def datagram_received(self, data: bytes, addr: tuple[str | object, ...]) -> None:
         self.collector.handle(self.proto, data, addr)
+        self.read_waiting(READ_PER_TURN)
+
+    def read_waiting(self, limit: int) -> None:
+        """Read up to ``limit`` datagrams that wait in the socket, as the transport would, one
+        turn of the event loop each, had the loop the time."""
+        for _ in range(limit):
+            try:
+                data, addr = self.reading.recvfrom(DATAGRAM_MAX)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # an ICMP error waiting in the socket: said as the transport would
+                self.error_received(exc)
+                continue
+            self.collector.handle(self.proto, data, addr)
 
     def error_received(self, exc: Exception) -> None:
         if self.sock is not None and isinstance(exc, OSError) and exc.errno in refusals.REFUSING_ERRNOS:
@@ -445,6 +473,7 @@ async def udp_discover(
     result = UdpDiscoveryResult()
     collector = _Collector(result, on_observation)
     transports: list[asyncio.DatagramTransport] = []
+    receivers: list[_Receiver] = []
     v4, v6 = _split_families(addresses)
     rounds: list[list[_Dest]] = [[] for _ in range(1 + max(UNICAST_UDP_REPEAT, MULTICAST_UDP_REPEAT))]
     try:
@@ -456,8 +485,9 @@ async def udp_discover(
                 except OSError as exc:
                     result.notes.append(f"{label} not possible: {exc.strerror or exc}")
                     continue
-                transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None))
+                transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None, sock))
                 transports.append(transport)
+                receivers.append(receiver)
                 dest = _Dest(transport, receiver, proto, (_GROUP[proto], _PORT[proto]), _new_ids(proto, collector))
                 for r in range(1 + MULTICAST_UDP_REPEAT):
                     rounds[r].append(dest)
@@ -473,9 +503,10 @@ async def udp_discover(
                     continue
                 hears_refusals = refusals.enable(sock, family)
                 transport, receiver = await _endpoint(
-                    loop, sock, _Receiver(collector, proto, label, sock if hears_refusals else None)
+                    loop, sock, _Receiver(collector, proto, label, sock if hears_refusals else None, sock)
                 )
                 transports.append(transport)
+                receivers.append(receiver)
                 for address in family_addresses:
                     dest = _Dest(transport, receiver, proto, (address, _PORT[proto]), _new_ids(proto, collector))
                     for r in range(1 + UNICAST_UDP_REPEAT):
@@ -501,6 +532,8 @@ async def udp_discover(
             if on_sent is not None and index == 0:
                 on_sent()
         await _listen(collector, targets, wanted, sent_at, timeout)
+        for receiver in receivers:  # answers that came in time, but behind a busy event loop
+            receiver.read_waiting(READ_AT_CLOSE)
     finally:
         for transport in transports:
             transport.close()

@@ -20,8 +20,10 @@ import signal
 import socket
 import struct
 import sys
+import threading
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,6 +160,39 @@ async def start(responder: Responder, *, iface: str | None = None) -> asyncio.Da
     sock = _socket(responder.address, PORTS[responder.proto], iface=iface, group=group)
     transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(responder), sock=sock)
     return transport
+
+
+class ResponderThread:
+    """Responders in a background loop, so a CLI subprocess can be run against them."""
+
+    def __init__(self, responders: Sequence[Responder]) -> None:
+        self.responders = responders
+        self.loop = asyncio.new_event_loop()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self.loop)
+
+        async def main() -> None:
+            self.transports = [await start(r) for r in self.responders]
+            self.ready.set()
+
+        self.loop.run_until_complete(main())
+        self.loop.run_forever()
+        for t in self.transports:
+            t.close()
+        self.loop.run_until_complete(asyncio.sleep(0))
+        self.loop.close()
+
+    def __enter__(self) -> ResponderThread:
+        self.thread.start()
+        assert self.ready.wait(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
 
 
 async def _main(args: argparse.Namespace) -> None:

@@ -12,7 +12,6 @@ import socket
 import struct
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from typing import Any, TypeVar
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # the stand-in responders beside us
-from disc_responders import Responder, start  # noqa: E402
+from disc_responders import Responder, ResponderThread, start  # noqa: E402
 from scratch_netns import python_in, scratch_namespace  # noqa: E402
 
 from camaudit.discovery import refusals, udp
@@ -317,39 +316,6 @@ def test_arp_without_root_says_so_once() -> None:
 
 
 # --- the command line ---------------------------------------------------------------------------
-
-
-class ResponderThread:
-    """Responders in a background loop, so a CLI subprocess can be run against them."""
-
-    def __init__(self, responders: Sequence[Responder]) -> None:
-        self.responders = responders
-        self.loop = asyncio.new_event_loop()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self.loop)
-
-        async def main() -> None:
-            self.transports = [await start(r) for r in self.responders]
-            self.ready.set()
-
-        self.loop.run_until_complete(main())
-        self.loop.run_forever()
-        for t in self.transports:
-            t.close()
-        self.loop.run_until_complete(asyncio.sleep(0))
-        self.loop.close()
-
-    def __enter__(self) -> ResponderThread:
-        self.thread.start()
-        assert self.ready.wait(5)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
 
 
 def camaudit(*args: str) -> subprocess.CompletedProcess[str]:
