@@ -65,6 +65,19 @@ PORT_PROTOCOLS: Mapping[int, str] = {
     10554: "rtsp",
 }
 
+#: Ports of a protocol known to wait for the client's first message: a banner wait there only
+#: waits (issue 15: a one-host scan of a Hikvision or Dahua device spent a whole BANNER_WAIT on
+#: it), so they get none. A telnet or FTP server put on such a port is missed; a user who knows
+#: of one says so with a protocol override (``protocol_for``), which takes precedence.
+CLIENT_FIRST_PORTS: Mapping[int, str] = {
+    # fingerprinting.md 4.1: the SDK port's 16-byte reply (nmap-service-probes line 1801),
+    # corpus nmap-hik-sdk8000; Hikvision's clients open the exchange.
+    8000: "Hikvision SDK port",
+    # fingerprinting.md 4.2: Dahua's private TCP protocol (DHIP's Port field); nmap has no
+    # banner for it (nmap-services: "unknown").
+    37777: "Dahua private TCP port",
+}
+
 #: Ports probed at once on one host: embedded web servers handle few connections (config.toml
 #: ``per_host`` says the same for the sweep).
 PORT_CONCURRENCY = 3
@@ -296,6 +309,8 @@ async def _probe_port(ctx: PortContext) -> None:
     else:
         # telnet/FTP ports should speak first, so listen longer there than on unknown ports.
         longest = 2 * BANNER_WAIT if ctx.protocol in ("telnet", "ftp") else BANNER_WAIT
+        if ctx.protocol == "auto" and ctx.port in CLIENT_FIRST_PORTS:
+            longest = 0.0
         wait = min(longest, ctx.config.timeout / 4)
         await http.probe_http(ctx, banner_wait=wait, on_banner=banner.record_banner)
 

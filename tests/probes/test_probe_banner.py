@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
-from hostile import FTP_AXIS, TELNET_HIKVISION, ServerFarm, banner, farm, garbage, next_address
+from hostile import FTP_AXIS, TELNET_HIKVISION, Handler, ServerFarm, banner, farm, garbage, next_address
 
 from camaudit.config import ProbeConfig
-from camaudit.probes import ProbeReport, probe_host
+from camaudit.probes import BANNER_WAIT, CLIENT_FIRST_PORTS, ProbeReport, probe_host
 from camaudit.probes.banner import DO, DONT, IAC, SB, SE, WILL, WONT, banner_text, classify, telnet_split
 
 __all__ = ["farm"]
@@ -85,3 +86,55 @@ def test_unknown_speaker_and_binary_ports_record_nothing(farm: ServerFarm) -> No
     report = asyncio.run(probe_host(address, [2222, 37777], ProbeConfig(timeout=1.0)))
     assert time.monotonic() - started < 2.0
     assert report.observations == [] and report.problems == []
+
+
+def spoken_to(delays: list[float]) -> Handler:
+    """Never speak; note how long after the accept the client said its first bytes."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        accepted = time.monotonic()
+        with contextlib.suppress(TimeoutError):
+            if await asyncio.wait_for(reader.read(4096), 5.0):
+                delays.append(time.monotonic() - accepted)
+
+    return handler
+
+
+def late_banner(data: bytes, delay: float) -> Handler:
+    """A server-first service that takes ``delay`` to greet (a slow telnet)."""
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(delay)
+        writer.write(data)
+        await writer.drain()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(reader.read(4096), 3.0)
+
+    return handler
+
+
+def test_client_first_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
+    # Issue 15: Hikvision's 8000 and Dahua's 37777 wait for the client, so the probe does not
+    # listen for a banner there first; a port of unknown protocol still does.
+    config = ProbeConfig(timeout=4.0)  # a banner wait of the full BANNER_WAIT
+    address = next_address()
+    delays: dict[int, list[float]] = {8000: [], 37777: [], 9527: []}
+    for port, seen in delays.items():
+        farm.serve(address, port, spoken_to(seen))
+    assert set(CLIENT_FIRST_PORTS) == {8000, 37777}
+    asyncio.run(probe_host(address, list(delays), config))
+    assert delays[8000] and delays[8000][0] < BANNER_WAIT / 2
+    assert delays[37777] and delays[37777][0] < BANNER_WAIT / 2
+    assert delays[9527] and delays[9527][0] >= BANNER_WAIT - 0.05
+
+
+def test_a_protocol_override_listens_on_a_client_first_port_again(farm: ServerFarm) -> None:
+    # A telnet someone put on 8000 that greets after 0.3 s: missed by default (the probe spoke
+    # first and got no HTTP), heard when the user says 8000 is telnet.
+    address = next_address()
+    farm.serve(address, 8000, late_banner(TELNET_HIKVISION, 0.3))
+    config = ProbeConfig(timeout=4.0)
+    report = asyncio.run(probe_host(address, [8000], config))
+    assert values(report, "telnet_banner") == []
+    report = asyncio.run(probe_host(address, [8000], config, protocols={8000: "telnet"}))
+    assert values(report, "telnet_banner") == ["192.0.0.64 login:"]
