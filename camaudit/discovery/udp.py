@@ -53,6 +53,7 @@ from ..protocols.constants import (
     UDP_MIN_DELAY,
     UDP_UPPER_DELAY,
     UNICAST_UDP_REPEAT,
+    WSD_HOST_PROBE_TYPES,
     WSD_MULTICAST_V4,
     WSD_PORT,
 )
@@ -67,6 +68,9 @@ PROTOCOLS: tuple[str, ...] = ("wsd", "sadp", "dhip")
 #: only when it is of *every* listed type (WS-Discovery 2005/04 section 5.1), and older ONVIF
 #: firmware announces only ``dn:NetworkVideoTransmitter``.
 WSD_PROBE_TYPE_SETS: tuple[str, ...] = ("dn:NetworkVideoTransmitter", "tds:Device")
+#: What a unicast target is asked: the camera types, then whether it is a WS-Discovery host that
+#: is no camera (WSD_HOST_PROBE_TYPES), so that discovery need not wait for it.
+WSD_UNICAST_TYPE_SETS: tuple[str, ...] = (*WSD_PROBE_TYPE_SETS, WSD_HOST_PROBE_TYPES)
 
 #: Replies beyond this many are dropped unread: a flood must not grow memory without bound.
 MAX_REPLIES = 100_000
@@ -202,9 +206,10 @@ class _Dest:
 
     def payloads(self) -> list[bytes]:
         if self.proto == "wsd":
+            type_sets = WSD_UNICAST_TYPE_SETS if len(self.ids) == len(WSD_UNICAST_TYPE_SETS) else WSD_PROBE_TYPE_SETS
             return [
                 wsd.build_probe(types, message_id=mid)[0]
-                for types, mid in zip(WSD_PROBE_TYPE_SETS, self.ids, strict=True)
+                for types, mid in zip(type_sets, self.ids, strict=True)
             ]
         if self.proto == "sadp":
             return [sadp.build_probe(self.ids[0])[0]]
@@ -267,6 +272,8 @@ class _Collector:
         #: Where each observation goes as it is made; None: into ``result.observations``.
         self.on_observation = on_observation
         self.wsd_ids: set[str] = set()
+        #: the MessageIDs of the WSD_HOST_PROBE_TYPES Probes among them
+        self.host_probe_ids: set[str] = set()
         self.seen_datagrams: set[tuple[str, str, bytes]] = set()
         self.seen_reply_ids: set[tuple[str, str]] = set()
         # Digests, not the texts: an answer handed on as it comes is not kept alive by these
@@ -332,9 +339,7 @@ class _Collector:
         )
         if parsed is None:
             return
-        now_loop = time.monotonic()
-        self.answered_at.setdefault(source, now_loop)
-        self.last_answer = now_loop
+        self._heard(source)
         key, value, macs = parsed
         full_key = _digest("\x1f".join((source, proto) + key))
         if full_key in self.evidence_keys:
@@ -357,6 +362,12 @@ class _Collector:
         if src_port == _PORT[proto]:
             self._add(source, "open_port", f"udp/{src_port}", src_port, _SOURCE[proto], now)
 
+    def _heard(self, source: str) -> None:
+        """``source`` answered one of our probes: it is not waited for any longer."""
+        now_loop = time.monotonic()
+        self.answered_at.setdefault(source, now_loop)
+        self.last_answer = now_loop
+
     def _wsd(self, data: bytes, source: str, now: str) -> _Parsed | None:
         reply = wsd.parse_reply(data, source, now)
         if reply is None:
@@ -372,7 +383,11 @@ class _Collector:
             self.seen_reply_ids.add((source, reply.message_id))
         matches = reply.camera_matches
         if not matches:
-            self._ignore(source)
+            # A WS-Discovery host that is no camera (a Windows host, a printer): no evidence, but
+            # heard. The answer that the host probe asks for is no reply to ignore.
+            self._heard(source)
+            if reply.relates_to not in self.host_probe_ids:
+                self._ignore(source)
             return None
         key = tuple(
             "|".join((m.endpoint or "", " ".join(m.scopes), " ".join(m.xaddrs))) for m in matches
@@ -435,12 +450,15 @@ def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socke
     return sock
 
 
-def _new_ids(proto: str, collector: _Collector) -> tuple[str, ...]:
+def _new_ids(proto: str, collector: _Collector, *, unicast: bool) -> tuple[str, ...]:
     """Fresh ids for one destination: one MessageID per WS-Discovery Probe (recorded for
-    correlation), one Uuid per SADP inquiry, none for DHIP."""
+    correlation; a unicast destination is sent WSD_UNICAST_TYPE_SETS, a multicast group
+    WSD_PROBE_TYPE_SETS), one Uuid per SADP inquiry, none for DHIP."""
     if proto == "wsd":
-        ids = tuple(wsd.new_message_id() for _ in WSD_PROBE_TYPE_SETS)
+        ids = tuple(wsd.new_message_id() for _ in (WSD_UNICAST_TYPE_SETS if unicast else WSD_PROBE_TYPE_SETS))
         collector.wsd_ids.update(ids)
+        if unicast:
+            collector.host_probe_ids.add(ids[-1])
         return ids
     if proto == "sadp":
         return (str(uuid.uuid4()).upper(),)
@@ -488,7 +506,8 @@ async def udp_discover(
                 transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None, sock))
                 transports.append(transport)
                 receivers.append(receiver)
-                dest = _Dest(transport, receiver, proto, (_GROUP[proto], _PORT[proto]), _new_ids(proto, collector))
+                dest = _Dest(transport, receiver, proto, (_GROUP[proto], _PORT[proto]),
+                             _new_ids(proto, collector, unicast=False))
                 for r in range(1 + MULTICAST_UDP_REPEAT):
                     rounds[r].append(dest)
             for family, family_addresses in ((socket.AF_INET, v4), (socket.AF_INET6, v6)):
@@ -508,7 +527,8 @@ async def udp_discover(
                 transports.append(transport)
                 receivers.append(receiver)
                 for address in family_addresses:
-                    dest = _Dest(transport, receiver, proto, (address, _PORT[proto]), _new_ids(proto, collector))
+                    dest = _Dest(transport, receiver, proto, (address, _PORT[proto]),
+                                 _new_ids(proto, collector, unicast=True))
                     for r in range(1 + UNICAST_UDP_REPEAT):
                         rounds[r].append(dest)
         delay = random.uniform(UDP_MIN_DELAY, UDP_MAX_DELAY)

@@ -19,6 +19,9 @@ NS_WSD = "http://schemas.xmlsoap.org/ws/2005/04/discovery"
 #: ONVIF NetworkVideoTransmitter type namespace (dn) and the ONVIF device WSDL namespace (tds).
 NS_ONVIF_NETWORK = "http://www.onvif.org/ver10/network/wsdl"
 NS_ONVIF_DEVICE = "http://www.onvif.org/ver10/device/wsdl"
+#: Devices Profile for Web Services (wsdp): the type that Windows hosts, printers and wsdd
+#: answer (lab.md section 8.5).
+NS_DEVPROF = "http://schemas.xmlsoap.org/ws/2006/02/devprof"
 
 WSD_ACTION_PROBE = NS_WSD + "/Probe"
 WSD_ACTION_PROBE_MATCHES = NS_WSD + "/ProbeMatches"
@@ -28,6 +31,13 @@ WSD_TO_DISCOVERY = "urn:schemas-xmlsoap-org:ws:2005:04:discovery"
 #: What we ask for: HAICAM probes ``dn:NetworkVideoTransmitter tds:Device``
 #: (reference/fingerprinting.md section 3).
 WSD_PROBE_TYPES = "dn:NetworkVideoTransmitter tds:Device"
+#: Asked of each unicast target besides the camera types: a WS-Discovery device that is not a
+#: camera (a Windows host, a printer, wsdd) answers only Probes whose Types include
+#: ``wsdp:Device``, never ONVIF ones nor untyped ones (lab.md section 8.5). Its answer is not
+#: evidence of a camera; it says the host was heard, so unicast discovery need not listen out its
+#: whole window for a camera answer that will never come (issue 15: one such host alone took
+#: 2.7 s). Not multicast: there every such host on the segment would answer, for nothing.
+WSD_HOST_PROBE_TYPES = "wsdp:Device"
 #: Local names of the Types that make a ProbeMatch a camera's. Other WS-Discovery devices
 #: (printers, Windows hosts) answer too and are dropped (fingerprinting.md section 3).
 WSD_CAMERA_TYPES = frozenset({"NetworkVideoTransmitter", "Device"})

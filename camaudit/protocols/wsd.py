@@ -25,6 +25,7 @@ from defusedxml.ElementTree import fromstring as _safe_fromstring
 
 from ..model import bounded_text
 from .constants import (
+    NS_DEVPROF,
     NS_ONVIF_DEVICE,
     NS_ONVIF_NETWORK,
     NS_SOAP12,
@@ -151,13 +152,13 @@ def new_message_id() -> str:
 
 def build_probe(types: str = WSD_PROBE_TYPES, message_id: str | None = None) -> tuple[bytes, str]:
     """A WS-Discovery Probe (WS-Discovery 2005/04 section 5.2) for ``types``, returned with
-    its MessageID. The ``dn`` and ``tds`` prefixes are declared on the envelope
-    (fingerprinting.md section 3: ``dn:NetworkVideoTransmitter tds:Device``)."""
+    its MessageID. The ``dn``, ``tds`` and ``wsdp`` prefixes are declared on the envelope
+    (fingerprinting.md section 3: ``dn:NetworkVideoTransmitter tds:Device``; lab.md 8.5)."""
     message_id = message_id or new_message_id()
     text = (
         '<?xml version="1.0" encoding="UTF-8"?>'
         f'<s:Envelope xmlns:s="{NS_SOAP12}" xmlns:a="{NS_WSA}" xmlns:d="{NS_WSD}"'
-        f' xmlns:dn="{NS_ONVIF_NETWORK}" xmlns:tds="{NS_ONVIF_DEVICE}">'
+        f' xmlns:dn="{NS_ONVIF_NETWORK}" xmlns:tds="{NS_ONVIF_DEVICE}" xmlns:wsdp="{NS_DEVPROF}">'
         "<s:Header>"
         f'<a:Action s:mustUnderstand="1">{WSD_ACTION_PROBE}</a:Action>'
         f"<a:MessageID>{escape(message_id)}</a:MessageID>"

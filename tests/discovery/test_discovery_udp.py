@@ -5,6 +5,7 @@ misbehaving on purpose. No multicast and no ARP ever happen here (the host's nam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import json
 import os
@@ -13,7 +14,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -78,9 +79,10 @@ def test_good_replies_become_observations() -> None:
     assert json.loads(dh.value)["params"]["deviceInfo"]["SerialNo"] == "6C01E93PAG69A7D"
     assert by[("127.80.1.4", "open_port")].value == "udp/37810"
     assert by[("127.80.1.4", "mac")].value == "08:ed:ed:00:00:03"
-    # Each probe type was sent and answered with RelatesTo = its own fresh MessageID.
+    # Each probe type (NVT, tds:Device, and by unicast wsdp:Device) was sent, and repeated once,
+    # with its own fresh MessageID.
     ids = [mid for _, mid in responders[0].probes]
-    assert len(set(ids)) == 2 and len(ids) == 4
+    assert len(set(ids)) == 3 and len(ids) == 6
     assert result.notes == []
 
 
@@ -144,8 +146,9 @@ def test_repeat_schedule_follows_soap_over_udp() -> None:
     times: dict[str | None, list[float]] = {}
     for at, mid in responder.probes:
         times.setdefault(mid, []).append(at)
-    # Two Probes (NVT, tds:Device), each sent once and repeated once with the SAME MessageID.
-    assert len(times) == 2 and all(len(v) == 2 for v in times.values())
+    # Three Probes (NVT, tds:Device, wsdp:Device), each sent once and repeated once with the
+    # SAME MessageID.
+    assert len(times) == 3 and all(len(v) == 2 for v in times.values())
     for first, repeat in times.values():
         assert UDP_MIN_DELAY - 0.005 <= repeat - first <= UDP_MAX_DELAY + 0.1
 
@@ -155,9 +158,9 @@ def test_rate_and_total_time_are_bounded() -> None:
     targets = [f"127.80.5.{i}" for i in range(1, 101)]
     responders = [Responder(proto, a, behaviour="silent") for a in targets for proto in ("wsd", "sadp", "dhip")]
     result, elapsed = timed(responders, lambda: udp.udp_discover(targets, timeout=0.2, rate=2000))
-    # 100 targets x (2 WS-Discovery + SADP + DHIP) x (1 + 1 repeat) datagrams at 2000/s.
-    assert result.datagrams_sent == 800
-    assert 0.4 + UDP_MIN_DELAY + 0.2 - 0.05 <= elapsed <= 0.4 + UDP_MAX_DELAY + 0.2 + 1.0
+    # 100 targets x (3 WS-Discovery + SADP + DHIP) x (1 + 1 repeat) datagrams at 2000/s.
+    assert result.datagrams_sent == 1000
+    assert 0.5 + UDP_MIN_DELAY + 0.2 - 0.05 <= elapsed <= 0.5 + UDP_MAX_DELAY + 0.2 + 1.0
     assert result.observations == []
 
 
@@ -169,7 +172,7 @@ def test_targets_that_refuse_every_protocol_end_discovery_early() -> None:
     started = time.monotonic()
     result = asyncio.run(udp.udp_discover(targets, timeout=10.0))
     assert time.monotonic() - started < 2.0
-    assert result.datagrams_sent == 20 * 4
+    assert result.datagrams_sent == 20 * 5
     assert result.notes == [] and result.observations == []
 
 
@@ -410,10 +413,13 @@ FARM_SPEC = [
 ]
 
 
-def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
+@contextlib.contextmanager
+def lab_farm(tmp_path: Path, spec_devices: list[dict[str, str]]) -> Iterator[dict[str, dict[str, Any]]]:
+    """The lab farm (``camaudit.lab.farm``, a process of its own) serving ``spec_devices``; yields
+    its manifest by address."""
     pytest.importorskip("camaudit.lab.farm")
     spec, ready = tmp_path / "spec.json", tmp_path / "ready.json"
-    spec.write_text(json.dumps(FARM_SPEC), encoding="utf-8")
+    spec.write_text(json.dumps(spec_devices), encoding="utf-8")
     farm = subprocess.Popen(
         [sys.executable, "-m", "camaudit.lab.farm", "--spec", str(spec), "--ready-file", str(ready)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=REPO,
@@ -424,8 +430,7 @@ def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
             assert farm.poll() is None, farm.stderr.read().decode() if farm.stderr else ""
             assert time.monotonic() < deadline, "the farm did not start"
             time.sleep(0.05)
-        manifest = {d["address"]: d for d in json.loads(ready.read_text(encoding="utf-8"))}
-        proc = camaudit("discover", "127.80.20.1-9", "--no-multicast", "--timeout", "1", "--json")
+        yield {d["address"]: d for d in json.loads(ready.read_text(encoding="utf-8"))}
     finally:
         farm.terminate()
         try:
@@ -433,6 +438,11 @@ def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             farm.kill()
             farm.wait(5)
+
+
+def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
+    with lab_farm(tmp_path, FARM_SPEC) as manifest:
+        proc = camaudit("discover", "127.80.20.1-9", "--no-multicast", "--timeout", "1", "--json")
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(proc.stdout)
     found = {d["address"]: d for d in doc["devices"]}
@@ -449,6 +459,22 @@ def test_discover_against_the_lab_farm(tmp_path: Path) -> None:
         assert device["firmware"].replace(" ", "") == truth["firmware"].replace(" ", "")
     assert "Hikvision" in found["127.80.20.3"]["oui"]  # the EZVIZ unit carries a Hikvision OUI
     assert any("ignored" in note for note in doc["notes"])
+
+
+def test_a_host_that_is_no_camera_is_heard_and_not_waited_for(tmp_path: Path) -> None:
+    # Issue 15: a Windows host or a printer listens on WS-Discovery but answers only Probes for
+    # wsdp:Device (lab.md 8.5), never the camera ones: unicast discovery listened out its whole
+    # window for it (one such host alone took 2.7 s). Asked for wsdp:Device too, it answers: it
+    # is heard, gives no camera evidence, and is no reply "ignored" either.
+    hosts = [{"address": "127.80.21.1", "profile": "host-windows", "mac": "02:00:00:00:21:01", "serial": "W1"},
+             {"address": "127.80.21.2", "profile": "host-printer", "mac": "02:00:00:00:21:02", "serial": "P1"}]
+    with lab_farm(tmp_path, hosts):
+        started = time.monotonic()
+        result = asyncio.run(udp.udp_discover(["127.80.21.1", "127.80.21.2"], timeout=10.0))
+        elapsed = time.monotonic() - started
+    assert elapsed < 3.0
+    assert result.observations == [] and result.notes == []
+    assert result.replies >= 2 and result.ignored == 0
 
 
 @pytest.mark.root
