@@ -15,8 +15,10 @@ What it does, per protocol:
 
 The total time is bounded: sending takes about (datagrams / rate) and the driver then listens for
 ``timeout`` seconds after the last datagram, less for unicast alone once every target has
-answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`; then no repeat
-is sent either). Device bytes go only to the pure parsers in
+answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`). No repeat is
+sent once every unicast target answered or refused each protocol. What waits in a socket behind a
+busy event loop is read as it comes (READ_PER_TURN) and before the socket closes. Device bytes go
+only to the pure parsers in
 :mod:`camaudit.protocols`, which never raise on them.
 """
 
@@ -288,6 +290,8 @@ class _Collector:
         self.macs: dict[tuple[str, str], set[str]] = {}
         #: address -> loop time of its first usable answer; loop time of the latest answer
         self.answered_at: dict[str, float] = {}
+        #: address -> protocols it answered
+        self.answered: dict[str, set[str]] = {}
         self.last_answer = 0.0
         #: address -> protocols whose datagrams to it an ICMP error refused (nothing listens)
         self.refused: dict[str, set[str]] = {}
@@ -301,10 +305,16 @@ class _Collector:
             return False  # cheap: a large sweep checks this every 50 ms
         return all(a in answered or protocols <= refused.get(a, set()) for a in targets)
 
-    def all_refused(self, targets: set[str], protocols: set[str]) -> bool:
-        """Whether every target refused every one of ``protocols`` and none answered: nobody
-        will (no repeat, no listening)."""
-        return bool(targets) and not self.answered_at and self.all_heard(targets, protocols)
+    def nothing_to_repeat(self, targets: set[str], protocols: set[str]) -> bool:
+        """Whether every target answered or refused each one of ``protocols``: a repeat, which is
+        there for datagrams lost on the way, would only be answered again."""
+        answered = self.answered
+        refused = self.refused
+        if len(answered) + len(refused) < len(targets):
+            return False
+        return bool(targets) and all(
+            protocols <= answered.get(a, set()) | refused.get(a, set()) for a in targets
+        )
 
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
@@ -339,7 +349,7 @@ class _Collector:
         )
         if parsed is None:
             return
-        self._heard(source)
+        self._heard(source, proto)
         key, value, macs = parsed
         full_key = _digest("\x1f".join((source, proto) + key))
         if full_key in self.evidence_keys:
@@ -362,8 +372,9 @@ class _Collector:
         if src_port == _PORT[proto]:
             self._add(source, "open_port", f"udp/{src_port}", src_port, _SOURCE[proto], now)
 
-    def _heard(self, source: str) -> None:
-        """``source`` answered one of our probes: it is not waited for any longer."""
+    def _heard(self, source: str, proto: str) -> None:
+        """``source`` answered one of our ``proto`` probes: it is not waited for any longer."""
+        self.answered.setdefault(source, set()).add(proto)
         now_loop = time.monotonic()
         self.answered_at.setdefault(source, now_loop)
         self.last_answer = now_loop
@@ -385,7 +396,7 @@ class _Collector:
         if not matches:
             # A WS-Discovery host that is no camera (a Windows host, a printer): no evidence, but
             # heard. The answer that the host probe asks for is no reply to ignore.
-            self._heard(source)
+            self._heard(source, "wsd")
             if reply.relates_to not in self.host_probe_ids:
                 self._ignore(source)
             return None
@@ -542,8 +553,10 @@ async def udp_discover(
             if index:
                 # SOAP-over-UDP 1.1 Appendix I: wait T, repeat, double T up to UDP_UPPER_DELAY.
                 await _sleep_unless_done(collector, targets, wanted, delay)
-                if collector.all_refused(targets, wanted):
-                    break  # every target refused every protocol (ICMP): nobody to repeat to
+                if collector.nothing_to_repeat(targets, wanted):
+                    # Every target answered or refused (ICMP) each protocol: the repeat would
+                    # only be answered again (a host alone waited up to 250 ms for it, issue 15).
+                    break
                 delay = min(delay * 2, UDP_UPPER_DELAY)
                 # Otherwise the whole round is repeated, refused destinations included: the
                 # listening window counts from the last datagram, and a shorter repeat would end
@@ -595,11 +608,11 @@ async def _endpoint(
 
 
 async def _sleep_unless_done(collector: _Collector, targets: set[str], protocols: set[str], seconds: float) -> None:
-    """Sleep ``seconds``, or less once every unicast target refused every protocol (then no
-    repeat is due: the caller ends the rounds)."""
+    """Sleep ``seconds``, or less once every unicast target answered or refused each protocol
+    (then no repeat is due: the caller ends the rounds)."""
     end = time.monotonic() + seconds
     while (left := end - time.monotonic()) > 0:
-        if collector.all_refused(targets, protocols):
+        if collector.nothing_to_repeat(targets, protocols):
             return
         await asyncio.sleep(min(left, 0.02))
 
