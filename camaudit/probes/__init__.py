@@ -31,12 +31,14 @@ from dataclasses import dataclass, field
 from .. import __version__
 from ..config import ProbeConfig
 from ..model import Observation
+from .ports import PRINT_PORTS
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "PORT_PROTOCOLS",
     "PROTOCOLS",
+    "PRINT_PORTS",
     "ProbeReport",
     "probe_host",
     "protocol_for",
@@ -306,6 +308,8 @@ async def _probe_port(ctx: PortContext) -> None:
         await tls.probe_tls(ctx)
     elif ctx.protocol == "http":
         await http.probe_http(ctx)
+    elif ctx.protocol == "auto" and ctx.port in PRINT_PORTS:
+        log.debug("%s tcp/%d: a raw printing port; nothing sent", ctx.address, ctx.port)
     else:
         # telnet/FTP ports should speak first, so listen longer there than on unknown ports.
         longest = 2 * BANNER_WAIT if ctx.protocol in ("telnet", "ftp") else BANNER_WAIT

@@ -12,6 +12,7 @@ from hostile import FTP_AXIS, TELNET_HIKVISION, Handler, ServerFarm, banner, far
 from camaudit.config import ProbeConfig
 from camaudit.probes import BANNER_WAIT, CLIENT_FIRST_PORTS, ProbeReport, probe_host
 from camaudit.probes.banner import DO, DONT, IAC, SB, SE, WILL, WONT, banner_text, classify, telnet_split
+from camaudit.probes.ports import candidate_http_ports
 
 __all__ = ["farm"]
 
@@ -138,3 +139,21 @@ def test_a_protocol_override_listens_on_a_client_first_port_again(farm: ServerFa
     assert values(report, "telnet_banner") == []
     report = asyncio.run(probe_host(address, [8000], config, protocols={8000: "telnet"}))
     assert values(report, "telnet_banner") == ["192.0.0.64 login:"]
+
+
+def test_raw_printing_ports_are_sent_nothing(farm: ServerFarm) -> None:
+    # A printer prints whatever reaches 9100-9107 (nmap excludes them from version detection):
+    # the probe sends nothing there, nor waits; interrogation does not try them as web ports.
+    # A user who says such a port is HTTP is believed.
+    address = next_address()
+    delays: dict[int, list[float]] = {9100: [], 9107: []}
+    for port, seen in delays.items():
+        farm.serve(address, port, spoken_to(seen))
+    started = time.monotonic()
+    report = asyncio.run(probe_host(address, list(delays), ProbeConfig(timeout=4.0)))
+    assert time.monotonic() - started < BANNER_WAIT / 2
+    assert report.observations == [] and report.problems == []
+    asyncio.run(probe_host(address, [9100], ProbeConfig(timeout=1.0), protocols={9100: "http"}))
+    time.sleep(0.2)  # the server notes what it was sent
+    assert delays[9107] == [] and len(delays[9100]) == 1
+    assert candidate_http_ports([9100, 9103, 9107, 9108, 80]) == [80, 9108]

@@ -87,7 +87,7 @@ BAD_SIZES = [b"-5", b"+5", b" 5", b"0x5", b"ffffffffffffffffffff", b"5_0", b"-0"
 
 def test_chunk_sizes_that_are_not_hex_end_in_a_problem_not_a_hang(farm: ServerFarm) -> None:
     address = next_address()
-    ports = [9100 + i for i in range(len(BAD_SIZES))]
+    ports = [9200 + i for i in range(len(BAD_SIZES))]
     for port, size in zip(ports, BAD_SIZES, strict=True):
         farm.serve(address, port, chunked_with_size(size))
     result, elapsed = probe_in_child(address, ports)
