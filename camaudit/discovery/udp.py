@@ -179,43 +179,103 @@ class UdpDiscoveryResult:
     problems: dict[str, list[str]] = field(default_factory=dict)
 
 
+class _MessageIds:
+    """The ids of a run's probes, made from a counter and never kept (issue 15: a sweep of
+    thousands of targets kept three MessageIDs a target for correlating their answers).
+
+    Each id is a random (version 4) UUID of the run whose last 32 bits count the ids issued:
+    ``uuid:`` and its canonical text, as :func:`camaudit.protocols.wsd.new_message_id` makes
+    them. An answer correlates when its RelatesTo is such a text with the run's 96 random bits
+    and a number that was issued: as hard to forge as a fresh UUID, for whoever cannot see the
+    probe (and who can, could copy its id anyway)."""
+
+    __slots__ = ("_base", "issued")
+
+    _LOW = 0xFFFF_FFFF
+
+    def __init__(self) -> None:
+        self._base = uuid.uuid4().int & ~self._LOW
+        self.issued = 0
+
+    def block(self, count: int) -> int:
+        """Reserve ``count`` consecutive numbers; the first."""
+        first = self.issued
+        if first + count > self._LOW:
+            raise UsageError("too many discovery probes for one run")
+        self.issued += count
+        return first
+
+    def uuid_text(self, number: int) -> str:
+        return str(uuid.UUID(int=self._base | number))
+
+    def number(self, message_id: str | None) -> int | None:
+        """The number of one of our ids, or None for any other text."""
+        if not message_id or not message_id.startswith("uuid:") or len(message_id) != 41:
+            return None
+        try:
+            value = uuid.UUID(message_id[5:])
+        except ValueError:
+            return None
+        if str(value) != message_id[5:] or value.int & ~self._LOW != self._base:
+            return None
+        number = value.int & self._LOW
+        return number if number < self.issued else None
+
+
 @dataclass(slots=True)
-class _Dest:
-    """One destination of one protocol. Only ids are kept (payloads are rebuilt when sent), so
-    a large sweep does not hold every datagram in memory; repeats reuse the same ids."""
+class _Group:
+    """The destinations of one protocol on one socket: a multicast group, or the unicast targets
+    of one address family. The schedule is these groups, walked when sending: nothing is kept
+    per destination (issue 15), and each destination's ids are numbers of the run's
+    :class:`_MessageIds` (``first_id`` + its index x ``ids_each``), so that repeats reuse them."""
 
     transport: asyncio.DatagramTransport
     receiver: _Receiver
     proto: str
-    addr: tuple[str, int]
-    ids: tuple[str, ...]
+    addresses: Sequence[str]
+    port: int
+    ids: _MessageIds
+    first_id: int
+    #: the WS-Discovery Types of each Probe to a destination (one Probe each); () for SADP, DHIP
+    type_sets: tuple[str, ...]
+    repeats: int
 
-    def send(self, payload: bytes) -> None:
+    @property
+    def ids_each(self) -> int:
+        return max(1, len(self.type_sets))
+
+    def host_probe(self, number: int) -> bool:
+        """Whether ``number`` is the id of a WSD_HOST_PROBE_TYPES Probe of this group."""
+        offset = number - self.first_id
+        if self.proto != "wsd" or not 0 <= offset < len(self.addresses) * self.ids_each:
+            return False
+        return self.type_sets[offset % self.ids_each] == WSD_HOST_PROBE_TYPES
+
+    def payloads(self, index: int) -> list[bytes]:
+        """The datagrams for destination ``index``."""
+        first = self.first_id + index * self.ids_each
+        if self.proto == "wsd":
+            return [wsd.build_probe(types, message_id=f"uuid:{self.ids.uuid_text(first + n)}")[0]
+                    for n, types in enumerate(self.type_sets)]
+        if self.proto == "sadp":
+            return [sadp.build_probe(self.ids.uuid_text(first).upper())[0]]
+        return [_DHIP_PROBE]
+
+    def send(self, payload: bytes, addr: tuple[str, int]) -> None:
         receiver = self.receiver
         if receiver.sock is None:
-            self.transport.sendto(payload, self.addr)
+            self.transport.sendto(payload, addr)
             return
         try:
-            refusals.send(receiver.sock, payload, self.addr, receiver.refused)
+            refusals.send(receiver.sock, payload, addr, receiver.refused)
         except (BlockingIOError, InterruptedError):
-            self.transport.sendto(payload, self.addr)  # the socket's buffer is full: queue it
+            self.transport.sendto(payload, addr)  # the socket's buffer is full: queue it
         except OSError as exc:
             # This datagram itself could not go (no route, a broadcast address): said once per
             # kind like any send error, and not waited for when it cannot go again either.
             if exc.errno in refusals.REFUSING_ERRNOS:
-                receiver.refused(self.addr[0])
+                receiver.refused(addr[0])
             receiver.collector.send_error(receiver.label, exc)
-
-    def payloads(self) -> list[bytes]:
-        if self.proto == "wsd":
-            type_sets = WSD_UNICAST_TYPE_SETS if len(self.ids) == len(WSD_UNICAST_TYPE_SETS) else WSD_PROBE_TYPE_SETS
-            return [
-                wsd.build_probe(types, message_id=mid)[0]
-                for types, mid in zip(type_sets, self.ids, strict=True)
-            ]
-        if self.proto == "sadp":
-            return [sadp.build_probe(self.ids[0])[0]]
-        return [_DHIP_PROBE]
 
 
 _DHIP_PROBE = dhip.build_probe()[0]
@@ -273,15 +333,13 @@ class _Collector:
         self.result = result
         #: Where each observation goes as it is made; None: into ``result.observations``.
         self.on_observation = on_observation
-        self.wsd_ids: set[str] = set()
-        #: the MessageIDs of the WSD_HOST_PROBE_TYPES Probes among them
-        self.host_probe_ids: set[str] = set()
-        self.seen_datagrams: set[tuple[str, str, bytes]] = set()
-        self.seen_reply_ids: set[tuple[str, str]] = set()
-        # Digests, not the texts: an answer handed on as it comes is not kept alive by these
-        # (a sweep of thousands of targets, issue 15).
-        self.seen_evidence: set[tuple[str, str, int | None, bytes]] = set()
-        self.evidence_keys: set[bytes] = set()
+        #: the run's probe ids, and the groups they were issued to
+        self.ids = _MessageIds()
+        self.groups: list[_Group] = []
+        #: 16-byte digests of what was seen (datagrams, reply MessageIDs, device evidence and
+        #: observations), each kind hashed under its own label (:func:`_digest`): not the
+        #: texts, which an answer handed on as it comes would otherwise keep alive (issue 15)
+        self.seen: set[bytes] = set()
         self.errors: dict[str, str] = {}
         #: (address, protocol) -> distinct answers kept, answers dropped over the cap
         self.kept: dict[tuple[str, str], int] = {}
@@ -339,10 +397,10 @@ class _Collector:
             return
         result.replies += 1
         src_port = addr[1] if len(addr) > 1 and isinstance(addr[1], int) else None
-        digest = hashlib.blake2b(data, digest_size=16).digest()
-        if (proto, source, digest) in self.seen_datagrams:
+        digest = _digest("datagram", proto, source, data=data)
+        if digest in self.seen:
             return  # the same datagram again: a device answering our repeat, or twice
-        self.seen_datagrams.add((proto, source, digest))
+        self.seen.add(digest)
         now = utc_now()
         parsed = (self._wsd if proto == "wsd" else self._sadp if proto == "sadp" else self._dhip)(
             data, source, now
@@ -351,14 +409,14 @@ class _Collector:
             return
         self._heard(source, proto)
         key, value, macs = parsed
-        full_key = _digest("\x1f".join((source, proto) + key))
-        if full_key in self.evidence_keys:
+        full_key = _digest("evidence", source, proto, *key)
+        if full_key in self.seen:
             return  # the same device evidence again (a second answer with a new MessageID)
         if self.kept.get(per_address, 0) >= MAX_ANSWERS_PER_ADDRESS:
             self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
             return  # a flood: each further answer would become observations in the store
         self.kept[per_address] = self.kept.get(per_address, 0) + 1
-        self.evidence_keys.add(full_key)
+        self.seen.add(full_key)
         self._add(source, _KIND[proto], value, _PORT[proto], _SOURCE[proto], now)
         named = self.macs.setdefault(per_address, set())
         for mac in macs:
@@ -384,20 +442,22 @@ class _Collector:
         if reply is None:
             self._ignore(source)
             return None
-        if reply.relates_to not in self.wsd_ids:
+        number = self.ids.number(reply.relates_to)
+        if number is None:
             log.debug("wsd: %s: RelatesTo %r is not one of our probes", source, reply.relates_to)
             self._ignore(source)
             return None
         if reply.message_id:
-            if (source, reply.message_id) in self.seen_reply_ids:
+            reply_key = _digest("reply", source, reply.message_id)
+            if reply_key in self.seen:
                 return None
-            self.seen_reply_ids.add((source, reply.message_id))
+            self.seen.add(reply_key)
         matches = reply.camera_matches
         if not matches:
             # A WS-Discovery host that is no camera (a Windows host, a printer): no evidence, but
             # heard. The answer that the host probe asks for is no reply to ignore.
             self._heard(source, "wsd")
-            if reply.relates_to not in self.host_probe_ids:
+            if not any(group.host_probe(number) for group in self.groups):
                 self._ignore(source)
             return None
         key = tuple(
@@ -424,10 +484,10 @@ class _Collector:
         self.result.ignored_sources.add(source)
 
     def _add(self, address: str, kind: str, value: str, port: int | None, src: str, now: str) -> None:
-        key = (address, kind, port, _digest(value))
-        if key in self.seen_evidence:
+        key = _digest("observation", address, kind, str(port), value)
+        if key in self.seen:
             return
-        self.seen_evidence.add(key)
+        self.seen.add(key)
         obs = Observation(address=address, kind=kind, value=value, port=port, source=src, observed_at=now)
         if self.on_observation is not None:
             self.on_observation(obs)
@@ -435,8 +495,17 @@ class _Collector:
             self.result.observations.append(obs)
 
 
-def _digest(text: str) -> bytes:
-    return hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+def _digest(label: str, *parts: str, data: bytes = b"") -> bytes:
+    """16 bytes that stand for ``parts`` (and ``data``) under ``label``: what the duplicate
+    checks keep instead of the texts (a sweep of thousands of targets, issue 15). Each part is
+    length-prefixed, so that no two different lists of parts hash alike."""
+    h = hashlib.blake2b(digest_size=16, person=label.encode()[:16])
+    for part in parts:
+        encoded = part.encode("utf-8", "surrogatepass")
+        h.update(len(encoded).to_bytes(4, "big"))
+        h.update(encoded)
+    h.update(data)
+    return h.digest()
 
 
 def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socket:
@@ -461,19 +530,13 @@ def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socke
     return sock
 
 
-def _new_ids(proto: str, collector: _Collector, *, unicast: bool) -> tuple[str, ...]:
-    """Fresh ids for one destination: one MessageID per WS-Discovery Probe (recorded for
-    correlation; a unicast destination is sent WSD_UNICAST_TYPE_SETS, a multicast group
-    WSD_PROBE_TYPE_SETS), one Uuid per SADP inquiry, none for DHIP."""
-    if proto == "wsd":
-        ids = tuple(wsd.new_message_id() for _ in (WSD_UNICAST_TYPE_SETS if unicast else WSD_PROBE_TYPE_SETS))
-        collector.wsd_ids.update(ids)
-        if unicast:
-            collector.host_probe_ids.add(ids[-1])
-        return ids
-    if proto == "sadp":
-        return (str(uuid.uuid4()).upper(),)
-    return ()
+def _new_group(transport: asyncio.DatagramTransport, receiver: _Receiver, proto: str, addresses: Sequence[str],
+               ids: _MessageIds, wsd_types: tuple[str, ...], repeats: int) -> _Group:
+    """A group of destinations with its block of ids: one per WS-Discovery Probe (``wsd_types``),
+    one per SADP inquiry (its Uuid), none for DHIP."""
+    type_sets = wsd_types if proto == "wsd" else ()
+    count = len(addresses) * len(type_sets) if proto == "wsd" else len(addresses) if proto == "sadp" else 0
+    return _Group(transport, receiver, proto, addresses, _PORT[proto], ids, ids.block(count), type_sets, repeats)
 
 
 async def udp_discover(
@@ -504,7 +567,7 @@ async def udp_discover(
     transports: list[asyncio.DatagramTransport] = []
     receivers: list[_Receiver] = []
     v4, v6 = _split_families(addresses)
-    rounds: list[list[_Dest]] = [[] for _ in range(1 + max(UNICAST_UDP_REPEAT, MULTICAST_UDP_REPEAT))]
+    groups = collector.groups
     try:
         for proto in protocols:
             for iface in interfaces:
@@ -517,10 +580,8 @@ async def udp_discover(
                 transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None, sock))
                 transports.append(transport)
                 receivers.append(receiver)
-                dest = _Dest(transport, receiver, proto, (_GROUP[proto], _PORT[proto]),
-                             _new_ids(proto, collector, unicast=False))
-                for r in range(1 + MULTICAST_UDP_REPEAT):
-                    rounds[r].append(dest)
+                groups.append(_new_group(transport, receiver, proto, [_GROUP[proto]], collector.ids,
+                                         WSD_PROBE_TYPE_SETS, MULTICAST_UDP_REPEAT))
             for family, family_addresses in ((socket.AF_INET, v4), (socket.AF_INET6, v6)):
                 if not family_addresses:
                     continue
@@ -537,17 +598,15 @@ async def udp_discover(
                 )
                 transports.append(transport)
                 receivers.append(receiver)
-                for address in family_addresses:
-                    dest = _Dest(transport, receiver, proto, (address, _PORT[proto]),
-                                 _new_ids(proto, collector, unicast=True))
-                    for r in range(1 + UNICAST_UDP_REPEAT):
-                        rounds[r].append(dest)
+                groups.append(_new_group(transport, receiver, proto, family_addresses, collector.ids,
+                                         WSD_UNICAST_TYPE_SETS, UNICAST_UDP_REPEAT))
         delay = random.uniform(UDP_MIN_DELAY, UDP_MAX_DELAY)
         sent_at: dict[str, float] = {}
         # Multicast has no known set of answerers: its whole window is listened to.
-        targets = set() if interfaces else {d.addr[0] for r in rounds for d in r}
+        targets = set() if interfaces else {*v4, *v6}
         wanted = set(protocols)
-        for index, sends in enumerate(rounds):
+        for index in range(1 + max(UNICAST_UDP_REPEAT, MULTICAST_UDP_REPEAT)):
+            sends = [g for g in groups if g.repeats >= index]
             if not sends:
                 continue
             if index:
@@ -644,25 +703,27 @@ async def _listen(
             await asyncio.sleep(min(end - now, 0.05))
 
 
-async def _paced_send(dests: list[_Dest], rate: float, sent_at: dict[str, float]) -> int:
-    """Send at most ``rate`` datagrams per second, yielding to the loop between small batches
-    so that replies are read while a large sweep is still going out. ``sent_at`` gets the
-    time of the first datagram to each address."""
+async def _paced_send(groups: Sequence[_Group], rate: float, sent_at: dict[str, float]) -> int:
+    """Send to every destination of ``groups``, at most ``rate`` datagrams per second, yielding
+    to the loop between small batches so that replies are read while a large sweep is still
+    going out. ``sent_at`` gets the time of the first datagram to each address."""
     loop = asyncio.get_running_loop()
     batch = max(1, int(rate / 100))
     start = loop.time()
     sent = 0
     next_pause = batch
-    for dest in dests:
-        if dest.transport.is_closing():
-            continue
-        for payload in dest.payloads():
-            dest.send(payload)
-            sent += 1
-        sent_at.setdefault(dest.addr[0], time.monotonic())
-        if sent >= next_pause:
-            next_pause = sent + batch
-            await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
+    for group in groups:
+        for index, address in enumerate(group.addresses):
+            if group.transport.is_closing():
+                break
+            addr = (address, group.port)
+            for payload in group.payloads(index):
+                group.send(payload, addr)
+                sent += 1
+            sent_at.setdefault(address, time.monotonic())
+            if sent >= next_pause:
+                next_pause = sent + batch
+                await asyncio.sleep(max(0.0, start + sent / rate - loop.time()))
     # The last batch also takes its share of time, so that back-to-back rounds keep the rate.
     wait = start + sent / rate - loop.time()
     if wait > 0:

@@ -555,3 +555,29 @@ def test_late_icmp_errors_never_cost_a_datagram_nor_blame_its_destination() -> N
         refusals.send(_LateErrors([], own=errno.ENETUNREACH), b"probe", ("10.251.0.1", 3702),  # type: ignore[arg-type]
                       refused.append)
     assert own.value.errno == errno.ENETUNREACH
+
+
+def test_probe_ids_are_made_from_a_counter_and_recognised_without_being_kept() -> None:
+    # Issue 15: a sweep kept three MessageIDs a target to correlate answers. The ids are now a
+    # run's random UUID with a counter in its last 32 bits: an answer correlates only when its
+    # RelatesTo is one of the ids issued, exactly as sent.
+    ids = udp._MessageIds()
+    first = ids.block(3)
+    issued = [f"uuid:{ids.uuid_text(first + n)}" for n in range(3)]
+    assert len(set(issued)) == 3 and all(wsd_id_shape(i) for i in issued)
+    assert [ids.number(i) for i in issued] == [0, 1, 2]
+    not_issued = f"uuid:{ids.uuid_text(3)}"
+    assert ids.number(not_issued) is None
+    other_run = udp._MessageIds()
+    other_run.block(3)
+    assert ids.number(f"uuid:{other_run.uuid_text(0)}") is None
+    assert ids.number(issued[0].upper()) is None and ids.number("urn:" + issued[0]) is None
+    assert ids.number(None) is None and ids.number("") is None and ids.number("uuid:not-a-uuid-at-all-but-long-enough!!") is None
+
+
+def wsd_id_shape(text: str) -> bool:
+    """What wsd.new_message_id makes: ``uuid:`` and a version 4 UUID in canonical form."""
+    import uuid as uuid_module
+
+    value = uuid_module.UUID(text[5:])
+    return text.startswith("uuid:") and str(value) == text[5:] and value.version == 4
