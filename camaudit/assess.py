@@ -11,10 +11,11 @@ verdict rows, or a store without the table, has "no verdict recorded" (``NONE``)
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -221,17 +222,26 @@ class ScanView:
     egress_runs: list[str] = field(default_factory=list)
     #: The register the view was reconciled with (an assessment freezes it).
     register: list[Asset] = field(default_factory=list)
+    #: For a lean view (``scan_view(lean=True)``): reads one device's whole identity.
+    full_identity: Callable[[str], Identity | None] | None = None
+
+    def device_evidence(self, device: DeviceView) -> dict[str, Any]:
+        """:meth:`DeviceView.evidence`, with the device's whole identity in a lean view."""
+        if self.full_identity is None or device.identity is None:
+            return device.evidence()
+        return dataclasses.replace(device, identity=self.full_identity(device.address) or device.identity).evidence()
 
     @property
     def has_register(self) -> bool:
         return self.register_size > 0
 
 
-def _found_devices(store: Store, scan_id: str, field_sources: bool) -> list[DeviceView]:
+def _found_devices(store: Store, scan_id: str, field_sources: bool, signatures: bool) -> list[DeviceView]:
     # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
     macs = stored_devices.macs_of_scan(store, scan_id)
     devices = []
-    for host, resolved in stored_observations.hosts(store, scan_id, settings=False, field_sources=field_sources):
+    for host, resolved in stored_observations.hosts(store, scan_id, settings=False, field_sources=field_sources,
+                                                    signatures=signatures):
         device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
         devices.append(DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports),
                                   host.identity))
@@ -304,15 +314,18 @@ def gather_verdicts(store: Store, scan: Scan, addresses: Sequence[str],
 
 
 def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment | None = None,
-              site: str | None = None, field_sources: bool = True) -> ScanView:
+              site: str | None = None, field_sources: bool = True, lean: bool = False) -> ScanView:
     """Gather one scan's devices, their verdicts and their register status. Writes nothing.
 
     With ``assessment``, the view is the one that assessment was made on: the verdicts and the
     register as they were then (a frozen assessment is reproducible whatever came later).
     ``field_sources=False`` leaves out each identity's per-field sources, which reports show and
-    the policy never reads (issue 15: they were the largest part of what assessing held)."""
+    the policy never reads (issue 15: they were the largest part of what assessing held).
+    ``lean`` leaves out each identity's signatures and conflicts too, which only a finding's
+    evidence shows: :meth:`ScanView.device_evidence` reads them for one device at a time, so
+    that assessing does not hold every device's matched evidence at once (issue 15)."""
     scan = store.scan(scan_ref, site=site)
-    devices = _found_devices(store, scan.id, field_sources)
+    devices = _found_devices(store, scan.id, field_sources and not lean, not lean)
     if assessment is not None and assessment.inputs_recorded:
         assets = [Asset(**a) for a in assessment.register]
         found = stored_verdicts.verdicts_by_id(store, assessment.verdict_ids)
@@ -338,7 +351,10 @@ def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment 
             device.register = device.reconciled.status if device.reconciled else "not_a_camera"
     verdicts = [v for _, v in found]
     segments = _apply_verdicts(devices, verdicts)
-    return ScanView(scan, devices, segments, missing, len(assets), verdicts, [i for i, _ in found], runs, assets)
+    view = ScanView(scan, devices, segments, missing, len(assets), verdicts, [i for i, _ in found], runs, assets)
+    if lean:
+        view.full_identity = lambda address: stored_observations.identity_of(store, scan.id, address)
+    return view
 
 
 def _apply_verdicts(devices: list[DeviceView], verdicts: list[Verdict]) -> list[SegmentView]:
@@ -396,8 +412,13 @@ def finding_id(scan_id: str, rule: str, subject: str) -> str:
 
 def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
     """Apply every rule of ``policy`` to every subject of ``view``; most severe first."""
+    return sorted(each_finding(view, policy, lang), key=_finding_order)
+
+
+def each_finding(view: ScanView, policy: Policy, lang: str = "en") -> Iterator[Finding]:
+    """The findings of ``policy`` on ``view``, one at a time as they are made: each device's,
+    then each missing asset's, then each segment's (:func:`evaluate` sorts them)."""
     scan_id = view.scan.id
-    findings: list[Finding] = []
 
     def local(facts: dict[str, Any]) -> dict[str, Any]:
         # here: camaudit.report imports this module
@@ -416,24 +437,24 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
             return facts
         return facts | {k: localise(facts[k], lang) for k in _SENTENCE_FACTS if k in facts}
 
-    def add(rule_id: str, severity: str, subject: str, title: str, detail: str, evidence: dict[str, Any]) -> None:
-        findings.append(Finding(finding_id(scan_id, rule_id, subject), scan_id, rule_id, severity, subject, title, detail, evidence))
+    def add(rule_id: str, severity: str, subject: str, title: str, detail: str, evidence: dict[str, Any]) -> Finding:
+        return Finding(finding_id(scan_id, rule_id, subject), scan_id, rule_id, severity, subject, title, detail, evidence)
 
     for device in view.devices:
         facts = local(device.facts())
         evidence: dict[str, Any] | None = None  # one document shared by the device's findings
         for rule in policy.for_subject("device"):
             if rule.matches(facts):
-                evidence = evidence if evidence is not None else device.evidence()
-                add(rule.id, rule.severity, device.address, rule.text("title", facts, lang),
-                    rule.text("detail", facts, lang), evidence)  # fmt: skip
+                evidence = evidence if evidence is not None else view.device_evidence(device)
+                yield add(rule.id, rule.severity, device.address, rule.text("title", facts, lang),
+                          rule.text("detail", facts, lang), evidence)  # fmt: skip
     for item in view.missing_assets:
         assert item.asset is not None
         facts = asset_facts(item.asset)
         for rule in policy.for_subject("asset"):
             if rule.matches(facts):
-                add(rule.id, rule.severity, f"asset:{item.asset.asset_id}", rule.text("title", facts, lang),
-                    rule.text("detail", facts, lang), {"asset": item.asset.to_json(), "register": "missing"})  # fmt: skip
+                yield add(rule.id, rule.severity, f"asset:{item.asset.asset_id}", rule.text("title", facts, lang),
+                          rule.text("detail", facts, lang), {"asset": item.asset.to_json(), "register": "missing"})  # fmt: skip
     for segment in view.segments:
         facts = local(segment.facts())
         for rule in policy.for_subject("segment"):
@@ -444,10 +465,8 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
                     "exposed": segment.exposed.to_json() if segment.exposed else None,
                     "devices": segment.devices,
                 }
-                add(rule.id, rule.severity, f"segment:{segment.name}", rule.text("title", facts, lang),
-                    rule.text("detail", facts, lang), evidence)  # fmt: skip
-    findings.sort(key=_finding_order)
-    return findings
+                yield add(rule.id, rule.severity, f"segment:{segment.name}", rule.text("title", facts, lang),
+                          rule.text("detail", facts, lang), evidence)  # fmt: skip
 
 
 def signatures_version() -> str:
@@ -468,14 +487,29 @@ def signatures_version() -> str:
     return digest.hexdigest()
 
 
-def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, *,
-                      reason: str = "assess", only_if_first: bool = False) -> tuple[Assessment, list[Finding]]:
+def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
+                      only_if_first: bool = False, evidence: bool = True) -> tuple[Assessment, list[Finding]]:
     """Assess one scan afresh and record it as a new, frozen assessment: the policy (by content
     hash), the register (its content, hash and import time), the signatures version, the
-    verdicts and egress runs used, camaudit's version. Earlier assessments stay as they were."""
+    verdicts and egress runs used, camaudit's version. Earlier assessments stay as they were.
+
+    Returns the findings, most severe first; without their evidence when ``evidence`` is false:
+    then each finding is recorded as it is made and only its headline is kept (issue 15: a large
+    scan's findings, each with its device's evidence, were what assessing it held), and
+    :func:`camaudit.audit.scan_findings` reads them whole."""
     policy = policy or load_policy()
-    view = scan_view(store, scan_id, field_sources=False)
-    findings = evaluate(view, policy)
+    view = scan_view(store, scan_id, lean=True)
+    findings: list[Finding] = []
+    if evidence:
+        findings = evaluate(view, policy)
+        recorded: Iterable[Finding] = findings
+    else:
+        def headlines() -> Iterator[Finding]:
+            for finding in each_finding(view, policy):
+                findings.append(dataclasses.replace(finding, evidence={}))
+                yield finding
+
+        recorded = headlines()
     register_hash, imported_at = stored_register.register_version(store, view.scan.site)
     assessment = Assessment(
         id=str(uuid.uuid4()), scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
@@ -486,17 +520,20 @@ def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, 
     )  # fmt: skip
     recon = [d.reconciled.to_row(view.scan.id) for d in view.devices if d.reconciled]
     recon += [m.to_row(view.scan.id) for m in view.missing_assets]
-    if not stored_assessments.save_assessment(store, assessment, findings, recon, only_if_first=only_if_first):
+    if not stored_assessments.save_assessment(store, assessment, recorded, recon, only_if_first=only_if_first):
         first = stored_assessments.latest_assessment(store, view.scan.id)
         assert first is not None
         return first, stored_assessments.findings_of(store, first.id)
+    findings.sort(key=_finding_order)
     log.info("scan %s assessed (%s): %d findings", view.scan.id, assessment.id, len(findings))
     return assessment, findings
 
 
-def assess_scan(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess") -> list[Finding]:
-    """Assess one scan (a new assessment, :func:`create_assessment`); its findings, most severe first."""
-    return create_assessment(store, scan_id, policy, reason=reason)[1]
+def assess_scan(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
+                evidence: bool = True) -> list[Finding]:
+    """Assess one scan (a new assessment, :func:`create_assessment`); its findings, most severe
+    first (without their evidence when ``evidence`` is false)."""
+    return create_assessment(store, scan_id, policy, reason=reason, evidence=evidence)[1]
 
 
 def current_assessment(store: Store, scan_id: str, policy: Policy | None = None, *,
@@ -511,7 +548,7 @@ def current_assessment(store: Store, scan_id: str, policy: Policy | None = None,
     reason = "first report" if latest is None else "report with another policy"
     if store.read_only or not record:
         policy = policy or load_policy()
-        view = scan_view(store, scan_id, field_sources=False)
+        view = scan_view(store, scan_id, lean=True)
         unrecorded = Assessment(
             id="not-recorded", scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
             policy_hash=policy.content_hash, policy_source=policy.source, register_hash="", register_imported_at=None,

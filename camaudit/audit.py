@@ -40,7 +40,7 @@ from typing import Any
 from .config import ScanConfig
 from .credentials import CredentialStore, load_credentials
 from .errors import CamauditError, ScanFailed, StoreError
-from .model import Host, Observation, ScanResult, utc_now
+from .model import Finding, Host, Observation, ScanResult, utc_now
 from .scope import build_scope
 from .store import Store, mark_interrupted_elsewhere, open_store
 
@@ -327,8 +327,9 @@ def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str |
     its stored observations and open ports), then assess the scan when it has no assessment yet.
     Used when a scan completes or is interrupted, and for a scan found stale later (marked
     ``interrupted`` by the next command). With ``mark``, the scan's status is set first (so a
-    second interruption cannot leave it ``running``). Returns the new assessment's findings, or
-    None when the scan was assessed already."""
+    second interruption cannot leave it ``running``). Returns the new assessment's findings
+    without their evidence (:func:`scan_findings` reads them whole), or None when the scan was
+    assessed already."""
     from .store import assessments as stored_assessments
 
     if mark:
@@ -340,7 +341,7 @@ def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str |
     from .policy import load_policy
 
     reason = "scan" if status == "complete" else f"{status} scan: what it stored"
-    return assess_scan(store, scan_id, load_policy(policy_path), reason=reason)
+    return assess_scan(store, scan_id, load_policy(policy_path), reason=reason, evidence=False)
 
 
 def finalise_stale_scans(store: Store) -> list[str]:
@@ -384,6 +385,18 @@ def scan_hosts(db_path: str, scan_id: str) -> Iterator[Host]:
 
     with open_store(db_path, create=False) as store:
         yield from each_host(store, scan_id)
+
+
+def scan_findings(db_path: str, scan_id: str) -> Iterator[Finding]:
+    """The findings of a recorded scan's latest assessment, evidence included, most severe first,
+    one at a time, read from the store at ``db_path``. A scan's result keeps only their headlines
+    (:attr:`ScanResult.findings`, issue 15)."""
+    from .store.assessments import each_finding, latest_assessment
+
+    with open_store(db_path, create=False) as store:
+        latest = latest_assessment(store, scan_id)
+        if latest is not None:
+            yield from each_finding(store, latest.id)
 
 
 def _run_stages(
@@ -455,7 +468,9 @@ def _run_stages(
     from .assess import assess_scan
     from .policy import load_policy
 
-    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan")
+    # Each finding is recorded as it is made; the result keeps their headlines (scan_findings).
+    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan",
+                                  evidence=False)
 
 
 async def _discover_probe_interrogate(

@@ -1,6 +1,6 @@
 """A scan holds no host's evidence (issue 15 item 1): evidence goes to the store as it comes
 (discovery's answers in batches), and each host is identified from what the store holds for it
-once its evidence is in. Addresses: 127.78.82.0/24, inside this area's
+once its evidence is in. Its findings are recorded as they are made and read back whole. Addresses: 127.78.82.0/24, inside this area's
 test block (127.78.0.0/16)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from camaudit.audit import _DiscoveryWriter, run_scan, scan_hosts
+from camaudit.assess import evaluate, scan_view
+from camaudit.audit import _DiscoveryWriter, run_scan, scan_findings, scan_hosts
 from camaudit.config import load_config
 from camaudit.errors import StoreError
 from camaudit.fingerprint import engine as fingerprint_engine
@@ -20,6 +21,7 @@ from camaudit.fingerprint import identify
 from camaudit.lab import plan_devices
 from camaudit.lab.runner import LabThread
 from camaudit.model import Host, Observation
+from camaudit.policy import load_policy
 from camaudit.store import open_store
 from camaudit.store.observations import host_evidence, identity_record
 
@@ -50,6 +52,17 @@ def test_each_host_is_identified_from_the_store_and_none_of_its_evidence_held(tm
             assert identity_record(row).to_json() == identify(host_evidence(store, result.scan_id, address)).to_json()
     hikvision = next(d["address"] for d in lab.manifest if d["vendor"] == "hikvision")
     assert "sadp" in {o.kind for o in recorded[hikvision].observations}, "discovery's answer was recorded"
+    # The findings: recorded as made, kept in the result as headlines only, read whole from the
+    # store; and the same as assessing the whole view at once (with every identity's signatures)
+    # makes them.
+    whole = list(scan_findings(str(db), result.scan_id))
+    assert [f.id for f in result.findings] == [f.id for f in whole] and whole
+    assert all(f.evidence == {} for f in result.findings)
+    assert all(f.evidence for f in whole)
+    with open_store(db, create=False) as store:
+        at_once = evaluate(scan_view(store, result.scan_id), load_policy())
+    assert [f.to_json() for f in at_once] == [f.to_json() for f in whole]
+    assert any(f.evidence.get("signatures") for f in whole), "the evidence names what matched"
 
 
 def test_scan_json_is_what_the_store_holds(tmp_path: Path) -> None:
@@ -67,6 +80,8 @@ def test_scan_json_is_what_the_store_holds(tmp_path: Path) -> None:
     assert doc["hosts"] == stored
     assert {h["identity"]["vendor"] for h in doc["hosts"]} == {"hikvision", "axis"}
     assert all(h["observations"] for h in doc["hosts"]), "each host's evidence is in the output"
+    assert doc["findings"] and doc["findings"] == [f.to_json() for f in scan_findings(str(db), doc["scan_id"])]
+    assert all(f["evidence"] for f in doc["findings"]), "each finding's evidence is in the output"
 
 
 def _observation(address: str, n: int, kind: str = "sadp") -> Observation:

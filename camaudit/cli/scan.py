@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from ..audit import run_scan, scan_hosts
+from ..audit import run_scan, scan_findings, scan_hosts
 from ..config import STALE_AFTER, load_config, parse_ports
 from ..errors import ConfigError
 from ..model import Host
@@ -171,12 +171,13 @@ def scan(
         from ..report import write_atomically
 
         write_atomically(scan_id_file, result.scan_id + "\n")
-    # Each host as recorded, read back from the store one at a time: the scan keeps no host's
-    # evidence in memory once it is identified (issue 15).
+    # Each host and each finding as recorded, read back from the store one at a time: the scan
+    # keeps no host's evidence in memory once it is identified, nor a finding's (issue 15).
     hosts = scan_hosts(config.db_path, result.scan_id)
     if as_json:
         # Streamed host by host: the same bytes as print_json, without the whole text at once.
-        result.write_json(lambda chunk: click.echo(chunk, nl=False), hosts)
+        findings = scan_findings(config.db_path, result.scan_id) if result.findings else None
+        result.write_json(lambda chunk: click.echo(chunk, nl=False), hosts, findings)
         click.echo()
     else:
         _print_summary(result.to_json([]) | {"sweep_only": bool(sweep_only)}, hosts, db_path)

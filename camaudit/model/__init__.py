@@ -226,18 +226,22 @@ class ScanResult:
     #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
     notes: list[str] = field(default_factory=list)
     addresses_scanned: int = 0
-    #: Policy findings (camaudit.assess.Finding), most severe first; empty for --sweep-only.
+    #: Policy findings (camaudit.assess.Finding), most severe first; empty for --sweep-only. A
+    #: scan keeps their headlines, without evidence (issue 15); ``camaudit.audit.scan_findings``
+    #: reads them whole from the store.
     findings: list[Any] = field(default_factory=list)
     #: The segment's egress check (``egress check --json`` shape), when --listener was given.
     egress: dict[str, Any] | None = None
     #: The site the scan is recorded under (``--site``).
     site: str = "default"
 
-    def to_json(self, hosts: Iterable[Host] | None = None) -> dict[str, Any]:
+    def to_json(self, hosts: Iterable[Host] | None = None, findings: Iterable[Any] | None = None) -> dict[str, Any]:
         """The scan's JSON document. ``hosts`` are the hosts as recorded, in address order
-        (``camaudit.audit.scan_hosts``); without them, :attr:`hosts` (what answered)."""
+        (``camaudit.audit.scan_hosts``); without them, :attr:`hosts` (what answered). ``findings``
+        likewise (``camaudit.audit.scan_findings``); without them, :attr:`findings`."""
         listed = self._sorted_hosts() if hosts is None else hosts
-        return self._document([h.to_json() for h in listed], [f.to_json() for f in self.findings])
+        found = self.findings if findings is None else findings
+        return self._document([h.to_json() for h in listed], [f.to_json() for f in found])
 
     def _sorted_hosts(self) -> list[Host]:
         return sorted(self.hosts, key=lambda h: _addr_key(h.address))
@@ -257,24 +261,27 @@ class ScanResult:
             **({"egress": self.egress} if self.egress is not None else {}),
         }
 
-    def write_json(self, write: Callable[[str], object], hosts: Iterable[Host] | None = None) -> None:
-        """Write exactly ``json.dumps(self.to_json(hosts), indent=2, default=str)``, one host and
-        one finding at a time: for thousands of hosts the whole document as one string (and its
-        encoded copy) was the largest thing a scan held, and the findings, which carry their
-        evidence, came next (issue 15). ``hosts`` may be an iterator read as it is written."""
+    def write_json(self, write: Callable[[str], object], hosts: Iterable[Host] | None = None,
+                   findings: Iterable[Any] | None = None) -> None:
+        """Write exactly ``json.dumps(self.to_json(hosts, findings), indent=2, default=str)``, one
+        host and one finding at a time: for thousands of hosts the whole document as one string
+        (and its encoded copy) was the largest thing a scan held, and the findings, which carry
+        their evidence, came next (issue 15). ``hosts`` and ``findings`` may be iterators read as
+        they are written."""
         import json
 
         listed = self._sorted_hosts() if hosts is None else hosts
+        found = self.findings if findings is None else findings
         lists: dict[str, Iterable[Callable[[], Any]]] = {
             "hosts": (h.to_json for h in listed),
-            "findings": [f.to_json for f in self.findings],
+            "findings": (f.to_json for f in found),
         }
         rest = json.dumps(self._document([], []), indent=2, default=str)
         # Only a top-level key sits at two spaces on a line of its own: a string value cannot
         # contain a raw newline, so a marker cannot match inside one.
         markers = {key: f'\n  "{key}": []' for key in lists}
         if not all(marker in rest for marker in markers.values()):  # not the layout expected
-            write(json.dumps(self.to_json(listed), indent=2, default=str))
+            write(json.dumps(self.to_json(listed, found), indent=2, default=str))
             return
         for key, items in lists.items():
             head, _, tail = rest.partition(markers[key])

@@ -5,7 +5,7 @@ assessment is written once and never rewritten."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ..model import Assessment, Finding, severity_rank
@@ -15,11 +15,12 @@ if TYPE_CHECKING:
     from .db import Store
 
 
-def save_assessment(store: Store, assessment: Assessment, findings: Sequence[Finding],
+def save_assessment(store: Store, assessment: Assessment, findings: Iterable[Finding],
                     reconciliation: Sequence[dict[str, Any]], *, only_if_first: bool = False) -> bool:
     """Record a new assessment with its findings and reconciliation, in one transaction. With
     ``only_if_first``, nothing is written when the scan has an assessment already (two reports
-    at once make one first assessment); returns whether it was written."""
+    at once make one first assessment); returns whether it was written. ``findings`` may be an
+    iterator: each is written as it comes (and is not taken when nothing is written)."""
     with store.write() as db:
         if only_if_first and db.execute("select 1 from assessments where scan_id = ? limit 1",
                                         [assessment.scan_id]).fetchone():
@@ -37,12 +38,13 @@ def save_assessment(store: Store, assessment: Assessment, findings: Sequence[Fin
             db.table("reconciliation").insert_all(
                 [r | {"assessment_id": assessment.id} for r in reconciliation], pk=("assessment_id", "entry"),
                 replace=True)
-        if findings:
-            db.table("findings").insert_all(
-                [{k: v for k, v in f.to_json().items() if k != "evidence"}
-                 | {"assessment_id": assessment.id, "evidence": json.dumps(f.evidence, default=str),
-                    "assessed_at": assessment.created_at} for f in findings],
-                pk=("assessment_id", "id"), replace=True)
+        # A generator: each finding's evidence is made JSON as its row is written, not all at
+        # once (issue 15: the rows of a large scan's findings were a copy of them all).
+        db.table("findings").insert_all(
+            ({k: v for k, v in f.to_json().items() if k != "evidence"}
+             | {"assessment_id": assessment.id, "evidence": json.dumps(f.evidence, default=str),
+                "assessed_at": assessment.created_at} for f in findings),
+            pk=("assessment_id", "id"), replace=True)
     return True
 
 
@@ -93,16 +95,30 @@ def has_verdict_snapshot(store: Store, assessment_id: str) -> bool:
     return bool(row and row[0] is not None)
 
 
+def each_finding(store: Store, assessment_id: str) -> Iterator[Finding]:
+    """The findings of one assessment, most severe first, read one at a time: only their
+    sort keys are held, not their evidence (issue 15)."""
+    keys = [(finding_order(Finding(r["id"], "", r["rule"], r["severity"], r["subject"], "", "")), r["id"])
+            for r in store.db.query("select id, rule, severity, subject from findings where assessment_id = ?",
+                                    [assessment_id])]
+    keys.sort()
+    for _, finding_id in keys:
+        for r in store.db.query("select * from findings where assessment_id = ? and id = ?", [assessment_id, finding_id]):
+            yield _finding(r)
+
+
+def _finding(r: dict[str, Any]) -> Finding:
+    try:
+        evidence = json.loads(r["evidence"]) if r["evidence"] else {}
+    except ValueError:
+        evidence = {}
+    return Finding(r["id"], r["scan_id"], r["rule"], r["severity"], r["subject"], r["title"], r["detail"],
+                   evidence if isinstance(evidence, dict) else {})
+
+
 def findings_of(store: Store, assessment_id: str) -> list[Finding]:
     """The findings of one assessment, most severe first."""
-    findings = []
-    for r in store.db.query("select * from findings where assessment_id = ?", [assessment_id]):
-        try:
-            evidence = json.loads(r["evidence"]) if r["evidence"] else {}
-        except ValueError:
-            evidence = {}
-        findings.append(Finding(r["id"], r["scan_id"], r["rule"], r["severity"], r["subject"], r["title"], r["detail"],
-                                evidence if isinstance(evidence, dict) else {}))
+    findings = [_finding(r) for r in store.db.query("select * from findings where assessment_id = ?", [assessment_id])]
     findings.sort(key=finding_order)
     return findings
 

@@ -242,9 +242,10 @@ def identified_addresses(store: Store, scan_id: str) -> set[str]:
     return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
 
 
-def identity_record(row: dict[str, Any], *, field_sources: bool = True) -> Identity:
+def identity_record(row: dict[str, Any], *, field_sources: bool = True, signatures: bool = True) -> Identity:
     """The Identity an ``identities`` row holds; without its per-field sources (``fields``, the
-    largest part of a row) when ``field_sources`` is false."""
+    largest part of a row) when ``field_sources`` is false, and without the signatures that
+    matched and the conflicts (what backs the fields, not the fields) when ``signatures`` is."""
 
     def listed(text: Any) -> list[Any]:
         try:
@@ -267,8 +268,8 @@ def identity_record(row: dict[str, Any], *, field_sources: bool = True) -> Ident
         covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
         signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""),
                                  texts.setdefault(value := str(h.get("value") or ""), value), h.get("port"))
-                    for h in listed(row["signatures"]) if isinstance(h, dict)],
-        conflicts=[str(c) for c in listed(row["conflicts"])], fields=fields,
+                    for h in (listed(row["signatures"]) if signatures else []) if isinstance(h, dict)],
+        conflicts=[str(c) for c in listed(row["conflicts"])] if signatures else [], fields=fields,
     )  # fmt: skip
 
 
@@ -283,11 +284,12 @@ def _fields(text: Any) -> dict[str, FieldSource]:
     return {str(name): FieldSource.from_json(source) for name, source in doc.items() if isinstance(source, dict)}
 
 
-def hosts(store: Store, scan_id: str, *, settings: bool = True,
-          field_sources: bool = True) -> list[tuple[Host, str | None]]:
+def hosts(store: Store, scan_id: str, *, settings: bool = True, field_sources: bool = True,
+          signatures: bool = True) -> list[tuple[Host, str | None]]:
     """Each host of a scan, typed, in address order, with the id of the device its identity
     resolved to (None when it was not identified): ports, MAC, problems, identity (without its
-    per-field sources when ``field_sources`` is false), and, unless ``settings`` is false,
+    per-field sources when ``field_sources`` is false, without its signatures and conflicts when
+    ``signatures`` is: :func:`identity_of` reads them for one host), and, unless ``settings`` is false,
     settings (:func:`each_device_settings` reads them one at a time). Observations are read
     with :func:`observations_of_scan`."""
     found: dict[str, Host] = {}
@@ -300,7 +302,7 @@ def hosts(store: Store, scan_id: str, *, settings: bool = True,
     device_ids: dict[str, str] = {}
     for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
         if row["address"] in found:
-            found[row["address"]].identity = identity_record(row, field_sources=field_sources)
+            found[row["address"]].identity = identity_record(row, field_sources=field_sources, signatures=signatures)
             device_ids[row["address"]] = row["device_id"]
     # One device's settings at a time: all of them typed and as JSON at once doubled what
     # assessing a large scan held (issue 15).
@@ -308,6 +310,13 @@ def hosts(store: Store, scan_id: str, *, settings: bool = True,
         if address in found:
             found[address].settings = recorded.to_json()
     return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
+
+
+def identity_of(store: Store, scan_id: str, address: str, *, field_sources: bool = False) -> Identity | None:
+    """The identity recorded for one host of a scan (None when it was not identified)."""
+    for row in store.db.query("select * from identities where scan_id = ? and address = ?", [scan_id, address]):
+        return identity_record(row, field_sources=field_sources)
+    return None
 
 
 def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
