@@ -108,6 +108,9 @@ DATAGRAM_MAX = 65_536
 _NAME = {"wsd": "WS-Discovery", "sadp": "SADP", "dhip": "DHIP"}
 
 _KIND = {"wsd": "onvif_probe_match", "sadp": "sadp", "dhip": "dhip"}
+#: Each protocol's bit in the per-address masks of protocols answered and refused: an int a
+#: target, not a set (issue 15: two sets a target were a fifth of what discovery held).
+_BIT = {"wsd": 1, "sadp": 2, "dhip": 4}
 _SOURCE = {"wsd": SOURCE_WSD, "sadp": SOURCE_SADP, "dhip": SOURCE_DHIP}
 _PORT = {"wsd": WSD_PORT, "sadp": SADP_PORT, "dhip": DHIP_PORT}
 _GROUP = {"wsd": WSD_MULTICAST_V4, "sadp": SADP_MULTICAST_V4, "dhip": DHIP_MULTICAST_V4}
@@ -318,7 +321,8 @@ class _Receiver(asyncio.DatagramProtocol):
         self.collector.send_error(self.label, exc)
 
     def refused(self, address: str) -> None:
-        self.collector.refused.setdefault(address, set()).add(self.proto)
+        refused = self.collector.refused
+        refused[address] = refused.get(address, 0) | _BIT[self.proto]
 
 
 #: (de-duplication key, observation value, MACs the reply names)
@@ -344,15 +348,15 @@ class _Collector:
         #: (address, protocol) -> distinct answers kept, answers dropped over the cap
         self.kept: dict[tuple[str, str], int] = {}
         self.dropped: dict[tuple[str, str], int] = {}
-        #: (address, protocol) -> MACs named in the answers kept
-        self.macs: dict[tuple[str, str], set[str]] = {}
+        #: (address, protocol) -> MACs named in the answers kept (a tuple: one MAC, mostly)
+        self.macs: dict[tuple[str, str], tuple[str, ...]] = {}
         #: address -> loop time of its first usable answer; loop time of the latest answer
         self.answered_at: dict[str, float] = {}
-        #: address -> protocols it answered
-        self.answered: dict[str, set[str]] = {}
+        #: address -> protocols it answered (_BIT)
+        self.answered: dict[str, int] = {}
         self.last_answer = 0.0
-        #: address -> protocols whose datagrams to it an ICMP error refused (nothing listens)
-        self.refused: dict[str, set[str]] = {}
+        #: address -> protocols whose datagrams to it an ICMP error refused (nothing listens; _BIT)
+        self.refused: dict[str, int] = {}
 
     def all_heard(self, targets: set[str], protocols: set[str]) -> bool:
         """Whether every target answered, or refused every one of ``protocols``: nobody is
@@ -361,7 +365,8 @@ class _Collector:
         answered = self.answered_at
         if len(answered) + len(refused) < len(targets):
             return False  # cheap: a large sweep checks this every 50 ms
-        return all(a in answered or protocols <= refused.get(a, set()) for a in targets)
+        wanted = _mask(protocols)
+        return all(a in answered or refused.get(a, 0) & wanted == wanted for a in targets)
 
     def nothing_to_repeat(self, targets: set[str], protocols: set[str]) -> bool:
         """Whether every target answered or refused each one of ``protocols``: a repeat, which is
@@ -370,9 +375,8 @@ class _Collector:
         refused = self.refused
         if len(answered) + len(refused) < len(targets):
             return False
-        return bool(targets) and all(
-            protocols <= answered.get(a, set()) | refused.get(a, set()) for a in targets
-        )
+        wanted = _mask(protocols)
+        return bool(targets) and all((answered.get(a, 0) | refused.get(a, 0)) & wanted == wanted for a in targets)
 
     def send_error(self, label: str, exc: Exception) -> None:
         # Unreachable networks and refused ports are routine in a sweep; say each kind once.
@@ -418,21 +422,21 @@ class _Collector:
         self.kept[per_address] = self.kept.get(per_address, 0) + 1
         self.seen.add(full_key)
         self._add(source, _KIND[proto], value, _PORT[proto], _SOURCE[proto], now)
-        named = self.macs.setdefault(per_address, set())
+        named = self.macs.get(per_address, ())
         for mac in macs:
             if not mac or mac in named:
                 continue
             if len(named) >= MAX_ANSWERS_PER_ADDRESS:
                 self.dropped[per_address] = self.dropped.get(per_address, 0) + 1
                 break  # one address naming ever more MACs is a flood too
-            named.add(mac)
+            named = self.macs[per_address] = (*named, mac)
             self._add(source, "mac", mac, None, _SOURCE[proto], now)
         if src_port == _PORT[proto]:
             self._add(source, "open_port", f"udp/{src_port}", src_port, _SOURCE[proto], now)
 
     def _heard(self, source: str, proto: str) -> None:
         """``source`` answered one of our ``proto`` probes: it is not waited for any longer."""
-        self.answered.setdefault(source, set()).add(proto)
+        self.answered[source] = self.answered.get(source, 0) | _BIT[proto]
         now_loop = time.monotonic()
         self.answered_at.setdefault(source, now_loop)
         self.last_answer = now_loop
@@ -493,6 +497,13 @@ class _Collector:
             self.on_observation(obs)
         else:
             self.result.observations.append(obs)
+
+
+def _mask(protocols: Iterable[str]) -> int:
+    mask = 0
+    for proto in protocols:
+        mask |= _BIT[proto]
+    return mask
 
 
 def _digest(label: str, *parts: str, data: bytes = b"") -> bytes:
