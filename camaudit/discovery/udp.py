@@ -245,7 +245,9 @@ class _Group:
 
     @property
     def ids_each(self) -> int:
-        return max(1, len(self.type_sets))
+        """Ids a destination takes: one per WS-Discovery Probe, one per SADP inquiry (its Uuid),
+        none for DHIP."""
+        return len(self.type_sets) if self.proto == "wsd" else 1 if self.proto == "sadp" else 0
 
     def host_probe(self, number: int) -> bool:
         """Whether ``number`` is the id of a WSD_HOST_PROBE_TYPES Probe of this group."""
@@ -543,11 +545,12 @@ def _open_socket(family: int, *, iface: Interface | None = None) -> socket.socke
 
 def _new_group(transport: asyncio.DatagramTransport, receiver: _Receiver, proto: str, addresses: Sequence[str],
                ids: _MessageIds, wsd_types: tuple[str, ...], repeats: int) -> _Group:
-    """A group of destinations with its block of ids: one per WS-Discovery Probe (``wsd_types``),
-    one per SADP inquiry (its Uuid), none for DHIP."""
-    type_sets = wsd_types if proto == "wsd" else ()
-    count = len(addresses) * len(type_sets) if proto == "wsd" else len(addresses) if proto == "sadp" else 0
-    return _Group(transport, receiver, proto, addresses, _PORT[proto], ids, ids.block(count), type_sets, repeats)
+    """A group of destinations, with the block of ids they take (:attr:`_Group.ids_each` each),
+    which starts at the ids issued so far."""
+    group = _Group(transport, receiver, proto, addresses, _PORT[proto], ids, ids.issued,
+                   wsd_types if proto == "wsd" else (), repeats)
+    ids.block(len(addresses) * group.ids_each)
+    return group
 
 
 async def udp_discover(
