@@ -198,10 +198,7 @@ def each_host(store: Store, scan_id: str) -> Iterator[Host]:
         host = Host(address, ports=_host_ports(store, scan_id, address), mac=row[0] if row else None,
                     observations=_host_observations(store, scan_id, address),
                     problems=list(json.loads(row[1])) if row and row[1] else [])
-        identity = next(store.db.query("select * from identities where scan_id = ? and address = ?",
-                                       [scan_id, address]), None)
-        if identity is not None:
-            host.identity = identity_record(identity)
+        host.identity = identity_of(store, scan_id, address, field_sources=True)
         settings = next(store.db.query("select * from device_settings where scan_id = ? and address = ?",
                                        [scan_id, address]), None)
         if settings is not None:
