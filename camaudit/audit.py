@@ -548,8 +548,8 @@ async def _discover_probe_interrogate(
     async def read(host: Host) -> None:
         # Loaded off the event loop (waiting for the warm-up's load if it is under way), which
         # meanwhile goes on with discovery and the other hosts.
-        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
-        await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
+        await _loaded("camaudit.fingerprint.engine")
+        await _loaded("camaudit.probes.interrogate")
         from .probes.interrogate import interrogate
 
         # The evidence so far names the maker, which picks ISAPI or Dahua CGI. When it does
@@ -564,7 +564,7 @@ async def _discover_probe_interrogate(
         store.add_device_settings(result.scan_id, report.settings)
 
     async def identify_now(address: str) -> None:
-        await asyncio.to_thread(_import_and_load, "camaudit.fingerprint.engine")
+        await _loaded("camaudit.fingerprint.engine")
         identify_recorded(store, result.scan_id, address)
 
     async def settle(host: Host) -> None:
@@ -607,6 +607,19 @@ async def _discover_probe_interrogate(
         release()
     if discovery is not None:
         await discovery
+
+
+#: The modules :func:`_loaded` has seen imported and loaded in this process.
+_LOADED: set[str] = set()
+
+
+async def _loaded(name: str) -> None:
+    """Import and load ``name`` (:func:`_import_and_load`) in a thread, off the event loop, the
+    first time; after that at once. Each host's steps need the engine and the device clients:
+    a thread hop a host for what was loaded long before cost a large scan for nothing."""
+    if name not in _LOADED:
+        await asyncio.to_thread(_import_and_load, name)
+        _LOADED.add(name)
 
 
 def _import_and_load(name: str) -> None:
@@ -654,7 +667,7 @@ class _WarmUp:
 
 
 async def _prepare_interrogation() -> None:
-    await asyncio.to_thread(_import_and_load, "camaudit.probes.interrogate")
+    await _loaded("camaudit.probes.interrogate")
     from .probes.interrogate import prepare
 
     await prepare()
