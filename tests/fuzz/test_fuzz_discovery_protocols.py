@@ -1,6 +1,8 @@
 """Properties of the discovery parsers: WS-Discovery, SADP, DHIP (camaudit.protocols.wsd/sadp/dhip).
 
-Contract: any datagram parses to a reply or None, never an exception, in bounded time. Round
+Contract: any datagram parses to a reply or None, never an exception, in bounded time; the UDP
+driver's collector takes any datagram without raising, keeps each answer once, and keeps a
+WS-Discovery answer only when it relates to one of the run's probes. Round
 trips: each builder's probe is recognised by the matching ``is_*`` function, a Probe's MessageID
 reads back, and a framed DHIP reply parses back to the device information it carried.
 """
@@ -13,6 +15,8 @@ from fuzzkit import bounded, capture, fuzz_bytes
 from hypothesis import given
 from hypothesis import strategies as st
 
+from camaudit.discovery import udp
+from camaudit.model import Observation
 from camaudit.protocols import dhip, sadp, wsd
 from camaudit.protocols.constants import DHIP_MAX_LEN
 
@@ -94,3 +98,40 @@ def test_dhip_reply_round_trip(info: dict[str, object], mac: str) -> None:
     assert reply.info == info
     assert reply.mac_text == (mac[:64] or None)
     assert dhip.is_search(dhip.build_probe()[0]) and not dhip.is_search(dhip.frame(body))
+
+
+# --- the driver's collector: correlation and de-duplication of whatever comes back -------------
+
+#: One run's probe ids (the collector recognises them by shape, without keeping them).
+RUN_IDS = udp._MessageIds()
+RUN_IDS.block(3)
+ISSUED = tuple(f"uuid:{RUN_IDS.uuid_text(n)}" for n in range(3))
+
+
+#: Ids no probe of the run carries: the next number of the run, and another run's first.
+FOREIGN = (f"uuid:{RUN_IDS.uuid_text(3)}", f"uuid:{udp._MessageIds().uuid_text(0)}")
+
+
+def _answering(seed: bytes, relates_to: str = ISSUED[0]) -> bytes:
+    """A captured reply as a device would send it to the probe ``relates_to``."""
+    return (seed.replace(b"{{RELATES_TO}}", relates_to.encode()).replace(b"{{ADDRESS}}", b"127.0.0.1")
+            .replace(b"{{MESSAGE_ID}}", b"uuid:00000000-0000-4000-8000-000000000001"))
+
+
+COLLECTOR_SEEDS = [_answering(s) for s in WSD_SEEDS + SADP_SEEDS + DHIP_SEEDS]
+COLLECTOR_SEEDS += [_answering(s, foreign) for s in WSD_SEEDS for foreign in FOREIGN]
+
+
+@given(st.sampled_from(("wsd", "sadp", "dhip")), fuzz_bytes(COLLECTOR_SEEDS, tokens=XML_TOKENS + JSON_TOKENS))
+def test_discovery_collector_never_raises_and_keeps_each_answer_once(proto: str, data: bytes) -> None:
+    handed: list[Observation] = []
+    collector = udp._Collector(udp.UdpDiscoveryResult(), handed.append)
+    collector.ids = RUN_IDS
+    bounded(collector.handle, proto, data, ("127.0.0.1", 3702))
+    first = len(handed)
+    bounded(collector.handle, proto, data, ("127.0.0.1", 3702))  # the same datagram again
+    assert len(handed) == first, "a repeated datagram gave observations again"
+    assert len({(o.kind, o.value, o.port) for o in handed}) == len(handed)
+    if proto == "wsd" and handed:
+        reply = wsd.parse_reply(data, "127.0.0.1", "2026-01-01T00:00:00Z")
+        assert reply is not None and reply.relates_to in ISSUED, "an answer to no probe of ours was kept"
