@@ -75,10 +75,11 @@ async def discover(
     chosen = choose_interfaces(interfaces, addresses, notes=notes) if multicast else []
     if multicast and not chosen and not interfaces:
         notes.append("multicast discovery skipped: no local interface is on a target network")
-    # The MACs UDP discovery named, so that ARP's same MAC for an address is not said twice.
+    # The MACs UDP discovery named, so that ARP's same MAC for an address is not said twice
+    # (kept only when there is an ARP sweep: a set a target otherwise, for nothing).
     udp_macs: set[tuple[str, str]] = set()
-    relay = None
-    if on_observation is not None:
+    relay = on_observation
+    if on_observation is not None and arp:
         sink = on_observation
 
         def relay(obs: Observation) -> None:

@@ -13,8 +13,12 @@ What it does, per protocol:
 * every reply becomes :class:`camaudit.model.Observation` s: ``onvif_probe_match`` / ``sadp`` /
   ``dhip`` with the raw reply, ``mac`` when the reply names one, and ``open_port`` ``udp/N``.
 
-The total time is bounded: sending takes about (datagrams / rate) and the driver then listens for
-``timeout`` seconds after the last datagram, less for unicast alone once every target has
+The unicast targets are taken in windows (WINDOW_TARGETS), each with its own sockets and state,
+which go when it closes; a few windows are open at once (OPEN_WINDOWS), so that what discovery
+holds does not grow with the number of targets.
+
+The total time is bounded: sending takes about (datagrams / rate) and each window then listens
+for ``timeout`` seconds after its last datagram, less for unicast alone once every target has
 answered (SETTLE_SECONDS) or refused every protocol by ICMP (:mod:`.refusals`). No repeat is
 sent once every unicast target answered or refused each protocol. What waits in a socket behind a
 busy event loop is read as it comes (READ_PER_TURN) and before the socket closes. Device bytes go
@@ -102,6 +106,20 @@ READ_PER_TURN = 32
 #: What is read, at most, from each socket once the window is over: answers that arrived in time
 #: but waited behind a busy loop. Bounded because a flood could refill the socket as fast.
 READ_AT_CLOSE = 20_000
+#: Unicast targets are taken this many at a time (issue 15). A window's targets are sent their
+#: rounds and listened to by sockets and a collector of its own, and what discovery knows of them
+#: (when each was sent to, what answered or refused, the digests of what was heard) goes when
+#: the window closes. The next window starts sending once this one sends no more, so that the
+#: rate holds across windows and their listening overlaps the next ones' sending, as the early
+#: targets of one long sweep were listened to while the later ones were sent to. At most
+#: OPEN_WINDOWS are open at once, so that memory does not grow with the number of targets. Each
+#: target is listened to for ``timeout`` after its window's last datagram at least, as a target
+#: of a small scan is.
+WINDOW_TARGETS = 256
+#: Windows open at once, at most: one sending, the others listening. A window sends for about
+#: 0.6 s at the default rate (five datagrams a target) and listens up to ``timeout`` (2 s by
+#: default) after it, so four keep the sending going while the earlier ones listen.
+OPEN_WINDOWS = 4
 #: Larger than any UDP datagram.
 DATAGRAM_MAX = 65_536
 
@@ -562,21 +580,93 @@ async def udp_discover(
     rate: float = 2000.0,
     on_sent: Callable[[], None] | None = None,
     on_observation: Callable[[Observation], None] | None = None,
+    window: int = WINDOW_TARGETS,
 ) -> UdpDiscoveryResult:
     """Probe ``addresses`` by unicast and, on each of ``interfaces``, by multicast (pass none
     for unicast only); listen ``timeout`` seconds after the last datagram, or less when every
-    unicast target has answered (see SETTLE_SECONDS). ``on_sent()`` is called once, when the
-    first round of datagrams is out. With ``on_observation``, each observation is handed to it
-    as it is made and not kept in the result."""
+    unicast target has answered (see SETTLE_SECONDS). The unicast targets are taken ``window``
+    at a time (WINDOW_TARGETS). ``on_sent()`` is called once, when the first round of datagrams
+    is out. With ``on_observation``, each observation is handed to it as it is made and not
+    kept in the result."""
     if timeout <= 0 or rate <= 0:
         raise UsageError("discovery timeout and rate must be positive")
+    if window < 1:
+        raise UsageError("the discovery window must hold at least one target")
     unknown = set(protocols) - set(PROTOCOLS)
     if unknown:
         raise UsageError(f"unknown discovery protocol(s): {', '.join(sorted(unknown))}")
+    for text in addresses:  # every bad address is refused before anything is sent
+        _parse_target(text)
     if interfaces:
         check_sender_allowed()
     loop = asyncio.get_running_loop()
     result = UdpDiscoveryResult()
+    errors: dict[str, str] = {}
+    open_windows: list[asyncio.Task[None]] = []  # the one sending and those listening, OPEN_WINDOWS at most
+    try:
+        for first in range(0, max(len(addresses), 1), window):
+            # The multicast groups go with the first window: they are sent to once per run.
+            window_done_sending = loop.create_future()
+            task = asyncio.create_task(_discover_window(
+                result, errors, addresses[first:first + window], interfaces if not first else (), protocols,
+                timeout, rate, on_sent if not first else None, on_observation, window_done_sending,
+            ))
+            open_windows.append(task)
+            # The next window starts once this one sends no more (the rate holds across them)
+            # and there is room for it.
+            await window_done_sending
+            await _close_finished(open_windows)
+            while len(open_windows) >= OPEN_WINDOWS:
+                await asyncio.wait(open_windows, return_when=asyncio.FIRST_COMPLETED)
+                await _close_finished(open_windows)
+        while open_windows:
+            await asyncio.wait(open_windows, return_when=asyncio.FIRST_COMPLETED)
+            await _close_finished(open_windows)
+    finally:
+        for task in open_windows:
+            task.cancel()
+        await asyncio.gather(*open_windows, return_exceptions=True)
+    for label, message in errors.items():
+        result.notes.append(f"{label}: {message}")
+    if result.ignored_sources:
+        count = len(result.ignored_sources)
+        result.notes.append(
+            f"discovery replies from {count} address{'' if count == 1 else 'es'} ignored "
+            "(malformed, oversized, not a camera, or not answering our probes)"
+        )
+    log.debug(
+        "udp discovery: %d datagrams sent, %d replies, %d ignored, %d observations",
+        result.datagrams_sent,
+        result.replies,
+        result.ignored,
+        len(result.observations),
+    )
+    return result
+
+
+async def _close_finished(windows: list[asyncio.Task[None]]) -> None:
+    """Take the finished windows off ``windows``, raising the failure of one that failed."""
+    for task in [task for task in windows if task.done()]:
+        windows.remove(task)
+        await task
+
+
+async def _discover_window(
+    result: UdpDiscoveryResult,
+    errors: dict[str, str],
+    addresses: Sequence[str],
+    interfaces: Sequence[Interface],
+    protocols: Sequence[str],
+    timeout: float,
+    rate: float,
+    on_sent: Callable[[], None] | None,
+    on_observation: Callable[[Observation], None] | None,
+    done_sending: asyncio.Future[None],
+) -> None:
+    """One window of :func:`udp_discover`: its targets (and the multicast groups, for the first)
+    are sent their rounds and listened to by sockets and a collector of its own, which go when
+    it closes. ``done_sending`` is set once it sends no more (or has failed)."""
+    loop = asyncio.get_running_loop()
     collector = _Collector(result, on_observation)
     transports: list[asyncio.DatagramTransport] = []
     receivers: list[_Receiver] = []
@@ -589,7 +679,7 @@ async def udp_discover(
                 try:
                     sock = _open_socket(socket.AF_INET, iface=iface)
                 except OSError as exc:
-                    result.notes.append(f"{label} not possible: {exc.strerror or exc}")
+                    _note_once(result, f"{label} not possible: {exc.strerror or exc}")
                     continue
                 transport, receiver = await _endpoint(loop, sock, _Receiver(collector, proto, label, None, sock))
                 transports.append(transport)
@@ -604,7 +694,7 @@ async def udp_discover(
                     sock = _open_socket(family)
                 except OSError as exc:  # e.g. IPv6 targets on a host with IPv6 turned off
                     family_name = "IPv6" if family == socket.AF_INET6 else "IPv4"
-                    result.notes.append(f"{label} over {family_name} not possible: {exc.strerror or exc}")
+                    _note_once(result, f"{label} over {family_name} not possible: {exc.strerror or exc}")
                     continue
                 hears_refusals = refusals.enable(sock, family)
                 transport, receiver = await _endpoint(
@@ -633,34 +723,32 @@ async def udp_discover(
                 delay = min(delay * 2, UDP_UPPER_DELAY)
                 # Otherwise the whole round is repeated, refused destinations included: the
                 # listening window counts from the last datagram, and a shorter repeat would end
-                # it sooner for a large sweep (answers of a busy segment come late: issue 15).
+                # it sooner (answers of a busy segment come late: issue 15).
             result.datagrams_sent += await _paced_send(sends, rate, sent_at)
             if on_sent is not None and index == 0:
                 on_sent()
+        if not done_sending.done():
+            done_sending.set_result(None)
         await _listen(collector, targets, wanted, sent_at, timeout)
         for receiver in receivers:  # answers that came in time, but behind a busy event loop
             receiver.read_waiting(READ_AT_CLOSE)
     finally:
         for transport in transports:
             transport.close()
+        # The groups and the receivers refer to the collector and it to them: without this
+        # cycle, what the window knew goes as it closes, not at some later garbage collection.
+        groups.clear()
+        if not done_sending.done():
+            done_sending.set_result(None)
     for label, message in collector.errors.items():
-        result.notes.append(f"{label}: {message}")
+        errors.setdefault(label, message)
     for (address, proto), dropped in collector.dropped.items():
         result.problems.setdefault(address, []).append(flood_problem(proto, dropped))
-    if result.ignored_sources:
-        count = len(result.ignored_sources)
-        result.notes.append(
-            f"discovery replies from {count} address{'' if count == 1 else 'es'} ignored "
-            "(malformed, oversized, not a camera, or not answering our probes)"
-        )
-    log.debug(
-        "udp discovery: %d datagrams sent, %d replies, %d ignored, %d observations",
-        result.datagrams_sent,
-        result.replies,
-        result.ignored,
-        len(result.observations),
-    )
-    return result
+
+
+def _note_once(result: UdpDiscoveryResult, note: str) -> None:
+    if note not in result.notes:
+        result.notes.append(note)
 
 
 def flood_problem(proto: str, dropped: int) -> str:
@@ -745,15 +833,20 @@ async def _paced_send(groups: Sequence[_Group], rate: float, sent_at: dict[str, 
     return sent
 
 
+def _parse_target(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError as exc:
+        raise UsageError(f"{text!r} is not an IP address") from exc
+    if ip.is_multicast or (ip.version == 4 and text == "255.255.255.255"):
+        raise UsageError(f"{text} is a multicast or broadcast address, not a device")
+    return ip
+
+
 def _split_families(addresses: Sequence[str]) -> tuple[list[str], list[str]]:
     v4: list[str] = []
     v6: list[str] = []
     for text in addresses:
-        try:
-            ip = ipaddress.ip_address(text)
-        except ValueError as exc:
-            raise UsageError(f"{text!r} is not an IP address") from exc
-        if ip.is_multicast or (ip.version == 4 and text == "255.255.255.255"):
-            raise UsageError(f"{text} is a multicast or broadcast address, not a device")
+        ip = _parse_target(text)
         (v4 if ip.version == 4 else v6).append(str(ip))
     return v4, v6

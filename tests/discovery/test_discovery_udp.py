@@ -581,3 +581,56 @@ def wsd_id_shape(text: str) -> bool:
 
     value = uuid_module.UUID(text[5:])
     return text.startswith("uuid:") and str(value) == text[5:] and value.version == 4
+
+
+# --- windows of targets (issue 15) ---------------------------------------------------------------
+
+WINDOW_TARGETS = [f"127.80.92.{n}" for n in range(1, 41)]
+
+
+def test_a_sweep_larger_than_a_window_is_heard_whole_with_few_windows_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Forty targets in windows of eight: every one answers every protocol once, the rate holds
+    across the windows, and no more than OPEN_WINDOWS windows are open at any moment. A window's state
+    (its collector, with the digests of all it heard) goes when it closes, not at some later
+    garbage collection: that is what keeps discovery's memory from growing with the targets."""
+    import gc
+    import weakref
+
+    created = udp._Collector.__init__
+    alive: set[int] = set()
+    most_alive = [0]
+
+    def counting(self: udp._Collector, *args: Any, **kwargs: Any) -> None:
+        created(self, *args, **kwargs)
+        alive.add(id(self))
+        most_alive[0] = max(most_alive[0], len(alive))
+        weakref.finalize(self, alive.discard, id(self))
+
+    monkeypatch.setattr(udp._Collector, "__init__", counting)
+    responders = [Responder(proto, a) for a in WINDOW_TARGETS for proto in ("wsd", "sadp", "dhip")]
+    rate = 400.0
+    gc.disable()  # a window must go by reference counting, not wait for the collector
+    try:
+        result, elapsed = timed(responders, lambda: udp.udp_discover(WINDOW_TARGETS, timeout=2.0, rate=rate,
+                                                                       window=8))
+    finally:
+        gc.enable()
+    for address in WINDOW_TARGETS:
+        assert kinds_at(result.observations, address).count("onvif_probe_match") == 1, address
+        assert kinds_at(result.observations, address).count("sadp") == 1, address
+        assert kinds_at(result.observations, address).count("dhip") == 1, address
+    # The windows overlap (one listens while the next sends), up to the bound and no further.
+    assert most_alive[0] == udp.OPEN_WINDOWS, f"{most_alive[0]} windows were open at once"
+    # Five datagrams a target in the first round, at most `rate` a second across the windows.
+    first_probes = sorted(min(at for at, _ in r.probes) for r in responders if r.probes)
+    assert first_probes[-1] - first_probes[0] >= (len(WINDOW_TARGETS) * 5 - 1) / rate - 0.05
+    # Every target answered: each window ends once its answers settle, not after its 2 s window
+    # (which would keep the fifth window waiting for the first, over 4 s in all).
+    assert elapsed < 3.5
+
+
+def test_the_window_must_hold_a_target() -> None:
+    with pytest.raises(UsageError, match="window"):
+        asyncio.run(udp.udp_discover(["127.80.92.1"], window=0))
