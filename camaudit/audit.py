@@ -40,6 +40,7 @@ from typing import Any
 from .config import ScanConfig
 from .credentials import CredentialStore, load_credentials
 from .errors import CamauditError, ScanFailed, StoreError
+from .memory import release_free_memory
 from .model import Finding, Host, Observation, ScanResult, utc_now
 from .scope import build_scope
 from .store import Store, mark_interrupted_elsewhere, open_store
@@ -118,7 +119,10 @@ class _StopSignals:
 class _Heartbeat:
     """Touches the scan's row every ``interval`` seconds from a thread of its own, through a
     connection of its own, so that a later command can tell a killed scan from a running one
-    (a long sweep or a slow device gives the scan's own thread no moment to do it)."""
+    (a long sweep or a slow device gives the scan's own thread no moment to do it).
+
+    Each beat also gives the memory the scan freed back to the system (:mod:`.memory`): without
+    it the resident size of a long scan creeps up with the hosts it probed (issue 15)."""
 
     def __init__(self, db_path: str, scan_id: str, interval: float, stale_after: float) -> None:
         self.db_path, self.scan_id, self.interval, self.stale_after = db_path, scan_id, interval, stale_after
@@ -145,6 +149,7 @@ class _Heartbeat:
                 except CamauditError as exc:
                     # A full disk or a locked database: the scan goes on; the next beat retries.
                     log.debug("scan %s: heartbeat not recorded: %s", self.scan_id, exc)
+                release_free_memory()
         finally:
             if store is not None:
                 store.close()
