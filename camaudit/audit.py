@@ -17,8 +17,9 @@ The store is the scan's memory: every piece of evidence is recorded as it comes 
 answers in batches) and never held; every host is identified from what the store holds for it
 (its open ports, then its observations in the order recorded), once its own steps and discovery
 are done, whether the scan completes or is finalised after an interruption; the output reads
-each host back from the store (:func:`scan_hosts`). So a scan holds no host's evidence, however
-many hosts it has (issue 15).
+each host back from the store (:func:`scan_hosts`). So a scan holds no host, nor its evidence,
+however many hosts it has (issue 15): the per-host stages read the hosts from the store a page
+at a time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import sys
 import threading
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import suppress
 from typing import Any
 
@@ -197,15 +198,15 @@ class _SweepWriter:
 
 class _DiscoveryWriter:
     """Takes discovery's observations as they come and records them in batches: a sweep of
-    thousands of targets no longer holds every answer until discovery ends (issue 15). A batch
-    names the MACs, and the hosts only discovery found; the answers themselves are read from
-    the store (a host's maker, its identity). It runs in the datagram callback, where an
-    exception would close the socket: a failed write is kept and raised when discovery ends."""
+    thousands of targets no longer holds every answer until discovery ends (issue 15). The
+    store records the hosts only discovery found and the MACs named; the answers are read from
+    it (a host's maker, its identity). It runs in the datagram callback, where an exception
+    would close the socket: a failed write is kept and raised when discovery ends."""
 
     BATCH = 256
 
-    def __init__(self, store: Store, scan_id: str, hosts: dict[str, Host]) -> None:
-        self.store, self.scan_id, self.hosts = store, scan_id, hosts
+    def __init__(self, store: Store, scan_id: str) -> None:
+        self.store, self.scan_id = store, scan_id
         self.pending: list[Observation] = []
         self.failure: Exception | None = None
 
@@ -222,12 +223,6 @@ class _DiscoveryWriter:
             self.store.add_observations(self.scan_id, batch)
         except Exception as exc:  # noqa: BLE001 - raised again by check(), out of the callback
             self.failure = exc
-            return
-        for obs in batch:
-            # A host only discovery found is identified from the store once the stages end.
-            host = self.hosts.setdefault(obs.address, Host(obs.address))
-            if obs.kind == "mac" and not host.mac:
-                host.mac = obs.value
 
     def check(self) -> None:
         """Write what is left; raise the first failure."""
@@ -250,9 +245,9 @@ def run_scan(
 
     Raises ScopeError/ConfigError (before anything is written) for bad input, StoreError when the
     database cannot be used. Otherwise returns a ScanResult whose ``status`` is ``complete``,
-    ``interrupted`` or ``failed``. Its ``hosts`` say what answered; each host as recorded (its
-    evidence, identity, settings and verdict) is read with :func:`scan_hosts`: the scan keeps
-    none of it in memory (issue 15).
+    ``interrupted`` or ``failed``. It counts the hosts that answered (``hosts_found``) and
+    their open ports; each host as recorded (its ports, evidence, identity, settings and
+    verdict) is read with :func:`scan_hosts`: the scan keeps none of them in memory (issue 15).
     """
     scope = build_scope(
         config.targets, exclude=config.exclude, allow_public=config.allow_public, max_hosts=config.max_hosts
@@ -302,6 +297,10 @@ def run_scan(
     finally:
         result.status = status
         result.finished_at = utc_now()
+        with suppress(CamauditError):
+            from .store.observations import count_hosts
+
+            result.hosts_found, result.open_ports = count_hosts(store, scan_id)
         try:
             store.finish_scan(scan_id, status, notes=result.notes, error=error)
         except CamauditError:
@@ -413,9 +412,8 @@ def _run_stages(
     stop: threading.Event,
     credentials: CredentialStore | None,
 ) -> None:
-    hosts: dict[str, Host] = {}
-
-    # 1. The port sweep.
+    # 1. The port sweep. Its open ports go to the store as they come; the later stages read
+    #    each host's from there, a page at a time, and hold none (issue 15).
     writer = _SweepWriter(store, result.scan_id)
     sweep_progress = (lambda done, total: progress("sweep", done, total)) if progress else None
     sweep = _sweep_function(config.sweep.engine)
@@ -424,10 +422,8 @@ def _run_stages(
     finally:
         writer.flush()
     result.notes.extend(swept.notes)
-    for address, ports in swept.open_ports.items():
-        hosts[address] = Host(address, ports=sorted(ports))
+    del swept
     if config.sweep_only or stop.is_set():
-        result.hosts = list(hosts.values())
         return
 
     # 2. Camera discovery protocols: some devices answer nothing else (a factory-default Dahua
@@ -445,11 +441,9 @@ def _run_stages(
     #    evidence is held here (issue 15): the store has it, and the output is read from it.
     warm_up = _WarmUp(interrogate=config.interrogate)
     try:
-        asyncio.run(_discover_probe_interrogate(config, store, result, hosts, addresses, credentials, progress, stop,
-                                                warm_up))
+        asyncio.run(_discover_probe_interrogate(config, store, result, addresses, credentials, progress, stop, warm_up))
     finally:
         warm_up.join()
-    result.hosts = list(hosts.values())
     if stop.is_set():
         return
 
@@ -465,7 +459,9 @@ def _run_stages(
     # 6. Egress verification from this vantage (--listener), then a verdict per host from the
     #    check, its controls and each device's own settings (DESIGN.md section 5).
     if config.egress.listeners:
-        result.egress = _verify_egress(config, store, result.scan_id, list(hosts))
+        from .store.observations import addresses_of_scan
+
+        result.egress = _verify_egress(config, store, result.scan_id, addresses_of_scan(store, result.scan_id))
     if stop.is_set():
         return
 
@@ -482,7 +478,6 @@ async def _discover_probe_interrogate(
     config: ScanConfig,
     store: Store,
     result: ScanResult,
-    hosts: dict[str, Host],
     addresses: Sequence[str],
     credentials: CredentialStore | None,
     progress: ProgressCallback | None,
@@ -492,8 +487,8 @@ async def _discover_probe_interrogate(
     """Stages 2 to 4 at once (see _run_stages), and each host's identification (5) once its
     own steps and discovery are done.
 
-    Every piece of evidence goes to the store as it comes (discovery's answers in batches);
-    ``hosts`` hold only what answered: address, open ports, MAC. Interrogation picks ISAPI or
+    Every piece of evidence goes to the store as it comes (discovery's answers in batches), and
+    the hosts are read from it a page at a time (:func:`each_swept_host`). Interrogation picks ISAPI or
     Dahua CGI (and the vendor's credential entry) by the maker the recorded evidence names; for
     a host whose evidence names none yet, it waits for discovery's answers when it first needs
     the maker (after the ONVIF reads, or before them when credentials are given), so that a
@@ -508,12 +503,12 @@ async def _discover_probe_interrogate(
     if config.discovery.enabled:
 
         async def discover_then_merge() -> None:
-            writer = _DiscoveryWriter(store, result.scan_id, hosts)
+            writer = _DiscoveryWriter(store, result.scan_id)
             try:
                 found = await _discover(config, addresses, stop, on_sent=warm_up.start, on_observation=writer)
                 writer.check()
                 if found is not None:
-                    _merge_discovery(store, result, hosts, found)
+                    _merge_discovery(store, result, found)
             finally:
                 discovered.set()
             if progress:
@@ -530,6 +525,10 @@ async def _discover_probe_interrogate(
         warm_up.start()
     from .probes import probe_host
     from .probes.ports import candidate_http_ports
+    from .store.observations import each_swept_host
+
+    def swept_hosts() -> Iterator[Host]:
+        return each_swept_host(store, result.scan_id)
 
     # A host's evidence goes to the store as it comes and is never held here: the store is
     # what the maker is read from, and what the host is identified from (issue 15).
@@ -585,7 +584,7 @@ async def _discover_probe_interrogate(
     steps = [_Step("probe", lambda h: bool(h.ports), probe)]
     if config.interrogate:
         steps.append(_Step("interrogate", lambda h: bool(candidate_http_ports(h.ports)), read))
-        if any(step.wanted(h) for h in hosts.values() for step in steps[1:]):
+        if any(step.wanted(h) for h in swept_hosts() for step in steps[1:]):
             # The ONVIF client's parsed WSDL is loaded (in a thread) while the first probes run.
             prepared = asyncio.create_task(_prepare_interrogation())
         else:
@@ -593,7 +592,7 @@ async def _discover_probe_interrogate(
     else:
         prepared = None
     try:
-        await _each_host(list(hosts.values()), steps, store, result.scan_id, config.probe.host_concurrency,
+        await _each_host(swept_hosts, steps, store, result.scan_id, config.probe.host_concurrency,
                          progress, stop, finish=_Step("identify", lambda h: True, settle))
     except BaseException:
         # The store cannot take more (the scan fails): discovery's answers could not be kept
@@ -678,12 +677,11 @@ async def _prepare_interrogation() -> None:
     await prepare()
 
 
-def _merge_discovery(store: Store, result: ScanResult, hosts: dict[str, Host], found: Any) -> None:
+def _merge_discovery(store: Store, result: ScanResult, found: Any) -> None:
     """Record what discovery says beside its observations (which _DiscoveryWriter recorded as
     they came): its notes, and the problems of the addresses that flooded it."""
     result.notes.extend(found.notes)
     for address, problems in found.problems.items():
-        hosts.setdefault(address, Host(address))
         store.add_problems(result.scan_id, address, problems)
 
 
@@ -764,7 +762,7 @@ class _Step:
 
 
 async def _each_host(
-    todo: Sequence[Host],
+    todo: Callable[[], Iterable[Host]],
     steps: Sequence[_Step],
     store: Store,
     scan_id: str,
@@ -777,12 +775,18 @@ async def _each_host(
     """Run each host's steps in order, then its ``finish``, ``concurrency`` hosts at a time,
     until done or ``stop`` is set. A fault in one host's step is recorded as that host's
     problem, and its next steps and the other hosts go on; a store that cannot take more stops
-    everything. ``concurrency`` workers take the hosts in turn: no task waits per host, so
-    memory does not grow with their number (issue 15)."""
-    totals = {step.stage: sum(1 for h in todo if step.wanted(h)) for step in steps}
+    everything. ``concurrency`` workers take the hosts in turn: no task waits per host, and
+    ``todo()`` gives the hosts afresh for each pass over them (a count first, then the work),
+    so memory does not grow with their number (issue 15)."""
+    totals = dict.fromkeys((step.stage for step in steps), 0)
+    busy = 0  # hosts some step applies to
+    for host in todo():
+        wanted = [step.stage for step in steps if step.wanted(host)]
+        busy += bool(wanted)
+        for stage in wanted:
+            totals[stage] += 1
     done = dict.fromkeys(totals, 0)
     fatal: list[StoreError] = []
-    hosts = [h for h in todo if any(step.wanted(h) for step in steps)]
 
     async def attempt(step: _Step, host: Host) -> bool:
         """Do one step for one host; False when nothing more can be done for any host."""
@@ -816,14 +820,15 @@ async def _each_host(
                     progress(step.stage, done[step.stage], totals[step.stage])
         return True
 
-    turn = iter(hosts)  # shared by the workers: each next() hands out another host
+    # Shared by the workers: each next() hands out another host.
+    turn = (host for host in todo() if any(step.wanted(host) for step in steps))
 
     async def worker() -> None:
         for host in turn:
             if not await one(host):
                 return
 
-    tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, len(hosts)))]
+    tasks = [asyncio.create_task(worker()) for _ in range(min(concurrency, busy))]
     watcher = asyncio.create_task(_cancel_on_stop(tasks, stop))
     try:
         await asyncio.gather(*tasks, return_exceptions=True)

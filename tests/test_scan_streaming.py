@@ -9,6 +9,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from camaudit.fingerprint import engine as fingerprint_engine
 from camaudit.fingerprint import identify
 from camaudit.lab import plan_devices
 from camaudit.lab.runner import LabThread
-from camaudit.model import Host, Observation
+from camaudit.model import Observation
 from camaudit.policy import load_policy
 from camaudit.store import open_store
 from camaudit.store.observations import host_evidence, identity_record
@@ -36,10 +37,12 @@ def test_each_host_is_identified_from_the_store_and_none_of_its_evidence_held(tm
         config = load_config(None, targets=[d["address"] for d in lab.manifest], db_path=str(db), ports=ports)
         result = run_scan(config)
     assert result.status == "complete"
-    # What the scan result keeps of each host: what answered, nothing of its evidence.
-    assert {h.address for h in result.hosts} == {d["address"] for d in lab.manifest}
-    assert all(not h.observations and h.identity is None and h.settings is None for h in result.hosts)
+    # The scan result keeps no host: it counts what answered, which the store holds.
+    assert result.hosts == []
     recorded = {h.address: h for h in scan_hosts(str(db), result.scan_id)}
+    assert set(recorded) == {d["address"] for d in lab.manifest}
+    assert result.hosts_found == 3
+    assert result.open_ports == sum(len(h.ports) for h in recorded.values()) > 3
     for device in lab.manifest:
         host = recorded[device["address"]]
         assert host.identity is not None and host.identity.vendor == device["vendor"], device["profile"]
@@ -91,9 +94,8 @@ def _observation(address: str, n: int, kind: str = "sadp") -> Observation:
 def test_discovery_answers_are_recorded_in_batches_as_they_come(tmp_path: Path) -> None:
     with open_store(tmp_path / "d.db") as store:
         scan_id = store.start_scan(targets=["127.78.82.0/24"], exclude=[], config={}, config_hash="x", addresses=2)
-        probing = Host("127.78.82.1", ports=[80])
-        hosts = {probing.address: probing}
-        writer = _DiscoveryWriter(store, scan_id, hosts)
+        store.add_services(scan_id, [("127.78.82.1", 80)])  # swept; 127.78.82.2 only discovery finds
+        writer = _DiscoveryWriter(store, scan_id)
         for n in range(_DiscoveryWriter.BATCH + 10):
             writer(_observation(["127.78.82.1", "127.78.82.2"][n % 2], n))
         writer(Observation("127.78.82.1", "mac", "bc:ba:c2:3e:3d:57", None, "sadp"))
@@ -105,16 +107,16 @@ def test_discovery_answers_are_recorded_in_batches_as_they_come(tmp_path: Path) 
         writer.check()
         assert recorded() == _DiscoveryWriter.BATCH + 11
         # The answers are read from the store (the maker, the identity), never held in memory;
-        # the MAC and a host only discovery found are named.
+        # the store names the MAC and records the host only discovery found.
         assert len([o for o in host_evidence(store, scan_id, "127.78.82.1") if o.kind == "sadp"]) == 133
-    assert probing.observations == [] and probing.mac == "bc:ba:c2:3e:3d:57"
-    assert hosts["127.78.82.2"].observations == [] and hosts["127.78.82.2"].ports == []
+        macs = dict(store.db.execute("select address, mac from hosts where scan_id = ?", [scan_id]).fetchall())
+    assert macs == {"127.78.82.1": "bc:ba:c2:3e:3d:57", "127.78.82.2": None}
 
 
 def test_a_store_that_fails_under_discovery_fails_the_scan_not_the_socket(tmp_path: Path) -> None:
     store = open_store(tmp_path / "f.db")
     scan_id = store.start_scan(targets=["127.78.82.0/24"], exclude=[], config={}, config_hash="x", addresses=1)
-    writer = _DiscoveryWriter(store, scan_id, {})
+    writer = _DiscoveryWriter(store, scan_id)
     store.db.conn.close()  # the database cannot take more
     for n in range(_DiscoveryWriter.BATCH + 1):
         writer(_observation("127.78.82.9", n))  # in the datagram callback: must not raise there
@@ -135,3 +137,29 @@ def test_the_identification_cache_does_not_grow_with_the_devices() -> None:
     assert len(engine._cache) + len(engine._older) < 3_000
     assert ("http_server", "App-webs/") in engine._cache, "what repeats stays cached"
     assert engine.matches("http_server", "App-webs/"), "and is still matched"
+
+
+def test_the_per_host_stages_read_the_swept_hosts_a_page_at_a_time(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from camaudit.store.observations import count_hosts, each_swept_host
+
+    with open_store(tmp_path / "p.db") as store:
+        scan_id = store.start_scan(targets=["127.78.83.0/24"], exclude=[], config={}, config_hash="x", addresses=9)
+        swept = {f"127.78.83.{n}": sorted({80, 554, 8000 + n}) for n in range(1, 8)}
+        store.add_services(scan_id, [(address, port) for address, ports in swept.items() for port in ports])
+        store.add_services(scan_id, [("127.78.83.99", 3702)], proto="udp")  # not the sweep's
+        other = store.start_scan(targets=["127.78.83.0/24"], exclude=[], config={}, config_hash="x", addresses=1)
+        store.add_services(other, [("127.78.83.50", 80)])  # another scan's
+        pages: list[int] = []
+        real_execute = store.db.execute
+
+        def counting(sql: str, *args: Any) -> Any:
+            if "group_concat(port)" in sql:
+                pages.append(1)
+            return real_execute(sql, *args)
+
+        with monkeypatch.context() as patched:
+            patched.setattr(store.db, "execute", counting)
+            read = {h.address: h.ports for h in each_swept_host(store, scan_id, page=3)}
+        assert read == swept
+        assert len(pages) == 3, "seven hosts in pages of three: three reads"
+        assert count_hosts(store, scan_id) == (8, 21)  # the UDP answerer is a host, its port no TCP port

@@ -92,8 +92,8 @@ def run_demo(out_dir: str | Path = ".", *, devices: int = 40, seed: int = 0,
     demo = DemoResult(db_path=db_path, html_path=html, scan_status=result.status, devices=len(manifest),
                       seconds=time.monotonic() - started, notes=demo_notes(result.notes))
     demo.lab_vendors = Counter(_label(e["vendor"], e["brand"]) for e in manifest)
-    demo.hosts_found = len(result.hosts)
-    demo.open_ports = sum(len(h.ports) for h in result.hosts)
+    demo.hosts_found = result.hosts_found
+    demo.open_ports = result.open_ports
     identities = [h.identity for h in scan_hosts(str(db_path), result.scan_id) if h.identity is not None]
     demo.identities_available = bool(identities)
     demo.identified_vendors = Counter(_label(i.vendor, i.brand) for i in identities)

@@ -219,10 +219,13 @@ class ScanResult:
     started_at: str
     finished_at: str | None
     targets: list[str]
-    #: What answered: address, open ports, MAC. A scan lets go of each host's evidence once the
-    #: host is identified (issue 15); the hosts as recorded, evidence, identity, settings and
-    #: verdict included, are read back from the store (``camaudit.audit.scan_hosts``).
+    #: Hosts to write with the result (:meth:`to_json` without ``hosts``). ``run_scan`` leaves it
+    #: empty: a scan holds no host (issue 15); the hosts as recorded, ports, evidence, identity,
+    #: settings and verdict included, are read from the store (``camaudit.audit.scan_hosts``).
     hosts: list[Host] = field(default_factory=list)
+    #: How many hosts the scan recorded (what answered), and their open TCP ports.
+    hosts_found: int = 0
+    open_ports: int = 0
     #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
     notes: list[str] = field(default_factory=list)
     addresses_scanned: int = 0

@@ -235,6 +235,30 @@ def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
     return sorted((r["address"] for r in rows), key=_address_sort_key)
 
 
+def each_swept_host(store: Store, scan_id: str, *, page: int = 256) -> Iterator[Host]:
+    """Each address the scan's sweep found open TCP ports on, with those ports, in the text
+    order of addresses, read ``page`` addresses at a time: the scan's per-host stages take their
+    hosts from here and hold none of them (issue 15). A page is read whole before its hosts are
+    handed out, so that the scan can write between them."""
+    after = ""
+    while True:
+        rows = store.db.execute(
+            "select address, group_concat(port) from services where scan_id = ? and proto = 'tcp' and address > ? "
+            "group by address order by address limit ?", [scan_id, after, page]).fetchall()
+        for address, ports in rows:
+            yield Host(address, ports=sorted(int(port) for port in str(ports).split(",")))
+        if len(rows) < page:
+            return
+        after = rows[-1][0]
+
+
+def count_hosts(store: Store, scan_id: str) -> tuple[int, int]:
+    """How many hosts a scan recorded, and how many open TCP ports."""
+    hosts = store.db.execute("select count(*) from hosts where scan_id = ?", [scan_id]).fetchone()[0]
+    ports = store.db.execute("select count(*) from services where scan_id = ? and proto = 'tcp'", [scan_id]).fetchone()[0]
+    return int(hosts), int(ports)
+
+
 def identified_addresses(store: Store, scan_id: str) -> set[str]:
     return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
 
