@@ -163,3 +163,25 @@ def test_the_per_host_stages_read_the_swept_hosts_a_page_at_a_time(tmp_path: Pat
         assert read == swept
         assert len(pages) == 3, "seven hosts in pages of three: three reads"
         assert count_hosts(store, scan_id) == (8, 21)  # the UDP answerer is a host, its port no TCP port
+
+
+def test_texts_that_repeat_across_hosts_are_held_once_in_a_view_of_every_host(tmp_path: Path) -> None:
+    from camaudit.model import Identity
+    from camaudit.store.observations import hosts
+
+    def fresh(text: str) -> str:
+        return "".join(list(text))  # a string of its own, as each row read from SQLite gives
+
+    with open_store(tmp_path / "v.db") as store:
+        scan_id = store.start_scan(targets=["127.78.84.0/24"], exclude=[], config={}, config_hash="x", addresses=2)
+        for n in (1, 2):
+            address = f"127.78.84.{n}"
+            store.add_problems(scan_id, address, [fresh("no device service answered on port 80")])
+            store.add_identity(scan_id, address, Identity(vendor=fresh("hikvision"), model=fresh("DS-2CD2042WD-I"),
+                                                          firmware=fresh("V5.4.5 build 170124"), confidence=0.9))
+        first, second = (host for host, _ in hosts(store, scan_id, settings=False))
+    assert first.identity is not None and second.identity is not None
+    assert first.identity.model == "DS-2CD2042WD-I"
+    assert first.identity.model is second.identity.model
+    assert first.identity.firmware is second.identity.firmware
+    assert first.problems[0] is second.problems[0]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import sys
 from collections.abc import Iterable, Iterator, Sequence
 from hashlib import sha256
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, overload
 
 from ..model import OBSERVATION_KINDS, FieldSource, Host, Identity, Observation, SignatureHit, utc_now
 from ..model.settings import DeviceSettings
@@ -263,6 +264,18 @@ def identified_addresses(store: Store, scan_id: str) -> set[str]:
     return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
 
 
+@overload
+def shared(text: str) -> str: ...
+@overload
+def shared(text: None) -> None: ...
+def shared(text: str | None) -> str | None:
+    """One string for every equal text read (``sys.intern``): what repeats across a scan's hosts
+    (makers, models, firmware versions, advisories, problems) is held once, not once a host,
+    when a view of every host is built (issue 15: a 5,000-device scan's assessment held 6 MB,
+    most of it the same few texts)."""
+    return sys.intern(text) if isinstance(text, str) else text
+
+
 def identity_record(row: dict[str, Any], *, field_sources: bool = True, signatures: bool = True) -> Identity:
     """The Identity an ``identities`` row holds; without its per-field sources (``fields``, the
     largest part of a row) when ``field_sources`` is false, and without the signatures that
@@ -284,13 +297,14 @@ def identity_record(row: dict[str, Any], *, field_sources: bool = True, signatur
         for evidence in source.evidence:
             evidence.observation = texts.setdefault(evidence.observation, evidence.observation)
     return Identity(
-        vendor=row["vendor"] or "unknown", brand=row["brand"], device_type=row["device_type"], model=row["model"],
-        firmware=row["firmware"], serial=row["serial"], confidence=float(row["confidence"] or 0.0),
-        covered=bool(row["covered"]), advisories=[str(a) for a in listed(row["advisories"])],
+        vendor=shared(row["vendor"]) or "unknown", brand=shared(row["brand"]), device_type=shared(row["device_type"]),
+        model=shared(row["model"]), firmware=shared(row["firmware"]), serial=row["serial"],
+        confidence=float(row["confidence"] or 0.0), covered=bool(row["covered"]),
+        advisories=[shared(str(a)) for a in listed(row["advisories"])],
         signatures=[SignatureHit(str(h.get("id") or ""), str(h.get("kind") or ""),
                                  texts.setdefault(value := str(h.get("value") or ""), value), h.get("port"))
                     for h in (listed(row["signatures"]) if signatures else []) if isinstance(h, dict)],
-        conflicts=[str(c) for c in listed(row["conflicts"])] if signatures else [], fields=fields,
+        conflicts=[shared(str(c)) for c in listed(row["conflicts"])] if signatures else [], fields=fields,
     )  # fmt: skip
 
 
@@ -316,7 +330,7 @@ def hosts(store: Store, scan_id: str, *, settings: bool = True, field_sources: b
     found: dict[str, Host] = {}
     for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
         found[row["address"]] = Host(row["address"], mac=row["mac"],
-                                     problems=list(json.loads(row["problems"])) if row["problems"] else [])
+                                     problems=[shared(p) for p in json.loads(row["problems"])] if row["problems"] else [])
     for row in store.db.query("select address, port from services where scan_id = ? and proto = 'tcp' order by port",
                               [scan_id]):
         found.setdefault(row["address"], Host(row["address"])).ports.append(row["port"])
