@@ -227,40 +227,76 @@ def egress_lines(egress: dict[str, Any]) -> list[str]:
     return lines
 
 
+#: Rows printed as one block of the console's table of hosts: a scan of thousands of hosts is
+#: printed a block at a time, never laid out whole in memory (issue 15: a table of 5,000 hosts
+#: held about 11 MB).
+TABLE_BLOCK = 256
+#: The widest a column of the table is made; longer texts fold onto the next line.
+_WIDEST = 40
+
+
+def _host_row(host: Host) -> list[str]:
+    ident = host.identity
+    return [
+        host.address,
+        ",".join(str(p) for p in host.ports),
+        ident.vendor if ident else "",
+        (ident.brand if ident else None) or "",
+        (ident.model if ident else None) or "",
+        (ident.firmware if ident else None) or "",
+        f"{round(ident.confidence, 3):.2f}" if ident else "",
+        (host.verdict or {}).get("verdict", ""),
+    ]
+
+
+def print_hosts_table(console: Any, title: str, hosts: Iterable[Host], *, egress: bool) -> Counter[str]:
+    """Print one row per host, a block of TABLE_BLOCK rows at a time, every block with the
+    column widths of the first (so that they line up as one table); the egress column when
+    ``egress`` is set or a host of the first block has a verdict. Returns the hosts by maker."""
+    from rich import box
+    from rich.table import Table
+
+    vendors: Counter[str] = Counter()
+    columns = ["address", "open ports", "vendor", "brand", "model", "firmware", "confidence", "egress"]
+    widths: list[int] = []
+    block: list[list[str]] = []
+
+    def flush(first: bool) -> None:
+        nonlocal widths, columns
+        if not block and not first:
+            return
+        if first:
+            if not egress and not any(row[-1] for row in block):
+                columns = columns[:-1]
+            widths = [min(_WIDEST, max([len(name), *(len(row[i]) for row in block)])) for i, name in enumerate(columns)]
+        table = Table(title=title if first else None, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False,
+                      show_header=first, pad_edge=False)
+        for name, width in zip(columns, widths, strict=True):
+            table.add_column(name, width=width, overflow="fold")
+        for row in block:
+            table.add_row(*row[: len(columns)])
+        console.print(table)
+        block.clear()
+
+    printed = 0
+    for host in hosts:
+        vendors[host.identity.vendor if host.identity else "not identified"] += 1
+        block.append(_host_row(host))
+        if len(block) == TABLE_BLOCK:
+            flush(printed == 0)
+            printed += TABLE_BLOCK
+    flush(printed == 0)
+    return vendors
+
+
 def _print_summary(doc: dict[str, Any], hosts: Iterable[Host], db_path: str) -> None:
     from rich.console import Console
-    from rich.table import Table
 
     # A pipe or a file gets full rows rather than a table squeezed into 80 columns.
     console = Console() if sys.stdout.isatty() else Console(width=200)
     site = f", site {doc['site']}" if doc.get("site") else ""
-    table = Table(title=f"scan {doc['scan_id']} ({doc['status']}{site})", title_justify="left")
-    # One row per host as it is read; the egress column is added once a host has a verdict.
-    rows: list[list[str]] = []
-    vendors: Counter[str] = Counter()
-    with_verdicts = False
-    for host in hosts:
-        ident = host.identity
-        vendors[ident.vendor if ident else "not identified"] += 1
-        with_verdicts = with_verdicts or bool(host.verdict)
-        rows.append([
-            host.address,
-            ",".join(str(p) for p in host.ports),
-            ident.vendor if ident else "",
-            (ident.brand if ident else None) or "",
-            (ident.model if ident else None) or "",
-            (ident.firmware if ident else None) or "",
-            f"{round(ident.confidence, 3):.2f}" if ident else "",
-            (host.verdict or {}).get("verdict", ""),
-        ])
-    columns = ["address", "open ports", "vendor", "brand", "model", "firmware", "confidence"]
-    if with_verdicts:
-        columns.append("egress")
-    for column in columns:
-        table.add_column(column, no_wrap=column in ("address", "vendor", "confidence", "egress"))
-    for row in rows:
-        table.add_row(*row[: len(columns)])
-    console.print(table)
+    vendors = print_hosts_table(console, f"scan {doc['scan_id']} ({doc['status']}{site})", hosts,
+                                egress=bool(doc.get("egress")))
     answered = sum(vendors.values())
     if doc.get("sweep_only"):
         # A port inventory identifies nothing by design: its hosts are not "not identified".
