@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 
 import pytest
@@ -122,11 +123,26 @@ def test_client_first_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
     delays: dict[int, list[float]] = {8000: [], 37777: [], 9527: []}
     for port, seen in delays.items():
         farm.serve(address, port, spoken_to(seen))
-    assert set(CLIENT_FIRST_PORTS) == {8000, 37777}
+    assert set(CLIENT_FIRST_PORTS) == {8000, 37777, 445, 139}
     asyncio.run(probe_host(address, list(delays), config))
     assert delays[8000] and delays[8000][0] < BANNER_WAIT / 2
     assert delays[37777] and delays[37777][0] < BANNER_WAIT / 2
     assert delays[9527] and delays[9527][0] >= BANNER_WAIT - 0.05
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="listening on ports 139 and 445 needs root")
+def test_smb_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
+    # SMB and NetBIOS session service clients speak first ([MS-SMB2], RFC 1002): a Windows host
+    # or a NAS is not waited on for a banner there.
+    address = next_address()
+    delays: dict[int, list[float]] = {445: [], 139: []}
+    for port, seen in delays.items():
+        farm.serve(address, port, spoken_to(seen))
+    started = time.monotonic()
+    asyncio.run(probe_host(address, list(delays), ProbeConfig(timeout=4.0)))
+    assert delays[445] and delays[445][0] < BANNER_WAIT / 2
+    assert delays[139] and delays[139][0] < BANNER_WAIT / 2
+    assert time.monotonic() - started < BANNER_WAIT
 
 
 def test_a_protocol_override_listens_on_a_client_first_port_again(farm: ServerFarm) -> None:
