@@ -59,6 +59,9 @@ PORT_PROTOCOLS: Mapping[int, str] = {
     81: "http",
     88: "http",
     8080: "http",
+    # The HTTP endpoint of a WS-Discovery host (Windows' WSDAPI; lab.md 8.5: wsdd listens on
+    # HTTP IP:5357): a web server, so no banner is waited for.
+    5357: "http",
     443: "tls",
     8443: "tls",
     554: "rtsp",

@@ -120,13 +120,15 @@ def test_client_first_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
     # listen for a banner there first; a port of unknown protocol still does.
     config = ProbeConfig(timeout=4.0)  # a banner wait of the full BANNER_WAIT
     address = next_address()
-    delays: dict[int, list[float]] = {8000: [], 37777: [], 9527: []}
+    delays: dict[int, list[float]] = {8000: [], 37777: [], 5357: [], 9527: []}
     for port, seen in delays.items():
         farm.serve(address, port, spoken_to(seen))
     assert set(CLIENT_FIRST_PORTS) == {8000, 37777, 445, 139}
     asyncio.run(probe_host(address, list(delays), config))
     assert delays[8000] and delays[8000][0] < BANNER_WAIT / 2
     assert delays[37777] and delays[37777][0] < BANNER_WAIT / 2
+    # A WS-Discovery host's web endpoint (lab.md 8.5) is spoken HTTP to at once.
+    assert delays[5357] and delays[5357][0] < BANNER_WAIT / 2
     assert delays[9527] and delays[9527][0] >= BANNER_WAIT - 0.05
 
 
