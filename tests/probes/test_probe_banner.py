@@ -115,14 +115,20 @@ def late_banner(data: bytes, delay: float) -> Handler:
     return handler
 
 
+def serve_spoken_to(farm: ServerFarm, ports: list[int]) -> tuple[str, dict[int, list[float]]]:
+    """Servers on ``ports`` of a fresh address that note when the client first spoke."""
+    address = next_address()
+    delays: dict[int, list[float]] = {port: [] for port in ports}
+    for port, seen in delays.items():
+        farm.serve(address, port, spoken_to(seen))
+    return address, delays
+
+
 def test_client_first_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
     # Issue 15: Hikvision's 8000 and Dahua's 37777 wait for the client, so the probe does not
     # listen for a banner there first; a port of unknown protocol still does.
     config = ProbeConfig(timeout=4.0)  # a banner wait of the full BANNER_WAIT
-    address = next_address()
-    delays: dict[int, list[float]] = {8000: [], 37777: [], 5357: [], 9527: []}
-    for port, seen in delays.items():
-        farm.serve(address, port, spoken_to(seen))
+    address, delays = serve_spoken_to(farm, [8000, 37777, 5357, 9527])
     assert set(CLIENT_FIRST_PORTS) == {8000, 37777, 445, 139}
     asyncio.run(probe_host(address, list(delays), config))
     assert delays[8000] and delays[8000][0] < BANNER_WAIT / 2
@@ -136,10 +142,7 @@ def test_client_first_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
 def test_smb_ports_are_spoken_to_at_once(farm: ServerFarm) -> None:
     # SMB and NetBIOS session service clients speak first ([MS-SMB2], RFC 1002): a Windows host
     # or a NAS is not waited on for a banner there.
-    address = next_address()
-    delays: dict[int, list[float]] = {445: [], 139: []}
-    for port, seen in delays.items():
-        farm.serve(address, port, spoken_to(seen))
+    address, delays = serve_spoken_to(farm, [445, 139])
     started = time.monotonic()
     asyncio.run(probe_host(address, list(delays), ProbeConfig(timeout=4.0)))
     assert delays[445] and delays[445][0] < BANNER_WAIT / 2
@@ -163,10 +166,7 @@ def test_raw_printing_ports_are_sent_nothing(farm: ServerFarm) -> None:
     # A printer prints whatever reaches 9100-9107 (nmap excludes them from version detection):
     # the probe sends nothing there, nor waits; interrogation does not try them as web ports.
     # A user who says such a port is HTTP is believed.
-    address = next_address()
-    delays: dict[int, list[float]] = {9100: [], 9107: []}
-    for port, seen in delays.items():
-        farm.serve(address, port, spoken_to(seen))
+    address, delays = serve_spoken_to(farm, [9100, 9107])
     started = time.monotonic()
     report = asyncio.run(probe_host(address, list(delays), ProbeConfig(timeout=4.0)))
     assert time.monotonic() - started < BANNER_WAIT / 2
