@@ -98,7 +98,7 @@ def has_verdict_snapshot(store: Store, assessment_id: str) -> bool:
 def each_finding(store: Store, assessment_id: str) -> Iterator[Finding]:
     """The findings of one assessment, most severe first, read one at a time: only their
     sort keys are held, not their evidence (issue 15)."""
-    keys = [(finding_order(Finding(r["id"], "", r["rule"], r["severity"], r["subject"], "", "")), r["id"])
+    keys = [(_order(r["severity"], r["rule"], r["subject"]), r["id"])
             for r in store.db.query("select id, rule, severity, subject from findings where assessment_id = ?",
                                     [assessment_id])]
     keys.sort()
@@ -125,4 +125,8 @@ def findings_of(store: Store, assessment_id: str) -> list[Finding]:
 
 def finding_order(finding: Finding) -> tuple[int, str, tuple[int, int], str]:
     """Most severe first, then by rule, then by address in numeric order."""
-    return (-severity_rank(finding.severity), finding.rule, _address_sort_key(finding.subject), finding.subject)
+    return _order(finding.severity, finding.rule, finding.subject)
+
+
+def _order(severity: str, rule: str, subject: str) -> tuple[int, str, tuple[int, int], str]:
+    return (-severity_rank(severity), rule, _address_sort_key(subject), subject)
