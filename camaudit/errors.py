@@ -54,7 +54,9 @@ class BundleRefused(InputError):
     ``altered``, ``unknown_site``."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
+        # Said in one line, whatever it quotes: SQLite's errors about a hostile bundle quote its
+        # own bytes, newlines included (found by the fuzz campaign).
+        super().__init__(" ".join(message.split()))
         self.code = code
 
 

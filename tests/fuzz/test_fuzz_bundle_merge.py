@@ -137,3 +137,26 @@ def test_a_damaged_page_is_refused_in_one_line() -> None:
             assert "free space corruption; " in str(refused) and "\n" not in str(refused)
         else:
             raise AssertionError("a damaged bundle database was merged")
+
+
+def test_a_schema_whose_sql_breaks_over_lines_is_refused_in_one_line() -> None:
+    """Found by the campaign (fuzz/run.py, 2026-12-04): one flipped bit turned a space of the
+    device_aliases table's CREATE statement into a double quote. SQLite's error quotes the
+    unterminated token it found, newlines included, and the refusal quoted the error whole, so
+    `bundle import` printed a message over several lines."""
+    seed = seed_database()
+    statement = seed.index(b'CREATE TABLE "device_aliases"')
+    column = seed.index(b'\n   "device_id" TEXT', statement) + 1
+    damaged = seed[:column] + b'"' + seed[column + 1:]  # '\n"  "device_id"': as the campaign found it
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "central.db") as store:
+        try:
+            stored_bundles.merge_bundle(
+                store, damaged, bundle_id=hashlib.sha256(damaged).hexdigest(), kind="scan", site="pool",
+                segments=[], agent_id="agent-x", agent_version="0", job_id=None, signer="ed25519:0", size=0,
+                counts=counts_of(damaged))
+        except BundleRefused as refused:
+            assert refused.code == "malformed"
+            assert "malformed database schema (device_aliases)" in str(refused)
+            assert "\n" not in str(refused)
+        else:
+            raise AssertionError("a bundle database with a broken schema was merged")
