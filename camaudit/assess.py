@@ -15,7 +15,7 @@ import dataclasses
 import ipaddress
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from hashlib import sha256
 from typing import Any
@@ -29,9 +29,10 @@ from .egress.verdict import (
     subject_verdict,
 )
 from .model import Assessment, Finding, Identity, Scan, count_by_severity, severity_at_least, utc_now
+from .model.findings import FindingSummary, address_order
 from .model.verdicts import Reason, Verdict, english
-from .policy import Policy, load_policy
-from .register import Asset, FoundDevice, Reconciled, normalise_mac, reconcile
+from .policy import Policy, Rule, load_policy
+from .register import Asset, FoundDevice, Reconciled, Reconciliation, normalise_mac
 from .scope import is_external
 from .store import Store, device_key
 from .store import assessments as stored_assessments
@@ -58,7 +59,8 @@ _SENTENCE_FACTS = ("mismatch",)
 
 __all__ = [
     "CONFIRMED_CONFIDENCE", "EGRESS_VERDICTS", "NO_VERDICT", "DeviceView", "Finding", "ScanView", "SegmentView",
-    "assess_scan", "count_by_severity", "create_assessment", "current_assessment", "evaluate", "scan_view",
+    "DeviceJudge", "FindingSummary", "Rules", "ScanInputs", "assess_scan", "count_by_severity", "create_assessment",
+    "current_assessment", "evaluate", "record_assessment", "scan_view",
     "severity_at_least", "stored_findings",
 ]
 
@@ -236,22 +238,29 @@ class ScanView:
         return self.register_size > 0
 
 
-def _found_devices(store: Store, scan_id: str, field_sources: bool, signatures: bool) -> list[DeviceView]:
-    # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
-    macs = stored_devices.macs_of_scan(store, scan_id)
-    devices = []
-    for host, resolved in stored_observations.hosts(store, scan_id, settings=False, field_sources=field_sources,
-                                                    signatures=signatures):
-        device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
-        devices.append(DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports),
-                                  host.identity))
-    # Only what the settings say about the internet is kept: read one device at a time, so
-    # that a large scan's settings are never all in memory at once (issue 15).
-    by_address = {d.address: d for d in devices}
-    for address, settings in stored_observations.each_device_settings(store, scan_id):
-        if address in by_address:
-            by_address[address].internet_settings = internet_settings(settings.to_json())
-    return devices
+def _each_device(store: Store, scan_id: str, *, field_sources: bool, signatures: bool,
+                 settings: bool = True) -> Iterator[DeviceView]:
+    """Each host of a scan as a device, undecided, a page of hosts read at a time in the text
+    order of addresses (issue 15: a view of every device was what assessing a scan held). Of
+    its settings only what points to the internet is kept."""
+    for page in stored_observations.host_pages(store, scan_id, settings=settings, field_sources=field_sources,
+                                               signatures=signatures):
+        # The device's MAC as add_identity recorded it, for hosts whose MAC came with the identity.
+        macs = stored_devices.macs_of_scan(store, scan_id, [host.address for host, _ in page])
+        for host, resolved in page:
+            device_id = resolved or device_key(serial=None, mac=host.mac, address=host.address)
+            device = DeviceView(host.address, device_id, host.mac or macs.get(device_id), list(host.ports),
+                                host.identity)
+            device.internet_settings = internet_settings(host.settings)
+            yield device
+
+
+def _found_device(device: DeviceView) -> FoundDevice:
+    """What reconciliation needs of a device."""
+    ident = device.identity
+    return FoundDevice(device.address, device.device_id, normalise_mac(device.mac or "") or device.mac,
+                       ident.serial if ident else None, device.vendor, ident.brand if ident else None,
+                       ident.model if ident else None)
 
 
 def internet_settings(settings: dict[str, Any] | None) -> list[str]:
@@ -276,7 +285,7 @@ def internet_settings(settings: dict[str, Any] | None) -> list[str]:
     return found
 
 
-def _relevant(run_segment: str | None, scan: Scan, addresses: Sequence[str]) -> bool:
+def _relevant(run_segment: str | None, scan: Scan, addresses: Callable[[], Iterable[str]]) -> bool:
     """Whether an egress run's segment concerns a scan: a CIDR that overlaps the scan's targets
     or holds one of its hosts; a named segment (the register's) always may."""
     if not run_segment:
@@ -289,14 +298,18 @@ def _relevant(run_segment: str | None, scan: Scan, addresses: Sequence[str]) -> 
         if network is not None and network.version == segment.version and network.overlaps(segment):
             return True
     return any(segment.version == ip.version and ip in segment
-               for ip in (ipaddress.ip_address(a) for a in addresses if _network(a) is not None))
+               for ip in (ipaddress.ip_address(a) for a in addresses() if _network(a) is not None))
 
 
-def gather_verdicts(store: Store, scan: Scan, addresses: Sequence[str],
+def gather_verdicts(store: Store, scan: Scan, addresses: Callable[[], Iterable[str]] | None = None,
                     window_s: float = DEFAULT_CONTROL_WINDOW_S) -> tuple[list[tuple[int, Verdict]], list[str]]:
     """The verdicts that speak for a scan now: its own, and those of the egress runs of its site
     on its segments that started within the control window of the scan (a standalone
-    ``egress check`` or capture is an egress run, never a scan). Returns them with the runs used."""
+    ``egress check`` or capture is an egress run, never a scan). Returns them with the runs used.
+    ``addresses`` gives the scan's addresses afresh each time it is called (by default, read
+    from the store as they are needed)."""
+    if addresses is None:
+        addresses = lambda: stored_observations.each_address(store, scan.id)  # noqa: E731
     found = stored_verdicts.scan_verdicts(store, scan.id)
     end = scan.finished_at or scan.heartbeat_at or scan.started_at
     runs = []
@@ -313,6 +326,93 @@ def gather_verdicts(store: Store, scan: Scan, addresses: Sequence[str],
     return found, runs
 
 
+@dataclass(slots=True)
+class ScanInputs:
+    """What a scan's devices are decided with, apart from the devices: the register and the
+    verdicts that speak for the scan, with the egress runs they come from."""
+
+    assets: list[Asset]
+    verdicts: list[tuple[int, Verdict]]  # (row id, verdict)
+    runs: list[str]
+
+    @classmethod
+    def of(cls, store: Store, scan: Scan, assessment: Assessment | None = None) -> ScanInputs:
+        """Those of ``assessment`` when it recorded them (a frozen assessment is reproducible
+        whatever came later), else as the store has them now."""
+        if assessment is not None and assessment.inputs_recorded:
+            return cls([Asset(**a) for a in assessment.register],
+                       stored_verdicts.verdicts_by_id(store, assessment.verdict_ids), list(assessment.egress_runs))
+        found, runs = gather_verdicts(store, scan)
+        return cls(stored_register.load_register(store, scan.site), found, runs)
+
+
+class DeviceJudge:
+    """Decides each device of one scan, one at a time: its register status, its egress verdict
+    and exposure (:func:`camaudit.egress.verdict.carried_verdict`), and the segments it sits in,
+    whose roll-ups grow as devices are decided. Reports and assessments decide through it alike;
+    what it holds grows with the register and the verdicts, not with the scan (issue 15)."""
+
+    def __init__(self, store: Store, scan: Scan, inputs: ScanInputs, devices: Iterable[DeviceView] | None = None) -> None:
+        """``devices`` are the scan's devices when the caller holds them already; without them,
+        and with a register, they are read once more, lightly, before any is decided."""
+        self._reconciliation: Reconciliation | None = None
+        if inputs.assets:
+            # Only devices that carry an identifier of the register can pair with an asset, and
+            # only they are kept to be paired.
+            if devices is None:
+                devices = _each_device(store, scan.id, field_sources=False, signatures=False, settings=False)
+            self._reconciliation = Reconciliation(inputs.assets)
+            self._reconciliation.settle(_found_device(d) for d in devices)
+        self._segments: dict[str, SegmentView] = {}
+        self._segment_verdicts: list[Verdict] = []
+        self._device_verdicts: dict[str, list[Verdict]] = {}
+        by_segment: dict[str, list[Verdict]] = {}
+        for _, v in inputs.verdicts:
+            if v.subject_kind not in ("device", "segment") or (v.egress not in EGRESS_WORDS and not v.exposed):
+                log.warning("ignoring verdict %r for %r: unknown verdict or subject kind", v.verdict, v.subject)
+                continue
+            (by_segment if v.subject_kind == "segment" else self._device_verdicts).setdefault(v.subject, []).append(v)
+        for name, seg_verdicts in by_segment.items():
+            merged = subject_verdict(seg_verdicts)
+            if merged is None:
+                continue
+            self._segment_verdicts.append(merged)
+            row = merged if merged.egress in EGRESS_WORDS else None
+            self._segments[name] = SegmentView(name, row.egress if row else NO_VERDICT, row,
+                                               merged if merged.exposed else None, _network(name))
+
+    def decide(self, device: DeviceView) -> DeviceView:
+        """The device with its register status, verdict, exposure and segment set."""
+        if self._reconciliation is not None:
+            device.reconciled = self._reconciliation.of(_found_device(device))
+            device.register = device.reconciled.status if device.reconciled else "not_a_camera"
+        own = subject_verdict(self._device_verdicts.get(device.address, [])
+                              + self._device_verdicts.get(device.device_id, []))
+        declared = device.asset.segment if device.asset else None
+        for inside in segments_of(device.address, self._segment_verdicts, declared):
+            self._segments[inside.subject].devices.append(device.address)
+            self._segments[inside.subject].covered_devices += int(device.covered)
+        carried = carried_verdict(own, self._segment_verdicts, device.address, declared_segment=declared)
+        device.source = carried.source
+        if carried.verdict is not None:
+            device.verdict_row, device.verdict = carried.verdict, carried.verdict.egress
+        device.exposed = carried.exposed
+        device.segment = carried.segment.subject if carried.segment is not None else declared
+        return device
+
+    @property
+    def missing_assets(self) -> list[Reconciled]:
+        """The register's assets no device of the scan paired with."""
+        return list(self._reconciliation.missing) if self._reconciliation is not None else []
+
+    def segments(self) -> list[SegmentView]:
+        """The segments with a verdict, by name, each with the devices decided so far inside it
+        (in address order)."""
+        for segment in self._segments.values():
+            segment.devices.sort(key=address_order)
+        return sorted(self._segments.values(), key=lambda s: s.name)
+
+
 def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment | None = None,
               site: str | None = None, field_sources: bool = True, lean: bool = False) -> ScanView:
     """Gather one scan's devices, their verdicts and their register status. Writes nothing.
@@ -322,74 +422,21 @@ def scan_view(store: Store, scan_ref: str = "latest", *, assessment: Assessment 
     ``field_sources=False`` leaves out each identity's per-field sources, which reports show and
     the policy never reads (issue 15: they were the largest part of what assessing held).
     ``lean`` leaves out each identity's signatures and conflicts too, which only a finding's
-    evidence shows: :meth:`ScanView.device_evidence` reads them for one device at a time, so
-    that assessing does not hold every device's matched evidence at once (issue 15)."""
+    evidence shows: :meth:`ScanView.device_evidence` reads them for one device at a time.
+    The view holds every device; an assessment decides them one at a time instead
+    (:func:`record_assessment`), through the same :class:`DeviceJudge`."""
     scan = store.scan(scan_ref, site=site)
-    devices = _found_devices(store, scan.id, field_sources and not lean, not lean)
-    if assessment is not None and assessment.inputs_recorded:
-        assets = [Asset(**a) for a in assessment.register]
-        found = stored_verdicts.verdicts_by_id(store, assessment.verdict_ids)
-        runs = list(assessment.egress_runs)
-    else:
-        assets = stored_register.load_register(store, scan.site)
-        found, runs = gather_verdicts(store, scan, [d.address for d in devices])
-    missing: list[Reconciled] = []
-    if assets:
-        found_devices = [
-            FoundDevice(d.address, d.device_id, normalise_mac(d.mac or "") or d.mac, d.identity.serial if d.identity else None,
-                        d.vendor, d.identity.brand if d.identity else None, d.identity.model if d.identity else None)
-            for d in devices
-        ]  # fmt: skip
-        by_device = {}
-        for item in reconcile(found_devices, assets):
-            if item.device is not None:
-                by_device[item.device.device_id] = item
-            else:
-                missing.append(item)
-        for device in devices:
-            device.reconciled = by_device.get(device.device_id)
-            device.register = device.reconciled.status if device.reconciled else "not_a_camera"
-    verdicts = [v for _, v in found]
-    segments = _apply_verdicts(devices, verdicts)
-    view = ScanView(scan, devices, segments, missing, len(assets), verdicts, [i for i, _ in found], runs, assets)
+    inputs = ScanInputs.of(store, scan, assessment)
+    devices = sorted(_each_device(store, scan.id, field_sources=field_sources and not lean, signatures=not lean),
+                     key=lambda d: address_order(d.address))
+    judge = DeviceJudge(store, scan, inputs, devices)
+    for device in devices:
+        judge.decide(device)
+    view = ScanView(scan, devices, judge.segments(), judge.missing_assets, len(inputs.assets),
+                    [v for _, v in inputs.verdicts], [i for i, _ in inputs.verdicts], inputs.runs, inputs.assets)
     if lean:
         view.full_identity = lambda address: stored_observations.identity_of(store, scan.id, address)
     return view
-
-
-def _apply_verdicts(devices: list[DeviceView], verdicts: list[Verdict]) -> list[SegmentView]:
-    """Each device's verdict and exposure as egress verification decides them, once
-    (:func:`camaudit.egress.verdict.carried_verdict`), and the segments' views."""
-    by_segment: dict[str, list[Verdict]] = {}
-    by_device: dict[str, list[Verdict]] = {}
-    for v in verdicts:
-        if v.subject_kind not in ("device", "segment") or (v.egress not in EGRESS_WORDS and not v.exposed):
-            log.warning("ignoring verdict %r for %r: unknown verdict or subject kind", v.verdict, v.subject)
-            continue
-        (by_segment if v.subject_kind == "segment" else by_device).setdefault(v.subject, []).append(v)
-    segment_verdicts: list[Verdict] = []
-    segments: dict[str, SegmentView] = {}
-    for name, seg_verdicts in by_segment.items():
-        merged = subject_verdict(seg_verdicts)
-        if merged is None:
-            continue
-        segment_verdicts.append(merged)
-        row = merged if merged.egress in EGRESS_WORDS else None
-        segments[name] = SegmentView(name, row.egress if row else NO_VERDICT, row,
-                                     merged if merged.exposed else None, _network(name))
-    for device in devices:
-        own = subject_verdict(by_device.get(device.address, []) + by_device.get(device.device_id, []))
-        declared = device.asset.segment if device.asset else None
-        for inside in segments_of(device.address, segment_verdicts, declared):
-            segments[inside.subject].devices.append(device.address)
-            segments[inside.subject].covered_devices += int(device.covered)
-        carried = carried_verdict(own, segment_verdicts, device.address, declared_segment=declared)
-        device.source = carried.source
-        if carried.verdict is not None:
-            device.verdict_row, device.verdict = carried.verdict, carried.verdict.egress
-        device.exposed = carried.exposed
-        device.segment = carried.segment.subject if carried.segment is not None else declared
-    return sorted(segments.values(), key=lambda s: s.name)
 
 
 # -- evaluation ----------------------------------------------------------------------------
@@ -418,46 +465,67 @@ def evaluate(view: ScanView, policy: Policy, lang: str = "en") -> list[Finding]:
 def each_finding(view: ScanView, policy: Policy, lang: str = "en") -> Iterator[Finding]:
     """The findings of ``policy`` on ``view``, one at a time as they are made: each device's,
     then each missing asset's, then each segment's (:func:`evaluate` sorts them)."""
-    scan_id = view.scan.id
+    rules = Rules(policy, view.scan.id, lang)
+    for device in view.devices:
+        yield from rules.device(device, view.device_evidence)
+    for item in view.missing_assets:
+        yield from rules.asset(item)
+    for segment in view.segments:
+        yield from rules.segment(segment)
 
-    def local(facts: dict[str, Any]) -> dict[str, Any]:
+
+def _in_words(value: Any, lang: str) -> Any:
+    """Reasons, and lists of them, rendered in ``lang``. A function of its own: a closure that
+    calls itself is a reference cycle, one per device assessed, left for the garbage collector."""
+    from .report.messages import render  # here: camaudit.report imports this module
+
+    if isinstance(value, Reason):
+        return render(value, lang)
+    if isinstance(value, list):
+        return [_in_words(v, lang) for v in value]
+    return value
+
+
+class Rules:
+    """A policy's rules, applied to one subject of one scan at a time."""
+
+    def __init__(self, policy: Policy, scan_id: str, lang: str = "en") -> None:
+        self.policy, self.scan_id, self.lang = policy, scan_id, lang
+
+    def _local(self, facts: dict[str, Any]) -> dict[str, Any]:
         # here: camaudit.report imports this module
         from .report.i18n import localise
-        from .report.messages import render
 
-        def words(value: Any) -> Any:
-            if isinstance(value, Reason):
-                return render(value, lang)
-            if isinstance(value, list):
-                return [words(v) for v in value]
-            return value
-
-        facts = facts | {k: words(facts[k]) for k in _REASON_FACTS if k in facts}
-        if lang == "en":
+        facts = facts | {k: _in_words(facts[k], self.lang) for k in _REASON_FACTS if k in facts}
+        if self.lang == "en":
             return facts
-        return facts | {k: localise(facts[k], lang) for k in _SENTENCE_FACTS if k in facts}
+        return facts | {k: localise(facts[k], self.lang) for k in _SENTENCE_FACTS if k in facts}
 
-    def add(rule_id: str, severity: str, subject: str, title: str, detail: str, evidence: dict[str, Any]) -> Finding:
-        return Finding(finding_id(scan_id, rule_id, subject), scan_id, rule_id, severity, subject, title, detail, evidence)
+    def _finding(self, rule: Rule, subject: str, facts: dict[str, Any], evidence: dict[str, Any]) -> Finding:
+        return Finding(finding_id(self.scan_id, rule.id, subject), self.scan_id, rule.id, rule.severity, subject,
+                       rule.text("title", facts, self.lang), rule.text("detail", facts, self.lang), evidence)
 
-    for device in view.devices:
-        facts = local(device.facts())
+    def device(self, device: DeviceView, evidence_of: Callable[[DeviceView], dict[str, Any]]) -> Iterator[Finding]:
+        """The device's findings; ``evidence_of`` is asked once, and only when a rule holds."""
+        facts = self._local(device.facts())
         evidence: dict[str, Any] | None = None  # one document shared by the device's findings
-        for rule in policy.for_subject("device"):
+        for rule in self.policy.for_subject("device"):
             if rule.matches(facts):
-                evidence = evidence if evidence is not None else view.device_evidence(device)
-                yield add(rule.id, rule.severity, device.address, rule.text("title", facts, lang),
-                          rule.text("detail", facts, lang), evidence)  # fmt: skip
-    for item in view.missing_assets:
+                evidence = evidence if evidence is not None else evidence_of(device)
+                yield self._finding(rule, device.address, facts, evidence)
+
+    def asset(self, item: Reconciled) -> Iterator[Finding]:
+        """The findings on a registered asset no device paired with."""
         assert item.asset is not None
         facts = asset_facts(item.asset)
-        for rule in policy.for_subject("asset"):
+        for rule in self.policy.for_subject("asset"):
             if rule.matches(facts):
-                yield add(rule.id, rule.severity, f"asset:{item.asset.asset_id}", rule.text("title", facts, lang),
-                          rule.text("detail", facts, lang), {"asset": item.asset.to_json(), "register": "missing"})  # fmt: skip
-    for segment in view.segments:
-        facts = local(segment.facts())
-        for rule in policy.for_subject("segment"):
+                yield self._finding(rule, f"asset:{item.asset.asset_id}", facts,
+                                    {"asset": item.asset.to_json(), "register": "missing"})
+
+    def segment(self, segment: SegmentView) -> Iterator[Finding]:
+        facts = self._local(segment.facts())
+        for rule in self.policy.for_subject("segment"):
             if rule.matches(facts):
                 evidence = {
                     "segment": segment.name,
@@ -465,8 +533,7 @@ def each_finding(view: ScanView, policy: Policy, lang: str = "en") -> Iterator[F
                     "exposed": segment.exposed.to_json() if segment.exposed else None,
                     "devices": segment.devices,
                 }
-                yield add(rule.id, rule.severity, f"segment:{segment.name}", rule.text("title", facts, lang),
-                          rule.text("detail", facts, lang), evidence)  # fmt: skip
+                yield self._finding(rule, f"segment:{segment.name}", facts, evidence)
 
 
 def signatures_version() -> str:
@@ -487,53 +554,74 @@ def signatures_version() -> str:
     return digest.hexdigest()
 
 
-def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
-                      only_if_first: bool = False, evidence: bool = True) -> tuple[Assessment, list[Finding]]:
+def record_assessment(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
+                      only_if_first: bool = False) -> tuple[Assessment, FindingSummary]:
     """Assess one scan afresh and record it as a new, frozen assessment: the policy (by content
     hash), the register (its content, hash and import time), the signatures version, the
     verdicts and egress runs used, camaudit's version. Earlier assessments stay as they were.
+    With ``only_if_first``, a scan assessed already is not assessed again: its first assessment
+    is returned.
 
-    Returns the findings, most severe first; without their evidence when ``evidence`` is false:
-    then each finding is recorded as it is made and only its headline is kept (issue 15: a large
-    scan's findings, each with its device's evidence, were what assessing it held), and
-    :func:`camaudit.audit.scan_findings` reads them whole."""
+    The scan's devices are read a page at a time and decided one at a time, and each device's
+    findings and reconciliation are written as they are made: assessing holds neither the
+    devices nor the findings, whatever the size of the scan (issue 15). Returns the assessment
+    with a summary of its findings; :func:`create_assessment` also reads them back whole."""
     policy = policy or load_policy()
-    view = scan_view(store, scan_id, lean=True)
-    findings: list[Finding] = []
-    if evidence:
-        findings = evaluate(view, policy)
-        recorded: Iterable[Finding] = findings
-    else:
-        def headlines() -> Iterator[Finding]:
-            for finding in each_finding(view, policy):
-                findings.append(dataclasses.replace(finding, evidence={}))
-                yield finding
-
-        recorded = headlines()
-    register_hash, imported_at = stored_register.register_version(store, view.scan.site)
+    scan = store.scan(scan_id)
+    inputs = ScanInputs.of(store, scan)
+    judge = DeviceJudge(store, scan, inputs)
+    register_hash, imported_at = stored_register.register_version(store, scan.site)
     assessment = Assessment(
-        id=str(uuid.uuid4()), scan_id=view.scan.id, site=view.scan.site, created_at=utc_now(),
+        id=str(uuid.uuid4()), scan_id=scan.id, site=scan.site, created_at=utc_now(),
         policy_hash=policy.content_hash, policy_source=policy.source, register_hash=register_hash,
         register_imported_at=imported_at, signatures_hash=signatures_version(), camaudit_version=__version__,
-        reason=reason, verdict_ids=list(view.verdict_ids), egress_runs=list(view.egress_runs),
-        register=[a.to_json() for a in view.register],
+        reason=reason, verdict_ids=[i for i, _ in inputs.verdicts], egress_runs=list(inputs.runs),
+        register=[a.to_json() for a in inputs.assets],
     )  # fmt: skip
-    recon = [d.reconciled.to_row(view.scan.id) for d in view.devices if d.reconciled]
-    recon += [m.to_row(view.scan.id) for m in view.missing_assets]
-    if not stored_assessments.save_assessment(store, assessment, recorded, recon, only_if_first=only_if_first):
-        first = stored_assessments.latest_assessment(store, view.scan.id)
-        assert first is not None
-        return first, stored_assessments.findings_of(store, first.id)
-    findings.sort(key=_finding_order)
-    log.info("scan %s assessed (%s): %d findings", view.scan.id, assessment.id, len(findings))
-    return assessment, findings
+    rules = Rules(policy, scan.id)
+    summary = FindingSummary()
+
+    def evidence_of(device: DeviceView) -> dict[str, Any]:
+        # The device's whole identity (signatures, conflicts) only for a device with findings.
+        whole = stored_observations.identity_of(store, scan.id, device.address) if device.identity else None
+        return (dataclasses.replace(device, identity=whole) if whole else device).evidence()
+
+    with stored_assessments.recording(store, assessment, only_if_first=only_if_first) as writer:
+        if writer is None:
+            first = stored_assessments.latest_assessment(store, scan.id)
+            assert first is not None
+            return first, stored_assessments.summary_of(store, first.id)
+        def keep(found: Iterable[Finding]) -> None:
+            for finding in found:
+                writer.finding(finding)
+                summary.add(finding)
+
+        for device in _each_device(store, scan.id, field_sources=False, signatures=False):
+            judge.decide(device)
+            if device.reconciled is not None:
+                writer.reconciled(device.reconciled.to_row(scan.id))
+            keep(rules.device(device, evidence_of))
+        for item in judge.missing_assets:
+            writer.reconciled(item.to_row(scan.id))
+            keep(rules.asset(item))
+        for segment in judge.segments():
+            keep(rules.segment(segment))
+    log.info("scan %s assessed (%s): %d findings", scan.id, assessment.id, summary.total)
+    return assessment, summary
 
 
-def assess_scan(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
-                evidence: bool = True) -> list[Finding]:
+def create_assessment(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess",
+                      only_if_first: bool = False) -> tuple[Assessment, list[Finding]]:
+    """:func:`record_assessment`, with its findings read back whole, most severe first: what was
+    recorded is what is returned."""
+    assessment, _ = record_assessment(store, scan_id, policy, reason=reason, only_if_first=only_if_first)
+    return assessment, stored_assessments.findings_of(store, assessment.id)
+
+
+def assess_scan(store: Store, scan_id: str, policy: Policy | None = None, *, reason: str = "assess") -> list[Finding]:
     """Assess one scan (a new assessment, :func:`create_assessment`); its findings, most severe
-    first (without their evidence when ``evidence`` is false)."""
-    return create_assessment(store, scan_id, policy, reason=reason, evidence=evidence)[1]
+    first."""
+    return create_assessment(store, scan_id, policy, reason=reason)[1]
 
 
 def current_assessment(store: Store, scan_id: str, policy: Policy | None = None, *,

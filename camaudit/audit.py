@@ -42,7 +42,7 @@ from .config import ScanConfig
 from .credentials import CredentialStore, load_credentials
 from .errors import CamauditError, ScanFailed, StoreError
 from .memory import release_free_memory
-from .model import Finding, Host, Observation, ScanResult, utc_now
+from .model import Finding, FindingSummary, Host, Observation, ScanResult, utc_now
 from .scope import build_scope
 from .store import Store, mark_interrupted_elsewhere, open_store
 
@@ -316,9 +316,9 @@ def run_scan(
             # A complete scan was identified and assessed by its stages (this finds nothing left
             # to do); an interrupted one is identified and assessed here on what it stored.
             try:
-                findings = finalise_scan(store, scan_id, status, policy_path=config.policy_path, mark=False)
-                if findings is not None:
-                    result.findings = findings
+                summary = finalise_scan(store, scan_id, status, policy_path=config.policy_path, mark=False)
+                if summary is not None:
+                    result.finding_summary = summary
             except CamauditError as exc:
                 log.warning("could not identify and assess what scan %s found: %s", scan_id, exc)
         store.close()
@@ -326,14 +326,14 @@ def run_scan(
 
 
 def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str | None = None,
-                  notes: Sequence[str] = (), error: str | None = None, mark: bool = True) -> list[Any] | None:
+                  notes: Sequence[str] = (), error: str | None = None, mark: bool = True) -> FindingSummary | None:
     """End a scan on whatever evidence it stored: identify every host not identified yet (from
     its stored observations and open ports), then assess the scan when it has no assessment yet.
     Used when a scan completes or is interrupted, and for a scan found stale later (marked
     ``interrupted`` by the next command). With ``mark``, the scan's status is set first (so a
-    second interruption cannot leave it ``running``). Returns the new assessment's findings
-    without their evidence (:func:`scan_findings` reads them whole), or None when the scan was
-    assessed already."""
+    second interruption cannot leave it ``running``). Returns a summary of the new assessment's
+    findings (:func:`scan_findings` reads them whole), or None when the scan was assessed
+    already."""
     from .store import assessments as stored_assessments
 
     if mark:
@@ -341,11 +341,11 @@ def finalise_scan(store: Store, scan_id: str, status: str, *, policy_path: str |
     identify_unidentified(store, scan_id)
     if stored_assessments.latest_assessment(store, scan_id) is not None:
         return None
-    from .assess import assess_scan
+    from .assess import record_assessment
     from .policy import load_policy
 
     reason = "scan" if status == "complete" else f"{status} scan: what it stored"
-    return assess_scan(store, scan_id, load_policy(policy_path), reason=reason, evidence=False)
+    return record_assessment(store, scan_id, load_policy(policy_path), reason=reason)[1]
 
 
 def finalise_stale_scans(store: Store) -> list[str]:
@@ -393,8 +393,8 @@ def scan_hosts(db_path: str, scan_id: str) -> Iterator[Host]:
 
 def scan_findings(db_path: str, scan_id: str) -> Iterator[Finding]:
     """The findings of a recorded scan's latest assessment, evidence included, most severe first,
-    one at a time, read from the store at ``db_path``. A scan's result keeps only their headlines
-    (:attr:`ScanResult.findings`, issue 15)."""
+    one at a time, read from the store at ``db_path``. A scan's result keeps only their summary
+    (:attr:`ScanResult.finding_summary`, issue 15)."""
     from .store.assessments import each_finding, latest_assessment
 
     with open_store(db_path, create=False) as store:
@@ -465,13 +465,13 @@ def _run_stages(
     if stop.is_set():
         return
 
-    # 7. Assessment: register reconciliation and policy findings, recorded with the scan.
-    from .assess import assess_scan
+    # 7. Assessment: register reconciliation and policy findings, recorded with the scan, a
+    #    device at a time. The result keeps a summary of the findings (scan_findings reads them).
+    from .assess import record_assessment
     from .policy import load_policy
 
-    # Each finding is recorded as it is made; the result keeps their headlines (scan_findings).
-    result.findings = assess_scan(store, result.scan_id, load_policy(config.policy_path), reason="scan",
-                                  evidence=False)
+    result.finding_summary = record_assessment(store, result.scan_id, load_policy(config.policy_path),
+                                               reason="scan")[1]
 
 
 async def _discover_probe_interrogate(

@@ -23,7 +23,7 @@ from typing import Any
 
 from .errors import CamauditError, InputError
 from .fingerprint.nmap_xml import NmapHost, NmapRun, parse_run_file
-from .model import DEFAULT_SITE
+from .model import DEFAULT_SITE, FindingSummary
 from .scope import is_external, parse_target
 from .store import Store
 from .store import scans as stored_scans
@@ -43,13 +43,14 @@ class ImportResult:
     hosts: int
     services: int
     observations: int
-    findings: list[Any] = field(default_factory=list)
+    #: What the import's assessment found (counts and the most severe; the store has them all).
+    findings: FindingSummary = field(default_factory=lambda: FindingSummary())
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {"scan_id": self.scan_id, "site": self.site, "status": "complete", "hosts": self.hosts,
                 "services": self.services, "observations": self.observations,
-                "findings": len(self.findings), "notes": self.notes}  # fmt: skip
+                "findings": self.findings.total, "notes": self.notes}  # fmt: skip
 
 
 def import_nmap(store: Store, path: str, *, site: str | None = None, policy_path: str | None = None,
@@ -104,8 +105,8 @@ def import_nmap(store: Store, path: str, *, site: str | None = None, policy_path
         raise
     from .audit import finalise_scan
 
-    findings = finalise_scan(store, scan_id, "complete", policy_path=policy_path, mark=False) or []
-    return ImportResult(scan_id, site, len(hosts), services, observations, list(findings), notes)
+    findings = finalise_scan(store, scan_id, "complete", policy_path=policy_path, mark=False) or FindingSummary()
+    return ImportResult(scan_id, site, len(hosts), services, observations, findings, notes)
 
 
 def _digest(path: str) -> str:

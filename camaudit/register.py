@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError
+from .model.findings import address_order
 from .store import Store
 from .yamllines import line_of, load_yaml
 
@@ -380,6 +381,47 @@ def reconcile(devices: Sequence[FoundDevice], assets: Sequence[Asset]) -> list[R
         if asset.asset_id not in claimed:
             result.append(Reconciled("missing", asset, None))
     return result
+
+
+class Reconciliation:
+    """:func:`reconcile` for a scan whose devices are read one at a time, never all at once
+    (issue 15). Only a device whose serial, MAC or address is in the register can pair with an
+    asset or be noted against one, so :meth:`settle` pairs just those, in address order, with
+    :func:`reconcile` itself; :meth:`of` then says what any device is, exactly as
+    :func:`reconcile` over every device would. What it holds grows with the register, not with
+    the scan."""
+
+    def __init__(self, assets: Sequence[Asset]) -> None:
+        self.assets = list(assets)
+        self._serials = {_name_key(a.serial) for a in self.assets if a.serial}
+        self._macs = {a.mac for a in self.assets if a.mac}
+        self._addresses = {a.address for a in self.assets if a.address}
+        self._settled: dict[tuple[str, str], Reconciled] = {}  # (device id, address) -> its line
+        #: The assets no device paired with, in the register's order (after :meth:`settle`).
+        self.missing: list[Reconciled] = [Reconciled("missing", asset, None) for asset in self.assets]
+
+    def may_pair(self, device: FoundDevice) -> bool:
+        """Whether the device has a serial, MAC or address that the register holds."""
+        return bool((device.serial and _name_key(device.serial) in self._serials)
+                    or (device.mac and device.mac in self._macs) or device.address in self._addresses)
+
+    def settle(self, candidates: Iterable[FoundDevice]) -> None:
+        """Pair the devices that :meth:`may_pair` (others are ignored), in address order as a
+        scan lists its devices."""
+        chosen = sorted((d for d in candidates if self.may_pair(d)), key=lambda d: address_order(d.address))
+        self._settled, self.missing = {}, []
+        for item in reconcile(chosen, self.assets):
+            if item.device is None:
+                self.missing.append(item)
+            else:
+                self._settled[item.device.device_id, item.device.address] = item
+
+    def of(self, device: FoundDevice) -> Reconciled | None:
+        """The device's line of reconciliation; None for an unidentified host no asset names."""
+        paired = self._settled.get((device.device_id, device.address))
+        if paired is not None:
+            return paired
+        return Reconciled("unregistered", None, device) if device.identified else None
 
 
 def _printable(text: str, limit: int = 120) -> str:

@@ -21,7 +21,7 @@ from camaudit.fingerprint import engine as fingerprint_engine
 from camaudit.fingerprint import identify
 from camaudit.lab import plan_devices
 from camaudit.lab.runner import LabThread
-from camaudit.model import Observation
+from camaudit.model import FindingSummary, Observation, count_by_severity
 from camaudit.policy import load_policy
 from camaudit.store import open_store
 from camaudit.store.observations import host_evidence, identity_record
@@ -55,12 +55,15 @@ def test_each_host_is_identified_from_the_store_and_none_of_its_evidence_held(tm
             assert identity_record(row).to_json() == identify(host_evidence(store, result.scan_id, address)).to_json()
     hikvision = next(d["address"] for d in lab.manifest if d["vendor"] == "hikvision")
     assert "sadp" in {o.kind for o in recorded[hikvision].observations}, "discovery's answer was recorded"
-    # The findings: recorded as made, kept in the result as headlines only, read whole from the
-    # store; and the same as assessing the whole view at once (with every identity's signatures)
-    # makes them.
+    # The findings: recorded as made, summarised in the result (counts and the most severe, as
+    # headlines), read whole from the store; and the same as assessing the whole view at once
+    # (with every identity's signatures) makes them.
     whole = list(scan_findings(str(db), result.scan_id))
-    assert [f.id for f in result.findings] == [f.id for f in whole] and whole
-    assert all(f.evidence == {} for f in result.findings)
+    assert result.findings == [] and whole
+    assert result.finding_summary.total == len(whole)
+    assert result.finding_summary.counts == count_by_severity(whole)
+    assert [f.id for f in result.finding_summary.most_severe()] == [f.id for f in whole][:FindingSummary.TOP]
+    assert all(f.evidence == {} for f in result.finding_summary.most_severe())
     assert all(f.evidence for f in whole)
     with open_store(db, create=False) as store:
         at_once = evaluate(scan_view(store, result.scan_id), load_policy())

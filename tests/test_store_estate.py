@@ -122,10 +122,12 @@ def test_finalise_identifies_and_assesses_what_a_killed_scan_stored(tmp_path: Pa
         store.add_observations(scan_id, [Observation("10.4.0.2", "http_server", "App-webs/", 80, "http"),
                                          Observation("10.4.0.2", "http_www_authenticate",
                                                      'Digest realm="IP Camera(21388)"', 80, "http")])
-        findings = finalise_scan(store, scan_id, "interrupted")
+        summary = finalise_scan(store, scan_id, "interrupted")
         assert store.scan(scan_id).status == "interrupted"
         assert store.hosts_of_scan(scan_id)[0]["identity"]["vendor"] == "hikvision"
-        assert findings and latest_assessment(store, scan_id) is not None
+        latest = latest_assessment(store, scan_id)
+        assert summary is not None and summary.total and latest is not None
+        assert summary.total == len(findings_of(store, latest.id))
         # finalising again does not assess again
         assert finalise_scan(store, scan_id, "interrupted") is None
         assert len(assessments_of_scan(store, scan_id)) == 1

@@ -28,7 +28,6 @@ def import_nmap(file: str, db_path: str, site: str | None, policy_path: str | No
         nmap -sV -p 80,443,554,8000,37777 10.20.0.0/24 -oX cams.xml && camaudit import nmap cams.xml --db audit.db
     """
     from ..fingerprint.nmap_xml import parse_run_file
-    from ..model import count_by_severity
     from ..nmap_import import import_nmap as record
 
     site_name = resolve_site(site)
@@ -38,8 +37,7 @@ def import_nmap(file: str, db_path: str, site: str | None, policy_path: str | No
     if as_json:
         print_json(result.to_json())
         return 0
-    counts = count_by_severity(result.findings)
-    summary = ", ".join(f"{n} {s}" for s, n in counts.items() if n) or "no findings"
+    summary = ", ".join(f"{n} {s}" for s, n in result.findings.counts.items() if n) or "no findings"
     click.echo(f"scan {result.scan_id} ({result.site}): {result.hosts} hosts, {result.services} open ports, "
                f"{result.observations} observations from {file}; {summary}")
     for note in result.notes:

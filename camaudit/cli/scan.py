@@ -14,7 +14,7 @@ import click
 from ..audit import run_scan, scan_findings, scan_hosts
 from ..config import STALE_AFTER, load_config, parse_ports
 from ..errors import ConfigError
-from ..model import Host
+from ..model import FindingSummary, Host
 from .output import DB_OPTION, JSON_OPTION, SITE_OPTION, open_store, print_json, progress_bar
 
 STALE_AFTER_OPTION = click.option(
@@ -176,16 +176,15 @@ def scan(
     hosts = scan_hosts(config.db_path, result.scan_id)
     if as_json:
         # Streamed host by host: the same bytes as print_json, without the whole text at once.
-        findings = scan_findings(config.db_path, result.scan_id) if result.findings else None
+        findings = scan_findings(config.db_path, result.scan_id) if result.finding_summary.total else ()
         result.write_json(lambda chunk: click.echo(chunk, nl=False), hosts, findings)
         click.echo()
     else:
-        _print_summary(result.to_json([]) | {"sweep_only": bool(sweep_only)}, hosts, db_path)
+        _print_summary(result.to_json([], []) | {"sweep_only": bool(sweep_only)}, hosts, result.finding_summary,
+                       db_path)
     if result.status != "complete":
         return 3
-    from ..assess import severity_at_least
-
-    return 1 if severity_at_least(result.findings, fail_on) else 0
+    return 1 if result.finding_summary.at_least(fail_on) else 0
 
 
 def _forget_scan_id(path: str) -> None:
@@ -289,7 +288,20 @@ def print_hosts_table(console: Any, title: str, hosts: Iterable[Host], *, egress
     return vendors
 
 
-def _print_summary(doc: dict[str, Any], hosts: Iterable[Host], db_path: str) -> None:
+def print_findings(console: Any, findings: FindingSummary, db_path: str) -> None:
+    """How many findings by severity, then the most severe, one line each."""
+    if not findings.total:
+        return
+    console.print("findings: " + ", ".join(f"{n} {severity}" for severity, n in findings.counts.items() if n))
+    shown = findings.most_severe()
+    for finding in shown:
+        console.print(f"  {finding.severity:<8} {finding.subject:<16} {finding.title}", markup=False, highlight=False)
+    if findings.total > len(shown):
+        console.print(f"  ... {findings.total - len(shown)} more: camaudit report --db {db_path} -o report.html",
+                      markup=False, highlight=False)
+
+
+def _print_summary(doc: dict[str, Any], hosts: Iterable[Host], findings: FindingSummary, db_path: str) -> None:
     from rich.console import Console
 
     # A pipe or a file gets full rows rather than a table squeezed into 80 columns.
@@ -310,15 +322,7 @@ def _print_summary(doc: dict[str, Any], hosts: Iterable[Host], db_path: str) -> 
     if doc.get("egress"):
         for line in egress_lines(doc["egress"]):
             console.print(line, markup=False, highlight=False, soft_wrap=True)
-    findings = doc.get("findings") or []
-    if findings:
-        by_severity = Counter(f["severity"] for f in findings)
-        order = ("critical", "high", "medium", "low", "info")
-        console.print("findings: " + ", ".join(f"{by_severity[s]} {s}" for s in order if by_severity[s]))
-        for finding in findings[:10]:
-            console.print(f"  {finding['severity']:<8} {finding['subject']:<16} {finding['title']}")
-        if len(findings) > 10:
-            console.print(f"  ... {len(findings) - 10} more: camaudit report --db {db_path} -o report.html")
+    print_findings(console, findings, db_path)
     for note in doc["notes"]:
         console.print(f"note: {note}", style="yellow")
     if doc["status"] != "complete":
@@ -408,7 +412,7 @@ def show(ref: str, db_path: str, as_json: bool, stale_after: float, site: str | 
             return 0
         typed = list(each_host(store, row.id))
         sweep_only = bool(scan_settings(store, row.id).get("sweep_only"))
-    _print_summary({**_scan_json(row), "sweep_only": sweep_only}, typed, db_path)
+    _print_summary({**_scan_json(row), "sweep_only": sweep_only}, typed, FindingSummary(), db_path)
     for host in typed:
         click.echo(f"\n{host.address}  ports {','.join(map(str, host.ports))}")
         for obs in host.observations:

@@ -229,9 +229,12 @@ class ScanResult:
     #: Things the run could not do (no root for ARP, nmap missing, ...), said once each.
     notes: list[str] = field(default_factory=list)
     addresses_scanned: int = 0
-    #: Policy findings (camaudit.assess.Finding), most severe first; empty for --sweep-only. A
-    #: scan keeps their headlines, without evidence (issue 15); ``camaudit.audit.scan_findings``
-    #: reads them whole from the store.
+    #: What the scan's assessment found: how many findings by severity and the most severe
+    #: (empty for --sweep-only). A scan holds no finding (issue 15):
+    #: ``camaudit.audit.scan_findings`` reads them whole from the store.
+    finding_summary: FindingSummary = field(default_factory=lambda: FindingSummary())
+    #: Policy findings, most severe first, for a result built by its caller (``to_json``);
+    #: ``run_scan`` leaves it empty and fills :attr:`finding_summary`.
     findings: list[Any] = field(default_factory=list)
     #: The segment's egress check (``egress check --json`` shape), when --listener was given.
     egress: dict[str, Any] | None = None
@@ -319,9 +322,17 @@ from .estate import (  # noqa: E402
     Sighting,
     Site,
 )
-from .findings import SEVERITIES, Finding, count_by_severity, severity_at_least, severity_rank  # noqa: E402
+from .findings import (  # noqa: E402
+    SEVERITIES,
+    Finding,
+    FindingSummary,
+    count_by_severity,
+    severity_at_least,
+    severity_rank,
+)
 
 __all__ = [
     "DEFAULT_SITE", "DEVICE_KEY_KINDS", "EGRESS_RUN_KINDS", "SCAN_STATUSES", "SEVERITIES", "Assessment", "Device",
-    "EgressRun", "Finding", "Scan", "Sighting", "Site", "count_by_severity", "severity_at_least", "severity_rank",
+    "EgressRun", "Finding", "FindingSummary", "Scan", "Sighting", "Site", "count_by_severity", "severity_at_least",
+    "severity_rank",
 ]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 #: Severities, least to most severe. A contract: policies, --fail-on and exports name them.
 SEVERITIES: tuple[str, ...] = ("info", "low", "medium", "high", "critical")
@@ -49,3 +50,79 @@ def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
     for finding in findings:
         counts[finding.severity] += 1
     return counts
+
+
+def address_order(text: str) -> tuple[int, int]:
+    """Addresses in numeric order, IPv4 before IPv6; anything else after them."""
+    try:
+        ip = ipaddress.ip_address(text)
+    except ValueError:
+        return (9, 0)
+    return (ip.version, int(ip))
+
+
+def finding_order(finding: Finding) -> tuple[int, str, tuple[int, int], str]:
+    """Most severe first, then by rule, then by subject (addresses in numeric order)."""
+    return order_of(finding.severity, finding.rule, finding.subject)
+
+
+def order_of(severity: str, rule: str, subject: str) -> tuple[int, str, tuple[int, int], str]:
+    """:func:`finding_order` from a finding's severity, rule and subject alone."""
+    return (-severity_rank(severity), rule, address_order(subject), subject)
+
+
+@dataclass(slots=True)
+class FindingSummary:
+    """What an assessment found, in a size that does not grow with the scan: how many findings
+    of each severity, and the most severe of them as headlines (without evidence). A scan's
+    result carries this (issue 15); the findings themselves are in the store
+    (``camaudit.audit.scan_findings`` reads them whole)."""
+
+    #: How many headlines :attr:`top` keeps.
+    TOP: ClassVar[int] = 10
+
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(reversed(SEVERITIES), 0))
+    #: The most severe findings, most severe first (:func:`finding_order`), at most :attr:`TOP`.
+    top: list[Finding] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, findings: Iterable[Finding]) -> FindingSummary:
+        summary = cls()
+        for finding in findings:
+            summary.add(finding)
+        return summary
+
+    def add(self, finding: Finding) -> None:
+        """Count one finding, and keep its headline when it is among the most severe so far."""
+        self.counts[finding.severity] += 1
+        self.top.append(Finding(finding.id, finding.scan_id, finding.rule, finding.severity, finding.subject,
+                                finding.title, finding.detail))
+        if len(self.top) > 4 * self.TOP:  # sorted now and then, not at every finding
+            self._trim()
+
+    def _trim(self) -> None:
+        self.top.sort(key=finding_order)
+        del self.top[self.TOP:]
+
+    def __post_init__(self) -> None:
+        self._trim()
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+    def most_severe(self) -> list[Finding]:
+        """The headlines of the most severe findings, most severe first."""
+        self._trim()
+        return list(self.top)
+
+    def at_least(self, threshold: str) -> bool:
+        """True when a finding is at ``threshold`` or above (``none`` never is; DESIGN.md section 7)."""
+        if threshold == "none":
+            return False
+        floor = severity_rank(threshold)
+        return any(n and severity_rank(severity) >= floor for severity, n in self.counts.items())
+
+    def to_json(self) -> dict[str, Any]:
+        return {"total": self.total, "by_severity": dict(self.counts),
+                "most_severe": [f.to_json() for f in self.most_severe()]}

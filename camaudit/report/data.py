@@ -63,7 +63,7 @@ def build_report(
         assessment, findings_en = current_assessment(store, scan.id, policy, record=record)
     view = scan_view(store, scan.id, assessment=assessment)
     # Egress evidence recorded after the assessment is not in it (assessments are frozen): say so.
-    verdicts_now, runs_now = gather_verdicts(store, view.scan, [d.address for d in view.devices])
+    verdicts_now, runs_now = gather_verdicts(store, view.scan, lambda: (d.address for d in view.devices))
     not_assessed = [r for r in runs_now if r not in view.egress_runs]
     newer_verdicts = sum(i not in view.verdict_ids for i, _ in verdicts_now) if assessment.inputs_recorded else 0
     findings = findings_en if lang == "en" else _localised(view, findings_en, assessment, policy, lang)

@@ -8,9 +8,10 @@ its own module (:mod:`.scans`, :mod:`.observations`, :mod:`.devices`, :mod:`.ver
 from __future__ import annotations
 
 from ..model import SCAN_STATUSES, Scan
+from ..model.findings import address_order as _address_sort_key
 from .db import BUSY_TIMEOUT_MS, Store, open_store, store_error
 from .devices import device_key
-from .observations import _address_sort_key, identity_from_row, observation_id
+from .observations import identity_from_row, observation_id
 from .scans import mark_interrupted_elsewhere, stale_note
 from .schema import REQUIRED_TABLES, migrations
 

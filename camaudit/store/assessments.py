@@ -5,26 +5,84 @@ assessment is written once and never rewritten."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..model import Assessment, Finding, severity_rank
-from .observations import _address_sort_key
+from ..model import Assessment, Finding
+from ..model.findings import FindingSummary
+from ..model.findings import finding_order as finding_order
+from ..model.findings import order_of as _order
 
 if TYPE_CHECKING:
+    from sqlite_utils import Database
+
     from .db import Store
 
 
 def save_assessment(store: Store, assessment: Assessment, findings: Iterable[Finding],
-                    reconciliation: Sequence[dict[str, Any]], *, only_if_first: bool = False) -> bool:
-    """Record a new assessment with its findings and reconciliation, in one transaction. With
-    ``only_if_first``, nothing is written when the scan has an assessment already (two reports
-    at once make one first assessment); returns whether it was written. ``findings`` may be an
-    iterator: each is written as it comes (and is not taken when nothing is written)."""
+                    reconciliation: Iterable[dict[str, Any]], *, only_if_first: bool = False) -> bool:
+    """Record a new assessment with its findings and reconciliation, in one transaction
+    (:func:`recording`); returns whether it was written. ``findings`` may be an iterator: each is
+    written as it comes (and is not taken when nothing is written)."""
+    with recording(store, assessment, only_if_first=only_if_first) as writer:
+        if writer is None:
+            return False
+        for row in reconciliation:
+            writer.reconciled(row)
+        for finding in findings:
+            writer.finding(finding)
+    return True
+
+
+class AssessmentWriter:
+    """Writes one assessment's findings and reconciliation rows as they are made, a batch at a
+    time, inside the transaction :func:`recording` holds: assessing a large scan holds neither
+    its findings nor its rows (issue 15)."""
+
+    BATCH = 256
+
+    def __init__(self, db: Database, assessment: Assessment) -> None:
+        self._db = db
+        self._assessment = assessment
+        self._findings: list[dict[str, Any]] = []
+        self._reconciled: list[dict[str, Any]] = []
+
+    def finding(self, finding: Finding) -> None:
+        # Each finding's evidence is made JSON as it is taken: the finding itself can go.
+        self._findings.append({k: v for k, v in finding.to_json().items() if k != "evidence"} | {
+            "assessment_id": self._assessment.id, "evidence": json.dumps(finding.evidence, default=str),
+            "assessed_at": self._assessment.created_at})
+        if len(self._findings) >= self.BATCH:
+            self.flush()
+
+    def reconciled(self, row: dict[str, Any]) -> None:
+        self._reconciled.append(row | {"assessment_id": self._assessment.id})
+        if len(self._reconciled) >= self.BATCH:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._reconciled:
+            # Two hosts that resolve to one device (both report its serial) make one entry: the
+            # first written stays, whichever order a caller decides them in.
+            self._db.table("reconciliation").insert_all(self._reconciled, pk=("assessment_id", "entry"), ignore=True)
+            self._reconciled = []
+        if self._findings:
+            self._db.table("findings").insert_all(self._findings, pk=("assessment_id", "id"), replace=True)
+            self._findings = []
+
+
+@contextmanager
+def recording(store: Store, assessment: Assessment, *, only_if_first: bool = False) -> Iterator[AssessmentWriter | None]:
+    """Record a new assessment in one transaction: its row now, its findings and reconciliation
+    through the writer given, all or nothing. With ``only_if_first``, the writer is None and
+    nothing is written when the scan has an assessment already (two reports at once make one
+    first assessment)."""
     with store.write() as db:
         if only_if_first and db.execute("select 1 from assessments where scan_id = ? limit 1",
                                         [assessment.scan_id]).fetchone():
-            return False
+            yield None
+            return
         db.table("assessments").insert({
             "id": assessment.id, "scan_id": assessment.scan_id, "site": assessment.site,
             "created_at": assessment.created_at, "policy_hash": assessment.policy_hash,
@@ -34,18 +92,9 @@ def save_assessment(store: Store, assessment: Assessment, findings: Iterable[Fin
             "camaudit_version": assessment.camaudit_version, "reason": assessment.reason,
             "verdict_ids": json.dumps(assessment.verdict_ids), "egress_runs": json.dumps(assessment.egress_runs),
         }, pk="id")  # fmt: skip
-        if reconciliation:
-            db.table("reconciliation").insert_all(
-                [r | {"assessment_id": assessment.id} for r in reconciliation], pk=("assessment_id", "entry"),
-                replace=True)
-        # A generator: each finding's evidence is made JSON as its row is written, not all at
-        # once (issue 15: the rows of a large scan's findings were a copy of them all).
-        db.table("findings").insert_all(
-            ({k: v for k, v in f.to_json().items() if k != "evidence"}
-             | {"assessment_id": assessment.id, "evidence": json.dumps(f.evidence, default=str),
-                "assessed_at": assessment.created_at} for f in findings),
-            pk=("assessment_id", "id"), replace=True)
-    return True
+        writer = AssessmentWriter(db, assessment)
+        yield writer
+        writer.flush()
 
 
 def _from_row(row: dict[str, Any]) -> Assessment:
@@ -123,10 +172,11 @@ def findings_of(store: Store, assessment_id: str) -> list[Finding]:
     return findings
 
 
-def finding_order(finding: Finding) -> tuple[int, str, tuple[int, int], str]:
-    """Most severe first, then by rule, then by address in numeric order."""
-    return _order(finding.severity, finding.rule, finding.subject)
-
-
-def _order(severity: str, rule: str, subject: str) -> tuple[int, str, tuple[int, int], str]:
-    return (-severity_rank(severity), rule, _address_sort_key(subject), subject)
+def summary_of(store: Store, assessment_id: str) -> FindingSummary:
+    """How many findings one assessment made by severity, and the headlines of the most severe,
+    read row by row (:class:`camaudit.model.findings.FindingSummary`)."""
+    summary = FindingSummary()
+    for row in store.db.execute("select id, scan_id, rule, severity, subject, title, detail from findings "
+                                "where assessment_id = ?", [assessment_id]):
+        summary.add(Finding(*row))
+    return summary

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import sys
 from collections.abc import Iterable, Iterator, Sequence
@@ -10,6 +9,7 @@ from hashlib import sha256
 from typing import TYPE_CHECKING, Any, overload
 
 from ..model import OBSERVATION_KINDS, FieldSource, Host, Identity, Observation, SignatureHit, utc_now
+from ..model.findings import address_order as _address_sort_key
 from ..model.settings import DeviceSettings
 from .sql import upsert
 
@@ -236,6 +236,14 @@ def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
     return sorted((r["address"] for r in rows), key=_address_sort_key)
 
 
+def each_address(store: Store, scan_id: str) -> Iterator[str]:
+    """Each address of a scan's hosts (a host row or an open TCP port), as the store gives them."""
+    for (address,) in store.db.execute(
+            "select address from hosts where scan_id = ? union select address from services where scan_id = ? "
+            "and proto = 'tcp'", [scan_id, scan_id]):
+        yield address
+
+
 def each_swept_host(store: Store, scan_id: str, *, page: int = 256) -> Iterator[Host]:
     """Each address the scan's sweep found open TCP ports on, with those ports, in the text
     order of addresses, read ``page`` addresses at a time: the scan's per-host stages take their
@@ -322,29 +330,57 @@ def _fields(text: Any) -> dict[str, FieldSource]:
 def hosts(store: Store, scan_id: str, *, settings: bool = True, field_sources: bool = True,
           signatures: bool = True) -> list[tuple[Host, str | None]]:
     """Each host of a scan, typed, in address order, with the id of the device its identity
-    resolved to (None when it was not identified): ports, MAC, problems, identity (without its
-    per-field sources when ``field_sources`` is false, without its signatures and conflicts when
-    ``signatures`` is: :func:`identity_of` reads them for one host), and, unless ``settings`` is false,
-    settings (:func:`each_device_settings` reads them one at a time). Observations are read
-    with :func:`observations_of_scan`."""
-    found: dict[str, Host] = {}
-    for row in store.db.query("select address, mac, problems from hosts where scan_id = ?", [scan_id]):
-        found[row["address"]] = Host(row["address"], mac=row["mac"],
-                                     problems=[shared(p) for p in json.loads(row["problems"])] if row["problems"] else [])
-    for row in store.db.query("select address, port from services where scan_id = ? and proto = 'tcp' order by port",
-                              [scan_id]):
-        found.setdefault(row["address"], Host(row["address"])).ports.append(row["port"])
+    resolved to (None when it was not identified): every page of :func:`host_pages` at once."""
+    found = [entry for page in host_pages(store, scan_id, settings=settings, field_sources=field_sources,
+                                          signatures=signatures) for entry in page]
+    return sorted(found, key=lambda entry: _address_sort_key(entry[0].address))
+
+
+def host_pages(store: Store, scan_id: str, *, page: int = 256, settings: bool = True, field_sources: bool = True,
+               signatures: bool = True) -> Iterator[list[tuple[Host, str | None]]]:
+    """A scan's hosts, ``page`` at a time in the text order of addresses (keyset pages), each
+    with the id of the device its identity resolved to (None when it was not identified):
+    ports, MAC, problems, identity (without its per-field sources when ``field_sources`` is
+    false, without its signatures and conflicts when ``signatures`` is: :func:`identity_of`
+    reads them for one host), and, unless ``settings`` is false, settings. A host is an address
+    with a host row or an open TCP port. Assessing a scan reads its hosts this way and holds one
+    page (issue 15). Observations are read with :func:`observations_of_scan`."""
+    after = ""
+    while True:
+        addresses = [row[0] for row in store.db.execute(
+            "select address from hosts where scan_id = ? and address > ? union "
+            "select address from services where scan_id = ? and proto = 'tcp' and address > ? "
+            "order by address limit ?", [scan_id, after, scan_id, after, page])]
+        if not addresses:
+            return
+        yield _host_page(store, scan_id, addresses, settings=settings, field_sources=field_sources,
+                         signatures=signatures)
+        if len(addresses) < page:
+            return
+        after = addresses[-1]
+
+
+def _host_page(store: Store, scan_id: str, addresses: list[str], *, settings: bool, field_sources: bool,
+               signatures: bool) -> list[tuple[Host, str | None]]:
+    # Only placeholders are put in the statements; the addresses are parameters.
+    among = f"scan_id = ? and address in ({', '.join('?' * len(addresses))})"
+    found = {address: Host(address) for address in addresses}
+    for address, mac, problems in store.db.execute(f"select address, mac, problems from hosts where {among}",  # noqa: S608
+                                                   [scan_id, *addresses]):
+        found[address].mac = mac
+        found[address].problems = [shared(p) for p in json.loads(problems)] if problems else []
+    for address, port in store.db.execute(
+            f"select address, port from services where {among} and proto = 'tcp' order by port",  # noqa: S608
+            [scan_id, *addresses]):
+        found[address].ports.append(port)
     device_ids: dict[str, str] = {}
-    for row in store.db.query("select * from identities where scan_id = ?", [scan_id]):
-        if row["address"] in found:
-            found[row["address"]].identity = identity_record(row, field_sources=field_sources, signatures=signatures)
-            device_ids[row["address"]] = row["device_id"]
-    # One device's settings at a time: all of them typed and as JSON at once doubled what
-    # assessing a large scan held (issue 15).
-    for address, recorded in each_device_settings(store, scan_id) if settings else ():
-        if address in found:
-            found[address].settings = recorded.to_json()
-    return [(h, device_ids.get(h.address)) for h in sorted(found.values(), key=lambda h: _address_sort_key(h.address))]
+    for row in store.db.query(f"select * from identities where {among}", [scan_id, *addresses]):  # noqa: S608
+        found[row["address"]].identity = identity_record(row, field_sources=field_sources, signatures=signatures)
+        device_ids[row["address"]] = row["device_id"]
+    if settings:
+        for row in store.db.query(f"select * from device_settings where {among}", [scan_id, *addresses]):  # noqa: S608
+            found[row["address"]].settings = _settings_record(row).to_json()
+    return [(host, device_ids.get(address)) for address, host in found.items()]
 
 
 def identity_of(store: Store, scan_id: str, address: str, *, field_sources: bool = False) -> Identity | None:
@@ -371,13 +407,5 @@ def identity_from_row(row: dict[str, Any]) -> dict[str, Any]:
         "fields": {name: source.to_json() for name, source in _fields(row.get("fields")).items()},
         "device_id": row["device_id"],
     }
-
-
-def _address_sort_key(address: str) -> tuple[int, int]:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return (9, 0)
-    return (ip.version, int(ip))
 
 
