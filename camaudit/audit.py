@@ -849,13 +849,12 @@ async def _cancel_on_stop(tasks: Sequence[asyncio.Task[Any]], stop: threading.Ev
 
 def identify_unidentified(store: Store, scan_id: str) -> None:
     """Identify every host of the scan the store holds no identity for yet, each from its own
-    recorded evidence (:func:`identify_recorded`), one at a time."""
+    recorded evidence (:func:`identify_recorded`), one at a time; the store says which, a page
+    at a time (issue 15)."""
     from .store import observations as stored_observations
 
-    done = stored_observations.identified_addresses(store, scan_id)
-    for address in stored_observations.addresses_of_scan(store, scan_id):
-        if address not in done:
-            identify_recorded(store, scan_id, address)
+    for address in stored_observations.each_unidentified(store, scan_id):
+        identify_recorded(store, scan_id, address)
 
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import gc
 import io
 import json
+import tempfile
 import tracemalloc
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,15 @@ from rich.console import Console
 from camaudit.assess import evaluate, record_assessment, scan_view
 from camaudit.cli.scan import print_findings
 from camaudit.egress.results import Verdict
-from camaudit.model import Finding, FindingSummary, Identity, SignatureHit, count_by_severity, severity_at_least
+from camaudit.model import (
+    Assessment,
+    Finding,
+    FindingSummary,
+    Identity,
+    SignatureHit,
+    count_by_severity,
+    severity_at_least,
+)
 from camaudit.model.findings import SEVERITIES, address_order, finding_order
 from camaudit.policy import load_policy
 from camaudit.register import Asset, FoundDevice, Reconciliation, reconcile
@@ -32,7 +41,8 @@ from camaudit.store import Store, open_store
 from camaudit.store import observations as stored_observations
 from camaudit.store import register as stored_register
 from camaudit.store import verdicts as stored_verdicts
-from camaudit.store.assessments import findings_of
+from camaudit.store.assessments import each_finding, findings_of, save_assessment
+from camaudit.store.db import PAGE_CACHE_KIB, sql_address_order
 
 VENDORS = ("hikvision", "dahua", "axis", "unknown")
 
@@ -245,3 +255,48 @@ def test_host_pages_hold_every_host_once_in_pages(tmp_path: Path) -> None:
     by_address = {h.address: (h, device) for page in pages for h, device in page}
     assert by_address["10.60.7.7"][0].problems == ["no answer on 80"] and by_address["10.60.7.7"][1] is None
     assert by_address[_address(0)][0].ports == [80, 554] and by_address[_address(0)][1]
+
+
+_SUBJECTS = st.sampled_from(("10.60.0.9", "10.60.0.10", "10.60.1.1", "9.1.1.1", "2001:db8::1", "::1",
+                             "segment:10.60.0.0/24", "segment:pool", "asset:A-1", "asset:A-10"))
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(SEVERITIES), st.sampled_from(("rule-b", "rule-a", "rule-é")), _SUBJECTS),
+                max_size=30, unique=True))
+def test_the_store_orders_findings_as_finding_order_does(made: list[tuple[str, str, str]]) -> None:
+    with tempfile.TemporaryDirectory() as tmp, open_store(Path(tmp) / "o.db") as store:
+        scan_id = store.start_scan(targets=["10.60.0.0/16"])
+        findings = [Finding(f"f{n}", scan_id, rule, severity, subject, "t", "d", {"n": n})
+                    for n, (severity, rule, subject) in enumerate(made)]
+        assessment = Assessment(id="a-1", scan_id=scan_id, site="default", created_at="2026-12-04T00:00:00Z",
+                                policy_hash="", policy_source="", register_hash="", register_imported_at=None,
+                                signatures_hash="", camaudit_version="", reason="test")
+        save_assessment(store, assessment, reversed(findings), [])
+        read = list(each_finding(store, "a-1"))
+    assert [f.id for f in read] == [f.id for f in sorted(findings, key=finding_order)]
+    assert [f.evidence for f in read] == [f.evidence for f in sorted(findings, key=finding_order)]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.ip_addresses().map(str), st.text(max_size=8)), max_size=12))
+def test_the_stores_address_order_is_camaudits(texts: list[str]) -> None:
+    by_sql = sorted(texts, key=lambda t: (sql_address_order(t), t))
+    assert by_sql == sorted(texts, key=lambda t: (address_order(t), t))
+
+
+def test_a_scans_hosts_are_read_in_numeric_order_and_the_unidentified_a_page_at_a_time(tmp_path: Path) -> None:
+    with open_store(tmp_path / "u.db") as store:
+        scan_id = store.start_scan(targets=["10.60.0.0/16"])
+        addresses = ["10.60.0.10", "10.60.0.9", "10.60.0.100", "10.60.1.2", "10.60.0.11"]
+        store.add_services(scan_id, [(a, 80) for a in addresses])
+        store.add_identity(scan_id, "10.60.0.100", Identity("axis", confidence=0.9))
+        assert [h.address for h in stored_observations.each_host(store, scan_id)] == [
+            "10.60.0.9", "10.60.0.10", "10.60.0.11", "10.60.0.100", "10.60.1.2"]
+        seen = []
+        for address in stored_observations.each_unidentified(store, scan_id, page=2):
+            seen.append(address)
+            store.add_identity(scan_id, address, Identity("unknown"))  # as identification records each
+        assert seen == sorted(set(addresses) - {"10.60.0.100"})
+        assert list(stored_observations.each_unidentified(store, scan_id)) == []
+        assert store.db.execute("pragma cache_size").fetchone()[0] == -PAGE_CACHE_KIB

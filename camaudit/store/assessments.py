@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 from ..model import Assessment, Finding
 from ..model.findings import FindingSummary
 from ..model.findings import finding_order as finding_order
-from ..model.findings import order_of as _order
 
 if TYPE_CHECKING:
     from sqlite_utils import Database
@@ -145,15 +144,16 @@ def has_verdict_snapshot(store: Store, assessment_id: str) -> bool:
 
 
 def each_finding(store: Store, assessment_id: str) -> Iterator[Finding]:
-    """The findings of one assessment, most severe first, read one at a time: only their
-    sort keys are held, not their evidence (issue 15)."""
-    keys = [(_order(r["severity"], r["rule"], r["subject"]), r["id"])
-            for r in store.db.query("select id, rule, severity, subject from findings where assessment_id = ?",
-                                    [assessment_id])]
-    keys.sort()
-    for _, finding_id in keys:
-        for r in store.db.query("select * from findings where assessment_id = ? and id = ?", [assessment_id, finding_id]):
-            yield _finding(r)
+    """The findings of one assessment, most severe first (:func:`finding_order`), read one at a
+    time: SQLite orders their ids, and none is held here (issue 15)."""
+    ordered = store.db.execute(
+        "select id from findings where assessment_id = ? "
+        "order by severity_rank(severity) desc, rule, address_order(subject), subject", [assessment_id])
+    while ids := ordered.fetchmany(256):
+        for (finding_id,) in ids:
+            for r in store.db.query("select * from findings where assessment_id = ? and id = ?",
+                                    [assessment_id, finding_id]):
+                yield _finding(r)
 
 
 def _finding(r: dict[str, Any]) -> Finding:

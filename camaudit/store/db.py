@@ -27,6 +27,7 @@ import sqlite_utils
 from ..config import STALE_AFTER
 from ..errors import DamagedStore, StoreError, UsageError
 from ..model import Identity, Observation, Scan
+from ..model.findings import SEVERITIES, address_order
 from ..model.settings import DeviceSettings
 from .schema import REQUIRED_TABLES, migrations
 
@@ -72,6 +73,34 @@ def _enable_wal(conn: sqlite3.Connection) -> str:
             time.sleep(0.02)
 
 
+#: The page cache SQLite keeps for one connection, in KiB. SQLite's default is 2 MiB. A scan
+#: writes and reads its store page after page, so its connection's cache fills whatever its
+#: size; the pages it misses come from the operating system's file cache, not from the disk.
+#: At 2 MiB the cache was what made a scan's resident peak rise with the size of its store
+#: (issue 15, benchmarks/README.md "Seventh round").
+PAGE_CACHE_KIB = 512
+
+
+def _prepare(conn: sqlite3.Connection) -> None:
+    """What every connection to a store has: its page cache, and the SQL functions that order
+    rows as camaudit orders them (addresses in numeric order, severities by rank), so that a
+    large result is sorted by SQLite rather than held to be sorted in Python."""
+    conn.execute(f"PRAGMA cache_size = -{PAGE_CACHE_KIB}")
+    conn.create_function("address_order", 1, sql_address_order, deterministic=True)
+    conn.create_function("severity_rank", 1, _sql_severity_rank, deterministic=True)
+
+
+def sql_address_order(text: object) -> str:
+    """A text that sorts as :func:`camaudit.model.findings.address_order` does: IPv4 addresses in
+    numeric order, then IPv6, then anything else."""
+    version, number = address_order(str(text)) if text is not None else (9, 0)
+    return f"{version}:{number:039d}"
+
+
+def _sql_severity_rank(severity: object) -> int:
+    return SEVERITIES.index(severity) if severity in SEVERITIES else -1
+
+
 class Store:
     """One evidence database. Open with :func:`open_store`; use as a context manager."""
 
@@ -100,6 +129,7 @@ class Store:
                 log.debug("journal mode is %s, not wal", mode)
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA synchronous = NORMAL")
+            _prepare(conn)
         except sqlite3.DatabaseError as exc:
             if _is_not_a_database(exc):
                 raise DamagedStore(f"{self.path} is not a camaudit database (or is damaged): {exc}") from exc
@@ -121,6 +151,7 @@ class Store:
             try:
                 conn = sqlite3.connect(base + suffix, uri=True, timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None)
                 conn.execute("select count(*) from sqlite_master").fetchone()
+                _prepare(conn)
                 return conn
             except sqlite3.DatabaseError as exc:
                 if _is_not_a_database(exc):

@@ -193,7 +193,10 @@ def each_host(store: Store, scan_id: str) -> Iterator[Host]:
             verdicts[subject] = json.loads(document)
         except ValueError:
             continue
-    for address in addresses_of_scan(store, scan_id):
+    # SQLite orders the addresses (numerically, as addresses_of_scan does): none is held here.
+    ordered = store.db.execute("select address from hosts where scan_id = ? order by address_order(address)",
+                               [scan_id])
+    for address in (address for page in iter(lambda: ordered.fetchmany(256), []) for (address,) in page):
         row = store.db.execute("select mac, problems from hosts where scan_id = ? and address = ?",
                                [scan_id, address]).fetchone()
         host = Host(address, ports=_host_ports(store, scan_id, address), mac=row[0] if row else None,
@@ -236,6 +239,21 @@ def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
     return sorted((r["address"] for r in rows), key=_address_sort_key)
 
 
+def each_unidentified(store: Store, scan_id: str, *, page: int = 256) -> Iterator[str]:
+    """Each address of a scan's hosts with no identity recorded, in the text order of addresses,
+    read ``page`` at a time: a host identified meanwhile is not read again."""
+    after = ""
+    while True:
+        rows = [row[0] for row in store.db.execute(
+            "select h.address from hosts h where h.scan_id = ? and h.address > ? and not exists "
+            "(select 1 from identities i where i.scan_id = h.scan_id and i.address = h.address) "
+            "order by h.address limit ?", [scan_id, after, page])]
+        yield from rows
+        if len(rows) < page:
+            return
+        after = rows[-1]
+
+
 def each_address(store: Store, scan_id: str) -> Iterator[str]:
     """Each address of a scan's hosts (a host row or an open TCP port), as the store gives them."""
     for (address,) in store.db.execute(
@@ -266,10 +284,6 @@ def count_hosts(store: Store, scan_id: str) -> tuple[int, int]:
     hosts = store.db.execute("select count(*) from hosts where scan_id = ?", [scan_id]).fetchone()[0]
     ports = store.db.execute("select count(*) from services where scan_id = ? and proto = 'tcp'", [scan_id]).fetchone()[0]
     return int(hosts), int(ports)
-
-
-def identified_addresses(store: Store, scan_id: str) -> set[str]:
-    return {r["address"] for r in store.db.query("select address from identities where scan_id = ?", [scan_id])}
 
 
 @overload
