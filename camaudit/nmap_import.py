@@ -44,7 +44,7 @@ class ImportResult:
     services: int
     observations: int
     #: What the import's assessment found (counts and the most severe; the store has them all).
-    findings: FindingSummary = field(default_factory=lambda: FindingSummary())
+    findings: FindingSummary = field(default_factory=FindingSummary)
     notes: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:

@@ -232,7 +232,7 @@ class ScanResult:
     #: What the scan's assessment found: how many findings by severity and the most severe
     #: (empty for --sweep-only). A scan holds no finding (issue 15):
     #: ``camaudit.audit.scan_findings`` reads them whole from the store.
-    finding_summary: FindingSummary = field(default_factory=lambda: FindingSummary())
+    finding_summary: FindingSummary = field(default_factory=lambda: FindingSummary())  # defined below, in .findings
     #: Policy findings, most severe first, for a result built by its caller (``to_json``);
     #: ``run_scan`` leaves it empty and fills :attr:`finding_summary`.
     findings: list[Any] = field(default_factory=list)
