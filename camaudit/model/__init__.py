@@ -254,7 +254,7 @@ class ScanResult:
         return self._document([h.to_json() for h in listed], [f.to_json() for f in found])
 
     def _sorted_hosts(self) -> list[Host]:
-        return sorted(self.hosts, key=lambda h: _addr_key(h.address))
+        return sorted(self.hosts, key=lambda h: address_order(h.address))
 
     def _document(self, hosts: list[dict[str, Any]], findings: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -305,13 +305,6 @@ class ScanResult:
         write(rest)
 
 
-def _addr_key(address: str) -> tuple[int, int]:
-    import ipaddress
-
-    ip = ipaddress.ip_address(address)
-    return (ip.version, int(ip))
-
-
 # The estate and findings types (issue 11): defined in their own modules, re-exported here so
 # that every type crossing stages is importable from camaudit.model.
 from .estate import (  # noqa: E402
@@ -330,6 +323,7 @@ from .findings import (  # noqa: E402
     SEVERITIES,
     Finding,
     FindingSummary,
+    address_order,
     count_by_severity,
     severity_at_least,
     severity_rank,

@@ -38,10 +38,14 @@ class Finding:
 
 def severity_at_least(findings: Iterable[Finding], threshold: str) -> bool:
     """True when a finding is at ``threshold`` or above (``none`` never is; DESIGN.md section 7)."""
+    return _any_at_least((f.severity for f in findings), threshold)
+
+
+def _any_at_least(severities: Iterable[str], threshold: str) -> bool:
     if threshold == "none":
         return False
     floor = severity_rank(threshold)
-    return any(severity_rank(f.severity) >= floor for f in findings)
+    return any(severity_rank(severity) >= floor for severity in severities)
 
 
 def count_by_severity(findings: Iterable[Finding]) -> dict[str, int]:
@@ -63,12 +67,7 @@ def address_order(text: str) -> tuple[int, int]:
 
 def finding_order(finding: Finding) -> tuple[int, str, tuple[int, int], str]:
     """Most severe first, then by rule, then by subject (addresses in numeric order)."""
-    return order_of(finding.severity, finding.rule, finding.subject)
-
-
-def order_of(severity: str, rule: str, subject: str) -> tuple[int, str, tuple[int, int], str]:
-    """:func:`finding_order` from a finding's severity, rule and subject alone."""
-    return (-severity_rank(severity), rule, address_order(subject), subject)
+    return (-severity_rank(finding.severity), finding.rule, address_order(finding.subject), finding.subject)
 
 
 @dataclass(slots=True)
@@ -81,7 +80,7 @@ class FindingSummary:
     #: How many headlines :attr:`top` keeps.
     TOP: ClassVar[int] = 10
 
-    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(reversed(SEVERITIES), 0))
+    counts: dict[str, int] = field(default_factory=lambda: count_by_severity(()))
     #: The most severe findings, most severe first (:func:`finding_order`), at most :attr:`TOP`.
     top: list[Finding] = field(default_factory=list)
 
@@ -117,12 +116,5 @@ class FindingSummary:
         return list(self.top)
 
     def at_least(self, threshold: str) -> bool:
-        """True when a finding is at ``threshold`` or above (``none`` never is; DESIGN.md section 7)."""
-        if threshold == "none":
-            return False
-        floor = severity_rank(threshold)
-        return any(n and severity_rank(severity) >= floor for severity, n in self.counts.items())
-
-    def to_json(self) -> dict[str, Any]:
-        return {"total": self.total, "by_severity": dict(self.counts),
-                "most_severe": [f.to_json() for f in self.most_severe()]}
+        """:func:`severity_at_least` for the findings counted."""
+        return _any_at_least((severity for severity, n in self.counts.items() if n), threshold)
