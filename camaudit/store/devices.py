@@ -166,12 +166,11 @@ def sightings(store: Store, *, scan_id: str | None = None, site: str | None = No
             for r in store.db.query(f"select * from sightings{where} order by first_seen", params)]  # noqa: S608
 
 
-def macs_of_scan(store: Store, scan_id: str, addresses: Sequence[str] | None = None) -> dict[str, str]:
-    """device id -> the MAC its device row holds, for the devices identified in this scan (at
-    ``addresses`` only, when given: a page of a scan's hosts)."""
+def macs_of_scan(store: Store, scan_id: str, addresses: Sequence[str]) -> dict[str, str]:
+    """device id -> the MAC its device row holds, for the devices identified in this scan at
+    ``addresses`` (a page of the scan's hosts)."""
     site = site_of_scan(store, scan_id)
     # Only placeholders are put in the statement; the addresses are parameters.
-    among = "" if addresses is None else f" and i.address in ({', '.join('?' * len(addresses))})"
     statement = ("select d.id, d.mac from devices d join identities i on i.device_id = d.id "  # noqa: S608
-                 "where i.scan_id = ? and d.site = ?" + among)
-    return {r[0]: r[1] for r in store.db.execute(statement, [scan_id, site, *(addresses or ())]).fetchall() if r[1]}
+                 f"where i.scan_id = ? and d.site = ? and i.address in ({', '.join('?' * len(addresses))})")
+    return {r[0]: r[1] for r in store.db.execute(statement, [scan_id, site, *addresses]).fetchall() if r[1]}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from hashlib import sha256
 from typing import TYPE_CHECKING, Any, overload
 
@@ -239,27 +239,51 @@ def addresses_of_scan(store: Store, scan_id: str) -> list[str]:
     return sorted((r["address"] for r in rows), key=_address_sort_key)
 
 
+def keyset_pages(read: Callable[[str, int], list[Any]], page: int) -> Iterator[list[Any]]:
+    """Rows ``page`` at a time, in the text order of the addresses that lead them: ``read(after,
+    page)`` gives the next rows whose address (a row's first column, or the row itself) sorts
+    after ``after``. Each page is read whole before it is handed out, so that the caller can
+    write to the store between pages and no cursor stays open."""
+    after = ""
+    while True:
+        rows = read(after, page)
+        if rows:
+            yield rows
+        if len(rows) < page:
+            return
+        last = rows[-1]
+        after = last if isinstance(last, str) else last[0]
+
+
 def each_unidentified(store: Store, scan_id: str, *, page: int = 256) -> Iterator[str]:
     """Each address of a scan's hosts with no identity recorded, in the text order of addresses,
     read ``page`` at a time: a host identified meanwhile is not read again."""
-    after = ""
-    while True:
-        rows = [row[0] for row in store.db.execute(
+    def read(after: str, limit: int) -> list[str]:
+        return [row[0] for row in store.db.execute(
             "select h.address from hosts h where h.scan_id = ? and h.address > ? and not exists "
             "(select 1 from identities i where i.scan_id = h.scan_id and i.address = h.address) "
-            "order by h.address limit ?", [scan_id, after, page])]
+            "order by h.address limit ?", [scan_id, after, limit])]
+
+    for rows in keyset_pages(read, page):
         yield from rows
-        if len(rows) < page:
-            return
-        after = rows[-1]
+
+
+def address_pages(store: Store, scan_id: str, *, page: int = 256) -> Iterator[list[str]]:
+    """The addresses of a scan's hosts (a host row or an open TCP port), ``page`` at a time in
+    text order."""
+    def read(after: str, limit: int) -> list[str]:
+        return [row[0] for row in store.db.execute(
+            "select address from hosts where scan_id = ? and address > ? union "
+            "select address from services where scan_id = ? and proto = 'tcp' and address > ? "
+            "order by address limit ?", [scan_id, after, scan_id, after, limit])]
+
+    return keyset_pages(read, page)
 
 
 def each_address(store: Store, scan_id: str) -> Iterator[str]:
-    """Each address of a scan's hosts (a host row or an open TCP port), as the store gives them."""
-    for (address,) in store.db.execute(
-            "select address from hosts where scan_id = ? union select address from services where scan_id = ? "
-            "and proto = 'tcp'", [scan_id, scan_id]):
-        yield address
+    """Each address of a scan's hosts (a host row or an open TCP port), in text order."""
+    for addresses in address_pages(store, scan_id):
+        yield from addresses
 
 
 def each_swept_host(store: Store, scan_id: str, *, page: int = 256) -> Iterator[Host]:
@@ -267,16 +291,14 @@ def each_swept_host(store: Store, scan_id: str, *, page: int = 256) -> Iterator[
     order of addresses, read ``page`` addresses at a time: the scan's per-host stages take their
     hosts from here and hold none of them (issue 15). A page is read whole before its hosts are
     handed out, so that the scan can write between them."""
-    after = ""
-    while True:
-        rows = store.db.execute(
+    def read(after: str, limit: int) -> list[tuple[str, str]]:
+        return store.db.execute(
             "select address, group_concat(port) from services where scan_id = ? and proto = 'tcp' and address > ? "
-            "group by address order by address limit ?", [scan_id, after, page]).fetchall()
+            "group by address order by address limit ?", [scan_id, after, limit]).fetchall()
+
+    for rows in keyset_pages(read, page):
         for address, ports in rows:
             yield Host(address, ports=sorted(int(port) for port in str(ports).split(",")))
-        if len(rows) < page:
-            return
-        after = rows[-1][0]
 
 
 def count_hosts(store: Store, scan_id: str) -> tuple[int, int]:
@@ -359,19 +381,9 @@ def host_pages(store: Store, scan_id: str, *, page: int = 256, settings: bool = 
     reads them for one host), and, unless ``settings`` is false, settings. A host is an address
     with a host row or an open TCP port. Assessing a scan reads its hosts this way and holds one
     page (issue 15). Observations are read with :func:`observations_of_scan`."""
-    after = ""
-    while True:
-        addresses = [row[0] for row in store.db.execute(
-            "select address from hosts where scan_id = ? and address > ? union "
-            "select address from services where scan_id = ? and proto = 'tcp' and address > ? "
-            "order by address limit ?", [scan_id, after, scan_id, after, page])]
-        if not addresses:
-            return
+    for addresses in address_pages(store, scan_id, page=page):
         yield _host_page(store, scan_id, addresses, settings=settings, field_sources=field_sources,
                          signatures=signatures)
-        if len(addresses) < page:
-            return
-        after = addresses[-1]
 
 
 def _host_page(store: Store, scan_id: str, addresses: list[str], *, settings: bool, field_sources: bool,
