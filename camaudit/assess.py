@@ -207,6 +207,15 @@ class DeviceView:
         return doc
 
 
+def evidence_with_identity(device: DeviceView, whole_identity: Callable[[str], Identity | None] | None
+                           ) -> dict[str, Any]:
+    """:meth:`DeviceView.evidence`, with the device's whole identity (signatures, conflicts) read
+    by ``whole_identity`` when it was read lean: only for a device with findings."""
+    if whole_identity is None or device.identity is None:
+        return device.evidence()
+    return dataclasses.replace(device, identity=whole_identity(device.address) or device.identity).evidence()
+
+
 @dataclass(slots=True)
 class ScanView:
     """One scan as reports, exports and assessment see it."""
@@ -229,9 +238,7 @@ class ScanView:
 
     def device_evidence(self, device: DeviceView) -> dict[str, Any]:
         """:meth:`DeviceView.evidence`, with the device's whole identity in a lean view."""
-        if self.full_identity is None or device.identity is None:
-            return device.evidence()
-        return dataclasses.replace(device, identity=self.full_identity(device.address) or device.identity).evidence()
+        return evidence_with_identity(device, self.full_identity)
 
     @property
     def has_register(self) -> bool:
@@ -582,9 +589,7 @@ def record_assessment(store: Store, scan_id: str, policy: Policy | None = None, 
     summary = FindingSummary()
 
     def evidence_of(device: DeviceView) -> dict[str, Any]:
-        # The device's whole identity (signatures, conflicts) only for a device with findings.
-        whole = stored_observations.identity_of(store, scan.id, device.address) if device.identity else None
-        return (dataclasses.replace(device, identity=whole) if whole else device).evidence()
+        return evidence_with_identity(device, lambda address: stored_observations.identity_of(store, scan.id, address))
 
     with stored_assessments.recording(store, assessment, only_if_first=only_if_first) as writer:
         if writer is None:
