@@ -250,6 +250,8 @@ def test_host_pages_hold_every_host_once_in_pages(tmp_path: Path) -> None:
     assert [len(p) for p in pages] == [4, 4, 4]
     listed = [host.address for page in pages for host, _ in page]
     assert listed == sorted(listed) and len(set(listed)) == 12
+    with open_store(tmp_path / "p.db") as store:
+        assert list(stored_observations.each_address(store, scan_id)) == listed, "a host row alone counts too"
     assert sorted(json.dumps(h.to_json(), sort_keys=True) for page in pages for h, _ in page) == sorted(
         json.dumps(h.to_json(), sort_keys=True) for h, _ in whole)
     by_address = {h.address: (h, device) for page in pages for h, device in page}
